@@ -1,0 +1,126 @@
+"""The user's loss seen as a function of one flat parameter vector.
+
+Every reference (finite differences, complex step, SciPy) talks to the loss
+through an :class:`Objective`: it validates each value (one finite real
+number), counts evaluations, reports exceptions with their context, and
+offers a fast path that perturbs single elements of gradcheck's private
+working copies in place instead of rebuilding the whole tree per evaluation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InvalidLossError
+from .tree import ParameterSpace, call_user
+
+__all__ = ["Objective", "as_real_scalar"]
+
+
+def as_real_scalar(value: Any, *, context: str, allow_complex: bool = False) -> Any:
+    """Validate a loss value: one finite number (real unless ``allow_complex``)."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidLossError(
+            f"loss: returned {type(value).__name__}, not a number ({context})"
+        ) from exc
+    if array.size != 1:
+        raise InvalidLossError(
+            f"loss: returned an array of shape {array.shape}; the loss must be one scalar "
+            f"(did you forget to sum or average?) ({context})"
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InvalidLossError(f"loss: returned dtype {array.dtype}, not a number ({context})")
+    scalar = array.reshape(())[()]
+    if np.iscomplexobj(array) and not allow_complex:
+        if scalar.imag != 0:
+            raise InvalidLossError(f"loss: returned a complex value {scalar!r} ({context})")
+        scalar = scalar.real
+    if not np.isfinite(scalar):
+        raise InvalidLossError(f"loss: returned {scalar!r}, not a finite value ({context})")
+    return scalar
+
+
+class Objective:
+    """A counted, validated view of ``loss`` over the flat vector of a :class:`ParameterSpace`.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(params) -> float`` taking the user's structure.
+    space : ParameterSpace
+        The parameters; its working copies are what is perturbed.
+    """
+
+    def __init__(self, loss: Callable[[Any], Any], space: ParameterSpace) -> None:
+        self.loss = loss
+        self.space = space
+        self.n_evaluations = 0
+        self.x0: NDArray[Any] = space.flatten()
+        self.value0 = self._value(space.tree, "evaluating the loss at the given parameters")
+        self._complex_tree: Any = None
+
+    def _value(self, tree: Any, context: str, *, allow_complex: bool = False) -> Any:
+        self.n_evaluations += 1
+        value = call_user(self.loss, "loss", context, tree)
+        return as_real_scalar(value, context=context, allow_complex=allow_complex)
+
+    def __call__(self, x: NDArray[Any]) -> float:
+        """``loss`` at the flat vector ``x`` (a fresh tree is built; nothing shared)."""
+        x = np.asarray(x)
+        return float(self._value(self.space.unflatten(x), "evaluating the loss at a perturbed point"))
+
+    def perturbed(self, index: int, step: float) -> tuple[float, float]:
+        """``loss`` with element ``index`` moved by ``step``, and the step really taken.
+
+        The step really taken is ``fl(x + step) - x`` in the element's own
+        dtype, so the difference quotient divides by what was added.
+        """
+        flat, local = self.space.element(index)
+        original = flat[local]
+        flat[local] = original + flat.dtype.type(step)
+        taken = float(flat[local]) - float(original)
+        try:
+            value = self._value(self.space.tree, f"evaluating the loss with element {index} moved")
+        finally:
+            flat[local] = original
+        return float(value), taken
+
+    def along(self, direction: NDArray[Any], t: float) -> float:
+        """``loss`` at ``x0 + t * direction`` (a fresh tree)."""
+        return self(self.x0 + t * direction)
+
+    # -- complex step --------------------------------------------------------------------
+    def complex_value(self, index: int | None, step: float, direction: NDArray[Any] | None = None) -> complex:
+        """``loss`` at ``x0 + i * step * e_index`` (or along ``direction``), complex result."""
+        if self._complex_tree is None:
+            arrays = tuple(np.array(a, dtype=np.result_type(a.dtype, np.complex64)) for a in self.space.arrays)
+            self._complex_arrays = arrays
+            self._complex_flat = tuple(a.reshape(-1) for a in arrays)
+            self._complex_tree = self.space.build(arrays)
+        context = "evaluating the loss at a complex-step point"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            if direction is not None:
+                for leaf, flat in zip(self.space.leaves, self._complex_flat):
+                    flat.imag = step * direction[leaf.slice]
+                try:
+                    return complex(self._value(self._complex_tree, context, allow_complex=True))
+                finally:
+                    for flat in self._complex_flat:
+                        flat.imag = 0
+            assert index is not None
+            k = int(self.space._leaf_of[index])
+            flat = self._complex_flat[k]
+            local = index - self.space.leaves[k].offset
+            flat[local] = flat[local].real + 1j * step
+            try:
+                return complex(self._value(self._complex_tree, context, allow_complex=True))
+            finally:
+                flat[local] = flat[local].real

@@ -1,0 +1,1 @@
+"""Independent references for a gradient: finite differences, complex step, SciPy."""
