@@ -1,0 +1,496 @@
+"""``gradcheck.check``: the user's gradient against independent references, element by element.
+
+The pipeline for each element checked:
+
+1. **First pass**, one reference for every element: the complex step when the
+   loss supports it (tested, not assumed), else a central difference.
+2. **Refinement** of every element that fails the first pass or whose
+   first-pass tolerance is too coarse to mean anything (saturated networks):
+   Richardson extrapolation over a ladder of steps, the candidate with the
+   smallest error estimate.  This independent reference decides.
+3. **Kinks**: an element that still fails, where the loss's one-sided slopes
+   differ by a jump that does not shrink with the step, is a non-differentiable
+   point; the analytic value is accepted when it lies between the slopes and
+   reported as a hazard, not as a bug.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InvalidParameterError, ParameterTypeError
+from .objective import Objective
+from .references.base import Estimate
+from .references.complex_step import complex_step, complex_step_capability
+from .references.finite_difference import (
+    ROUNDOFF_SIGMAS,
+    central_difference,
+    default_steps,
+    one_sided_slopes,
+    richardson,
+)
+from .references.noise import estimate_noise
+from .results import CheckResult, Diagnosis, Hazard, ParameterResult, format_index
+from .tolerance import derived_tolerance, resolution_target, user_tolerance
+from .tree import ParameterSpace, call_user
+
+__all__ = ["check", "assert_check", "METHODS", "as_generator"]
+
+#: Reference methods a user may ask for.  ``auto`` = complex step when usable, else central,
+#: with Richardson refinement where needed.
+METHODS = ("auto", "complex", "central", "richardson")
+
+
+def as_generator(rng: Any) -> tuple[np.random.Generator, int | None]:
+    """``rng`` as a Generator, and the seed to report (None when a Generator was passed)."""
+    if isinstance(rng, np.random.Generator):
+        return rng, None
+    if rng is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))  # type: ignore[operator]
+        return np.random.default_rng(seed), seed
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng)), int(rng)
+    raise ParameterTypeError(
+        f"rng: expected a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    method: str
+    atol: float | None
+    rtol: float | None
+    elements: int | None
+    diagnose: bool
+
+
+def _validate(
+    loss: Any, grad: Any, method: Any, atol: Any, rtol: Any, elements: Any, diagnose: Any
+) -> _Options:
+    if not callable(loss):
+        raise ParameterTypeError(f"loss: expected a callable loss(params) -> float, got {type(loss).__name__}")
+    if not callable(grad):
+        raise ParameterTypeError(f"grad: expected a callable grad(params), got {type(grad).__name__}")
+    if method not in METHODS:
+        raise InvalidParameterError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise ParameterTypeError(f"{name}: expected a number or None, got {type(value).__name__}")
+        if not np.isfinite(value) or value < 0:
+            raise InvalidParameterError(f"{name}: must be finite and >= 0, got {value!r}")
+    if elements is not None:
+        if isinstance(elements, bool) or not isinstance(elements, (int, np.integer)):
+            raise ParameterTypeError(f"elements: expected an int or None, got {type(elements).__name__}")
+        if elements < 1:
+            raise InvalidParameterError(f"elements: must be >= 1, got {elements}")
+    return _Options(
+        method, None if atol is None else float(atol), None if rtol is None else float(rtol),
+        None if elements is None else int(elements), bool(diagnose),
+    )
+
+
+def _choose_indices(space: ParameterSpace, elements: int | None, rng: np.random.Generator) -> NDArray[np.intp]:
+    """All flat indices, or ``elements`` random ones per parameter (the largest-gradient ones first)."""
+    if elements is None:
+        return np.arange(space.size)
+    chosen = []
+    for leaf in space.leaves:
+        if leaf.size <= elements:
+            chosen.append(np.arange(leaf.offset, leaf.offset + leaf.size))
+        else:
+            local = rng.choice(leaf.size, size=elements, replace=False)
+            chosen.append(leaf.offset + np.sort(local))
+    return np.concatenate(chosen).astype(np.intp)
+
+
+class _Comparison:
+    """Mutable working state of one elementwise comparison (flat arrays over all elements)."""
+
+    def __init__(self, space: ParameterSpace, analytic: NDArray[Any]) -> None:
+        n = space.size
+        self.space = space
+        self.analytic = analytic.astype(np.float64)
+        self.reference = np.full(n, np.nan)
+        self.error = np.full(n, np.nan)
+        self.step = np.full(n, np.nan)
+        self.tolerance = np.full(n, np.nan)
+        self.checked = np.zeros(n, dtype=bool)
+        self.method = np.array([""] * n, dtype=object)
+        self.kink = np.zeros(n, dtype=bool)
+        self.eps = space.eps()
+
+    def record(self, estimate: Estimate) -> None:
+        i = estimate.indices
+        self.reference[i] = estimate.derivative
+        self.error[i] = estimate.error
+        self.step[i] = estimate.step
+        self.checked[i] = True
+        self.method[i] = estimate.method
+
+    def scale(self) -> NDArray[np.float64]:
+        """Each element's parameter-wide gradient scale: max |reference| over its parameter."""
+        scale = np.zeros(self.space.size)
+        for leaf in self.space.leaves:
+            part = self.reference[leaf.slice]
+            finite = part[np.isfinite(part)]
+            scale[leaf.slice] = float(np.max(np.abs(finite), initial=0.0))
+        return scale
+
+    def judge(self, options: _Options) -> None:
+        if options.atol is not None or options.rtol is not None:
+            self.tolerance = user_tolerance(self.reference, options.atol, options.rtol)
+        else:
+            self.tolerance = derived_tolerance(self.error, self.eps, self.scale())
+
+    def failing(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
+        with np.errstate(invalid="ignore"):
+            ok = np.abs(self.analytic[indices] - self.reference[indices]) <= self.tolerance[indices]
+        return ~ok
+
+    def unresolved(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
+        target = resolution_target(self.eps[indices], self.scale()[indices])
+        return self.tolerance[indices] > target
+
+
+def _first_pass(
+    objective: Objective, indices: NDArray[np.intp], method: str, sigma: float, complex_ok: bool
+) -> Estimate:
+    if method == "complex" or (method == "auto" and complex_ok):
+        return complex_step(objective, indices)
+    if method == "richardson":
+        return richardson(objective, indices, sigma=sigma)
+    return central_difference(objective, indices, sigma=sigma)
+
+
+def _kinks(
+    objective: Objective, state: _Comparison, indices: NDArray[np.intp], sigma: float
+) -> NDArray[np.bool_]:
+    """Which of ``indices`` sit at a kink with the analytic value between the one-sided slopes.
+
+    For a smooth loss the forward and backward slopes differ by ``h f''``,
+    which halves when ``h`` halves; at a kink they differ by the jump in
+    slope, which does not.  A spread that keeps at least 3/4 of its size from
+    ``h`` to ``h/2`` and exceeds the roundoff bound is a kink.
+    """
+    steps = default_steps(objective, indices)
+    forward, backward = one_sided_slopes(objective, indices, steps)
+    forward2, backward2 = one_sided_slopes(objective, indices, steps / 2)
+    spread = np.abs(forward - backward)
+    spread2 = np.abs(forward2 - backward2)
+    roundoff = 2 * ROUNDOFF_SIGMAS * sigma / (steps / 2)
+    is_kink = (spread2 > 0.75 * spread) & (spread2 > 4 * roundoff)
+    low = np.minimum(forward2, backward2) - state.tolerance[indices] - roundoff
+    high = np.maximum(forward2, backward2) + state.tolerance[indices] + roundoff
+    analytic = state.analytic[indices]
+    return is_kink & (analytic >= low) & (analytic <= high)
+
+
+def _call_grad(grad: Callable[[Any], Any], space: ParameterSpace, context: str) -> NDArray[Any]:
+    return space.flatten_like(call_user(grad, "grad", context, space.tree))
+
+
+def check(
+    loss: Callable[[Any], Any],
+    grad: Callable[[Any], Any],
+    params: Any,
+    *,
+    method: str = "auto",
+    atol: float | None = None,
+    rtol: float | None = None,
+    elements: int | None = None,
+    rng: Any = None,
+    diagnose: bool = True,
+) -> CheckResult:
+    """Check ``grad`` against references computed from ``loss`` alone.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(params) -> float``.  It receives gradcheck's own copies of the
+        parameters in the structure given.
+    grad : callable
+        ``grad(params)`` returning the gradient in the same structure.
+    params : array_like or nested dict/list/tuple of array_like
+        Where to check.  Never modified.
+    method : {"auto", "complex", "central", "richardson"}, keyword-only
+        The reference.  ``auto`` uses the complex step when the loss supports
+        it, else central differences, and refines doubtful elements with
+        Richardson extrapolation.
+    atol, rtol : float, optional
+        Override the derived tolerance with ``atol + rtol * |reference|``.
+    elements : int, optional
+        Check only this many random elements of each parameter (all by default).
+    rng : numpy.random.Generator, int or None
+        Randomness (noise probe direction, sampled elements).
+    diagnose : bool
+        Name the likely bug when the check fails.
+
+    Returns
+    -------
+    CheckResult
+        ``passed``, per-parameter results with errors, tolerances, worst
+        elements and evaluation counts, the diagnosis and hazards.
+
+    Raises
+    ------
+    GradientStructureError
+        The gradient misses a parameter, has an extra one, or a wrong shape.
+    InvalidLossError
+        The loss returned something other than one finite real number.
+    ParameterTypeError, InvalidParameterError
+        Bad ``params`` (integer dtype, non-finite values...) or options.
+    UserFunctionError
+        ``loss`` or ``grad`` raised; the original exception is chained.
+
+    See Also
+    --------
+    assert_check : raise ``GradientMismatchError`` instead of returning a failed result.
+
+    Notes
+    -----
+    The tolerance of each element is derived in :mod:`gradcheck.tolerance`
+    from the reference's own error estimate and the dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, gradcheck
+    >>> loss = lambda p: float(np.sum(np.sin(p["w"]) ** 2))
+    >>> grad = lambda p: {"w": 2 * np.sin(p["w"]) * np.cos(p["w"])}
+    >>> gradcheck.check(loss, grad, {"w": np.arange(3.0)}).passed
+    True
+    """
+    started = time.perf_counter()
+    options = _validate(loss, grad, method, atol, rtol, elements, diagnose)
+    generator, seed = as_generator(rng)
+    space = ParameterSpace(params)
+    hazards: list[Hazard] = []
+    notes: list[str] = []
+
+    objective = Objective(loss, space)
+    if space.restore():
+        hazards.append(Hazard("mutation", "the loss function modifies its input arrays in place; "
+                              "gradcheck restored them before every evaluation"))
+    analytic = _call_grad(grad, space, "evaluating the gradient at the given parameters")
+    if space.restore():
+        hazards.append(Hazard("mutation", "the gradient function modifies its input arrays in place; "
+                              "gradcheck restored them"))
+    hazards += _determinism(objective, grad, space, analytic)
+    grad_calls = 2
+
+    noise = estimate_noise(objective, rng=generator)
+    sigma = noise.sigma
+    capability = None
+    if options.method in ("auto", "complex"):
+        capability = complex_step_capability(objective, sigma=sigma, rng=generator)
+        if not capability.usable:
+            if options.method == "complex":
+                raise InvalidParameterError(f"method: 'complex' cannot be used: {capability.reason}")
+            notes.append(f"complex step not used: {capability.reason}")
+    complex_ok = bool(capability and capability.usable)
+
+    indices = _choose_indices(space, options.elements, generator)
+    state = _Comparison(space, analytic)
+    per_element_cost = np.zeros(space.size, dtype=np.int64)
+
+    first = _first_pass(objective, indices, options.method, sigma, complex_ok)
+    state.record(first)
+    per_element_cost[indices] += first.n_evaluations // max(len(indices), 1)
+    state.judge(options)
+
+    if options.method in ("auto", "richardson", "central") and options.atol is None and options.rtol is None:
+        doubtful = state.failing(indices)
+        if options.method == "auto":
+            doubtful |= state.unresolved(indices)
+        if options.method == "auto" and doubtful.any():
+            again = indices[doubtful]
+            central = central_difference(objective, again, sigma=sigma) if first.method != "central" else None
+            base = central or Estimate(
+                again, first.derivative[doubtful], first.error[doubtful], first.step[doubtful],
+                0, "central",
+            )
+            refined = richardson(objective, again, sigma=sigma, first=base)
+            state.record(refined)
+            per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
+            state.judge(options)
+        still = indices[state.failing(indices)]
+        if len(still) and options.method != "central":
+            accepted = _kinks(objective, state, still, sigma)
+            per_element_cost[still] += 8
+            if accepted.any():
+                at = still[accepted]
+                state.kink[at] = True
+                state.reference[at] = state.analytic[at]
+                for leaf in space.leaves:
+                    mine = at[(at >= leaf.offset) & (at < leaf.offset + leaf.size)]
+                    if len(mine):
+                        where = tuple(space.leaf_index(int(i))[1] for i in mine)
+                        hazards.append(Hazard(
+                            "kink",
+                            f"non-differentiable point (kink) at element(s) "
+                            f"{', '.join(format_index(w) for w in where[:5])}"
+                            f"{' ...' if len(where) > 5 else ''} of {leaf.name}: the one-sided "
+                            "slopes differ and the analytic value lies between them (accepted)",
+                            parameter=leaf.name, indices=where,
+                        ))
+    if space.restore():
+        hazards.append(Hazard("mutation", "the loss function modified its input during the check; "
+                              "gradcheck restored it"))
+
+    tolerance_source = _tolerance_source(options, noise.source, complex_ok)
+    results = _parameter_results(space, state, per_element_cost, tolerance_source)
+    result = CheckResult(
+        parameters=results,
+        hazards=tuple(_dedupe(hazards)),
+        mode="sampled" if options.elements is not None else "full",
+        method=options.method,
+        n_evaluations=objective.n_evaluations,
+        n_grad_evaluations=grad_calls,
+        loss_value=float(objective.value0),
+        noise=sigma,
+        seed=seed,
+        notes=tuple(notes),
+        seconds=time.perf_counter() - started,
+    )
+    if options.diagnose and not result.passed:
+        result = _with_diagnosis(result, objective, grad, space, state)
+    return result
+
+
+def _tolerance_source(options: _Options, noise_source: str, complex_ok: bool) -> str:
+    if options.atol is not None or options.rtol is not None:
+        return f"user: atol={options.atol or 0:g} + rtol={options.rtol or 0:g} * |reference|"
+    first = "complex step (8 eps |d|)" if complex_ok else "central difference roundoff (3 sigma/h)"
+    return (
+        f"2 x ({first} or Richardson error estimate + 32 eps x gradient scale); "
+        f"sigma from {noise_source}"
+    )
+
+
+def _determinism(
+    objective: Objective, grad: Callable[[Any], Any], space: ParameterSpace, analytic: NDArray[Any]
+) -> list[Hazard]:
+    hazards = []
+    again = objective._value(space.tree, "re-evaluating the loss to test that it is deterministic")
+    if again != objective.value0:
+        hazards.append(Hazard(
+            "nondeterministic",
+            f"two calls of the loss at the same parameters gave {float(objective.value0)!r} and "
+            f"{float(again)!r}: randomness (dropout, noise, sampling) left on? Finite differences of "
+            "a random function are meaningless, so no verdict is possible",
+            blocking=True,
+        ))
+    analytic_again = _call_grad(grad, space, "re-evaluating the gradient to test that it is deterministic")
+    space.restore()
+    same = np.array_equal(analytic, analytic_again, equal_nan=True)
+    if not same:
+        diff = np.abs(analytic.astype(np.float64) - analytic_again.astype(np.float64))
+        k = int(np.nanargmax(diff))
+        leaf, where = space.leaf_index(k)
+        hazards.append(Hazard(
+            "nondeterministic",
+            f"two calls of the gradient at the same parameters differ (by {float(diff[k]):.3g} at "
+            f"{leaf.name}{format_index(where)}): randomness left on in the backward pass?",
+            parameter=leaf.name, blocking=True,
+        ))
+    return hazards
+
+
+def _parameter_results(
+    space: ParameterSpace, state: _Comparison, cost: NDArray[np.int64], source: str
+) -> tuple[ParameterResult, ...]:
+    results = []
+    for leaf in space.leaves:
+        s = leaf.slice
+        methods = [m for m in state.method[s][state.checked[s]] if m]
+        method = max(set(methods), key=methods.count) if methods else "none"
+        if len(set(methods)) > 1:
+            method = "+".join(sorted(set(methods), key=lambda m: -methods.count(m)))
+        kinks = tuple(
+            tuple(int(i) for i in np.unravel_index(k, leaf.shape))
+            for k in np.flatnonzero(state.kink[s])
+        )
+        results.append(ParameterResult(
+            name=leaf.name,
+            analytic=state.analytic[s].reshape(leaf.shape).astype(leaf.dtype)
+            if np.all(np.isfinite(state.analytic[s])) else state.analytic[s].reshape(leaf.shape),
+            reference=state.reference[s].reshape(leaf.shape),
+            error_estimate=state.error[s].reshape(leaf.shape),
+            tolerance=state.tolerance[s].reshape(leaf.shape),
+            checked=state.checked[s].reshape(leaf.shape),
+            step=state.step[s].reshape(leaf.shape),
+            method=method,
+            tolerance_source=source,
+            n_evaluations=int(cost[s].sum()),
+            kinks=kinks,
+            dtype=str(leaf.dtype),
+        ))
+    return tuple(results)
+
+
+def _dedupe(hazards: list[Hazard]) -> list[Hazard]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for hazard in hazards:
+        key = (hazard.kind, hazard.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(hazard)
+    return out
+
+
+def _with_diagnosis(
+    result: CheckResult, objective: Objective, grad: Callable[[Any], Any],
+    space: ParameterSpace, state: _Comparison,
+) -> CheckResult:
+    from dataclasses import replace
+
+    from .diagnosis import Evidence, diagnose
+
+    evidence = Evidence(
+        space=space,
+        analytic=state.analytic,
+        reference=state.reference,
+        tolerance=state.tolerance,
+        checked=state.checked,
+        failed=result_failed_mask(result, space),
+        objective=objective,
+        grad=grad,
+    )
+    diagnosis: Diagnosis = diagnose(evidence)
+    return replace(result, diagnosis=diagnosis, n_evaluations=objective.n_evaluations)
+
+
+def result_failed_mask(result: CheckResult, space: ParameterSpace) -> NDArray[np.bool_]:
+    """The flat mask of failed elements of ``result``."""
+    return np.concatenate([p.failed.ravel() for p in result.parameters])
+
+
+def assert_check(
+    loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, **options: Any
+) -> CheckResult:
+    """Like :func:`check`, but raise :class:`~gradcheck.errors.GradientMismatchError` on failure.
+
+    Returns
+    -------
+    CheckResult
+        The passing result.
+
+    Raises
+    ------
+    GradientMismatchError
+        An ``AssertionError`` whose message is the readable report.
+    """
+    from .errors import GradientMismatchError
+
+    result = check(loss, grad, params, **options)
+    if not result.passed:
+        raise GradientMismatchError(result)
+    return result

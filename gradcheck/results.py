@@ -1,0 +1,443 @@
+"""Result objects: what a check found, as data.
+
+A gradient that does not match is not an exception: :func:`gradcheck.check`
+returns a :class:`CheckResult` whose ``passed`` is False, whose ``str()``
+names the parameter, the element, the values there, the tolerance and the
+likely bug, and whose ``to_dict()`` is JSON-safe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Hazard", "Diagnosis", "ParameterResult", "CheckResult", "format_index"]
+
+
+def format_index(index: tuple[int, ...]) -> str:
+    """``(2, 0)`` -> ``"[2, 0]"``; a scalar parameter's ``()`` -> ``"[]"``."""
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _json_float(value: float) -> float | str | None:
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _json_array(array: NDArray[Any]) -> Any:
+    return [_json_float(v) for v in np.asarray(array, dtype=np.float64).ravel()]
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """Something that makes a check unreliable or needs the user's attention, but is no wrong gradient.
+
+    Attributes
+    ----------
+    kind : str
+        ``"mutation"``, ``"nondeterministic"``, ``"kink"``, ``"precision"``,
+        ``"complex-step"`` or ``"unresolved"``.
+    message : str
+        Plain words, with the evidence.
+    parameter : str or None
+        The parameter concerned, if one.
+    indices : tuple of tuple of int
+        Elements concerned (may be empty).
+    blocking : bool
+        True when the hazard makes the verdict impossible (the check fails
+        without blaming the gradient).
+    """
+
+    kind: str
+    message: str
+    parameter: str | None = None
+    indices: tuple[tuple[int, ...], ...] = ()
+    blocking: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "parameter": self.parameter,
+            "indices": [list(i) for i in self.indices],
+            "blocking": self.blocking,
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The likely cause of a failed check, in plain words, with the evidence.
+
+    Attributes
+    ----------
+    kind : str
+        A stable code: ``"sign-flip"``, ``"constant-factor"``, ``"transposed"``,
+        ``"per-sample-delta"``, ``"swapped"``, ``"missing-samples"``,
+        ``"non-finite"``, ``"few-elements"``, ``"precision"``,
+        ``"different-point"``, ``"unknown"``...
+    summary : str
+        One sentence a learner can act on.
+    evidence : str
+        The numbers that support it.
+    parameters : tuple of str
+        Parameters it concerns.
+    details : dict
+        Machine-readable extras (the factor, the elements...).
+    """
+
+    kind: str
+    summary: str
+    evidence: str = ""
+    parameters: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        text = self.summary
+        if self.evidence:
+            text += f" ({self.evidence})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(value: Any) -> Any:
+            if isinstance(value, (np.generic,)):
+                return value.item()
+            if isinstance(value, np.ndarray):
+                return value.tolist()
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            if isinstance(value, dict):
+                return {str(k): clean(v) for k, v in value.items()}
+            if isinstance(value, float):
+                return _json_float(value)
+            return value
+
+        return {
+            "kind": self.kind,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "parameters": list(self.parameters),
+            "details": clean(self.details),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ParameterResult:
+    """The check of one parameter array.
+
+    Attributes
+    ----------
+    name : str
+        The parameter's path in the tree (``weight1``, ``layers[1].weight``).
+    analytic, reference : ndarray
+        The user's gradient and the reference estimate, in the parameter's
+        shape; ``reference`` is NaN at elements not checked.
+    error_estimate : ndarray
+        The reference's own error estimate at each checked element.
+    tolerance : ndarray
+        The tolerance each element was judged against.
+    checked : ndarray of bool
+        Elements compared elementwise.
+    step : ndarray
+        Step used at each element (NaN where none).
+    method : str
+        The reference that decided (``complex``, ``central``, ``richardson``...).
+    tolerance_source : str
+        Where the tolerance came from, in words.
+    n_evaluations : int
+        Loss evaluations spent on this parameter.
+    kinks : tuple of tuple of int
+        Elements at a non-differentiable point where the analytic value lay
+        between the one-sided slopes (accepted).
+    dtype : str
+        The parameter's dtype.
+    """
+
+    name: str
+    analytic: NDArray[Any]
+    reference: NDArray[np.float64]
+    error_estimate: NDArray[np.float64]
+    tolerance: NDArray[np.float64]
+    checked: NDArray[np.bool_]
+    step: NDArray[np.float64]
+    method: str
+    tolerance_source: str
+    n_evaluations: int
+    kinks: tuple[tuple[int, ...], ...] = ()
+    dtype: str = "float64"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.analytic.shape)
+
+    @property
+    def abs_error(self) -> NDArray[np.float64]:
+        """``|analytic - reference|`` at each element (NaN where unchecked; inf where non-finite)."""
+        analytic = self.analytic.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            error = np.array(np.abs(analytic - self.reference), dtype=np.float64)
+        error[self.checked & ~np.isfinite(analytic)] = np.inf
+        return error
+
+    @property
+    def failed(self) -> NDArray[np.bool_]:
+        """Elements whose error exceeds their tolerance."""
+        with np.errstate(invalid="ignore"):
+            return self.checked & ~(self.abs_error <= self.tolerance)
+
+    @property
+    def passed(self) -> bool:
+        return not bool(self.failed.any())
+
+    @property
+    def n_checked(self) -> int:
+        return int(self.checked.sum())
+
+    @property
+    def n_failed(self) -> int:
+        return int(self.failed.sum())
+
+    def _ratio(self) -> NDArray[np.float64]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.array(self.abs_error / self.tolerance, dtype=np.float64)
+        ratio[~self.checked] = -np.inf
+        ratio[np.isnan(ratio) & self.checked] = np.inf
+        return ratio
+
+    @property
+    def worst_index(self) -> tuple[int, ...]:
+        """Index of the element with the largest error relative to its tolerance."""
+        if self.analytic.size == 0 or not self.checked.any():
+            return ()
+        flat = int(np.argmax(self._ratio()))
+        return tuple(int(i) for i in np.unravel_index(flat, self.shape))
+
+    @property
+    def worst_ratio(self) -> float:
+        """``error / tolerance`` at the worst element (above 1 means failed)."""
+        if not self.checked.any():
+            return 0.0
+        return float(np.max(self._ratio()))
+
+    @property
+    def max_abs_error(self) -> float:
+        if not self.checked.any():
+            return 0.0
+        return float(np.max(self.abs_error[self.checked]))
+
+    @property
+    def max_rel_error(self) -> float:
+        """``max |a - r| / max(|a|, |r|)`` over checked elements whose values are not both zero."""
+        if not self.checked.any():
+            return 0.0
+        a = np.abs(self.analytic.astype(np.float64))[self.checked]
+        r = np.abs(self.reference[self.checked])
+        denominator = np.maximum(a, r)
+        error = self.abs_error[self.checked]
+        nonzero = denominator > 0
+        if not nonzero.any():
+            return 0.0
+        with np.errstate(invalid="ignore"):
+            rel = error[nonzero] / denominator[nonzero]
+        return float(np.nanmax(rel)) if np.isfinite(rel).any() else float("inf")
+
+    def summary_line(self) -> str:
+        """One line: verdict, name, worst element, values there, error against tolerance."""
+        verdict = "ok  " if self.passed else "FAIL"
+        if not self.checked.any():
+            return f"{verdict} {self.name} {self.shape}: no element checked"
+        index = self.worst_index
+        a = float(self.analytic[index])
+        r = float(self.reference[index])
+        error = float(self.abs_error[index])
+        tol = float(self.tolerance[index])
+        text = (
+            f"{verdict} {self.name}{format_index(index)}: analytic {a:.6g}, {self.method} "
+            f"{r:.6g}, |error| {error:.3g} {'<=' if error <= tol else '>'} tolerance {tol:.3g}"
+        )
+        if not self.passed:
+            text += f"  ({self.n_failed} of {self.n_checked} elements fail)"
+        return text
+
+    def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
+        index = self.worst_index
+        data: dict[str, Any] = {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "passed": self.passed,
+            "method": self.method,
+            "tolerance_source": self.tolerance_source,
+            "n_evaluations": self.n_evaluations,
+            "n_checked": self.n_checked,
+            "n_failed": self.n_failed,
+            "max_abs_error": _json_float(self.max_abs_error),
+            "max_rel_error": _json_float(self.max_rel_error),
+            "worst_index": list(index),
+            "worst_analytic": _json_float(self.analytic[index]) if self.checked.any() else None,
+            "worst_reference": _json_float(self.reference[index]) if self.checked.any() else None,
+            "worst_tolerance": _json_float(self.tolerance[index]) if self.checked.any() else None,
+            "worst_ratio": _json_float(self.worst_ratio),
+            "step": _json_float(np.nanmedian(self.step)) if np.isfinite(self.step).any() else None,
+            "kinks": [list(i) for i in self.kinks],
+        }
+        if arrays:
+            for name in ("analytic", "reference", "error_estimate", "tolerance", "step"):
+                data[name] = _json_array(getattr(self, name))
+            data["checked"] = self.checked.ravel().tolist()
+        return data
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult:
+    """The outcome of :func:`gradcheck.check`.
+
+    Attributes
+    ----------
+    parameters : tuple of ParameterResult
+        One per parameter array, in tree order.
+    diagnosis : Diagnosis or None
+        The likely cause when the check failed.
+    hazards : tuple of Hazard
+        Reliability problems found on the way (kinks, mutation, noise...).
+    mode : str
+        ``"full"``, ``"sampled"`` or ``"directional"``.
+    method : str
+        The reference method requested (``"auto"`` resolves per element).
+    n_evaluations : int
+        Loss evaluations in all.
+    n_grad_evaluations : int
+        Gradient evaluations in all.
+    loss_value : float
+        The loss at the given parameters.
+    noise : float
+        The loss's estimated rounding noise (standard deviation).
+    seed : int or None
+        Seed of the random draws, to reproduce the check.
+    notes : tuple of str
+        How the check was run, in words (methods, probes, guarantees).
+    directional : dict or None
+        Directional mode's probes and guarantee, when used.
+    """
+
+    parameters: tuple[ParameterResult, ...]
+    diagnosis: Diagnosis | None = None
+    hazards: tuple[Hazard, ...] = ()
+    mode: str = "full"
+    method: str = "auto"
+    n_evaluations: int = 0
+    n_grad_evaluations: int = 0
+    loss_value: float = float("nan")
+    noise: float = float("nan")
+    seed: int | None = None
+    notes: tuple[str, ...] = ()
+    directional: dict[str, Any] | None = None
+    seconds: float = float("nan")
+
+    @property
+    def passed(self) -> bool:
+        """True when every parameter passed and no hazard blocked the verdict."""
+        if any(h.blocking for h in self.hazards):
+            return False
+        if self.directional is not None and not self.directional.get("passed", True):
+            return False
+        return all(p.passed for p in self.parameters)
+
+    @property
+    def status(self) -> str:
+        """``"passed"``, ``"failed"`` (the gradient is wrong) or ``"inconclusive"`` (a hazard)."""
+        if any(h.blocking for h in self.hazards):
+            return "inconclusive"
+        return "passed" if self.passed else "failed"
+
+    @property
+    def failed_parameters(self) -> tuple[ParameterResult, ...]:
+        return tuple(p for p in self.parameters if not p.passed)
+
+    def __getitem__(self, name: str) -> ParameterResult:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(f"no parameter named {name!r}; parameters are {[p.name for p in self.parameters]}")
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        head = {
+            "passed": "gradcheck: PASSED",
+            "failed": "gradcheck: FAILED",
+            "inconclusive": "gradcheck: INCONCLUSIVE",
+        }[self.status]
+        n = sum(p.analytic.size for p in self.parameters)
+        lines = [
+            f"{head} ({len(self.parameters)} parameter(s), {n} element(s), mode {self.mode}, "
+            f"{self.n_evaluations} loss evaluations)"
+        ]
+        shown = self.parameters if len(self.parameters) <= 12 else (
+            self.failed_parameters or self.parameters[:12]
+        )
+        lines += ["  " + p.summary_line() for p in shown]
+        if self.directional is not None:
+            lines.append("  directional: " + str(self.directional.get("summary", "")))
+        if self.diagnosis is not None:
+            lines.append(f"  likely cause: {self.diagnosis}")
+        for hazard in self.hazards:
+            lines.append(f"  hazard: {hazard}")
+        if not self.passed and self.parameters:
+            sources = sorted({p.tolerance_source for p in self.failed_parameters} or {""})
+            if sources and sources[0]:
+                lines.append("  tolerance: " + "; ".join(sources))
+        return "\n".join(lines)
+
+    def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
+        """A JSON-safe dict; ``arrays=True`` adds every element's values."""
+        return {
+            "passed": self.passed,
+            "status": self.status,
+            "mode": self.mode,
+            "method": self.method,
+            "n_evaluations": self.n_evaluations,
+            "n_grad_evaluations": self.n_grad_evaluations,
+            "loss_value": _json_float(self.loss_value),
+            "noise": _json_float(self.noise),
+            "seed": self.seed,
+            "seconds": _json_float(self.seconds),
+            "notes": list(self.notes),
+            "parameters": [p.to_dict(arrays=arrays) for p in self.parameters],
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
+            "hazards": [h.to_dict() for h in self.hazards],
+            "directional": _clean_directional(self.directional),
+        }
+
+    def to_html(self, path: Any = None, *, title: str | None = None) -> Any:
+        """Write a self-contained HTML report of this check (see :mod:`gradcheck.report`)."""
+        from .report import write_check_report
+
+        return write_check_report(self, path, title=title)
+
+
+def _clean_directional(directional: dict[str, Any] | None) -> dict[str, Any] | None:
+    if directional is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in directional.items():
+        if isinstance(value, np.ndarray):
+            out[key] = _json_array(value)
+        elif isinstance(value, (float, np.floating)):
+            out[key] = _json_float(float(value))
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,68 @@
+"""The pass/fail criterion: tolerances derived from floating-point reasoning, not tuned.
+
+An element passes when ``|analytic - reference| <= tolerance`` with
+
+    tolerance = SAFETY * (reference_error + ANALYTIC_ROUNDING * eps * scale)
+
+* ``reference_error`` is the reference's *own* error estimate at that element:
+  roundoff ``3 sigma / h`` for a difference quotient (``sigma`` the measured
+  rounding noise of the loss, ``h`` the step), plus the truncation estimate
+  from Richardson extrapolation when the element needed one; ``8 eps |d|`` for
+  the complex step.
+* ``ANALYTIC_ROUNDING * eps * scale`` is room for the analytic gradient's own
+  rounding: backprop sums products whose size is the parameter's gradient
+  scale (``scale = max |reference|`` over that parameter), each rounding by a
+  relative ``eps`` of the *parameter's* dtype. A float64 problem gets float64
+  room, so backprop silently done in float32 (errors near 1e-7) fails.
+* ``SAFETY`` covers that both error estimates are estimates (a factor of 2).
+
+Nothing here depends on the size of the gradient alone, so saturated networks
+(gradients ~1e-10) and losses scaled by 1e6 are judged by the same rule.
+Users who want a classical criterion pass ``atol``/``rtol``:
+``tolerance = atol + rtol * |reference|``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "SAFETY",
+    "ANALYTIC_ROUNDING",
+    "derived_tolerance",
+    "user_tolerance",
+    "resolution_target",
+]
+
+#: Factor on the sum of the error estimates.
+SAFETY = 2.0
+#: Room for the analytic gradient's rounding, in units of ``eps * scale``.
+ANALYTIC_ROUNDING = 32.0
+
+
+def derived_tolerance(
+    reference_error: NDArray[np.float64],
+    eps: NDArray[np.float64],
+    scale: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """``SAFETY * (reference_error + ANALYTIC_ROUNDING * eps * scale)`` elementwise."""
+    return SAFETY * (reference_error + ANALYTIC_ROUNDING * eps * scale)
+
+
+def user_tolerance(
+    reference: NDArray[np.float64], atol: float | None, rtol: float | None
+) -> NDArray[np.float64]:
+    """``atol + rtol * |reference|`` (a missing one counts as 0)."""
+    return (atol or 0.0) + (rtol or 0.0) * np.abs(reference)
+
+
+def resolution_target(eps: NDArray[np.float64], scale: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The tolerance an element should reach before a pass means something: ``sqrt(eps) * scale``.
+
+    A first-pass tolerance above this is too coarse to see a 1e-4 relative
+    bug in float64 (``sqrt(eps) = 1.5e-8``), so such elements are refined
+    with Richardson extrapolation over larger steps.  In float32 the target
+    is ``3.5e-4``: what float32 can resolve.
+    """
+    return np.sqrt(eps) * scale
