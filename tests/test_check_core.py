@@ -1,0 +1,226 @@
+"""The core check on small analytic functions: verdicts, error messages, the user's arrays."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import (
+    GradientMismatchError,
+    GradientStructureError,
+    InvalidLossError,
+    InvalidParameterError,
+    ParameterTypeError,
+    UserFunctionError,
+)
+
+RNG = np.random.default_rng(1234)
+A = RNG.standard_normal((6, 4))
+Y = RNG.standard_normal(6)
+
+
+def loss(p):
+    z = np.tanh(A @ p["w"] + p["b"])
+    return 0.5 * np.sum((z - Y) ** 2)
+
+
+def grad(p):
+    z = np.tanh(A @ p["w"] + p["b"])
+    delta = (z - Y) * (1 - z**2)
+    return {"w": A.T @ delta, "b": delta.sum()}
+
+
+def real_loss(p):
+    """The same loss, but it drops complex input (``float``), so no complex step."""
+    return float(np.real(loss(p)))
+
+
+PARAMS = {"w": RNG.standard_normal(4), "b": np.array(0.3)}
+
+
+def scaled(factor):
+    return lambda p: {k: v * factor for k, v in grad(p).items()}
+
+
+@pytest.mark.parametrize("f", [loss, real_loss], ids=["complex-capable", "real-only"])
+def test_correct_gradient_passes_and_planted_bugs_fail(f):
+    assert gradcheck.check(f, grad, PARAMS, rng=0).passed
+    assert not gradcheck.check(f, scaled(1 + 1e-4), PARAMS, rng=0).passed
+    assert not gradcheck.check(f, scaled(-1.0), PARAMS, rng=0).passed
+
+    def one_element(p):
+        g = grad(p)
+        g["w"] = g["w"].copy()
+        g["w"][2] += 1e-3 * np.max(np.abs(g["w"]))
+        return g
+
+    result = gradcheck.check(f, one_element, PARAMS, rng=0, diagnose=False)
+    assert not result.passed
+    assert result["w"].worst_index == (2,)
+    assert result["b"].passed
+
+
+def test_method_choice_is_reported():
+    assert gradcheck.check(loss, grad, PARAMS, rng=0)["w"].method == "complex"
+    result = gradcheck.check(real_loss, grad, PARAMS, rng=0)
+    assert result["w"].method.startswith("central")
+    assert any("complex step not used" in note for note in result.notes)
+    assert gradcheck.check(loss, grad, PARAMS, method="richardson", rng=0)["w"].method == "richardson"
+    with pytest.raises(InvalidParameterError, match="method: 'complex' cannot be used"):
+        gradcheck.check(real_loss, grad, PARAMS, method="complex")
+
+
+def test_report_names_parameter_element_values_and_tolerance():
+    def bad(p):
+        g = grad(p)
+        g["w"] = g["w"].copy()
+        g["w"][1] *= 1.5
+        return g
+
+    text = str(gradcheck.check(loss, bad, PARAMS, rng=0, diagnose=False))
+    assert "FAILED" in text
+    assert "w[1]" in text
+    assert "analytic" in text and "tolerance" in text and ">" in text
+
+
+def test_to_dict_is_json_safe_and_complete():
+    result = gradcheck.check(loss, grad, PARAMS, rng=0)
+    data = json.loads(json.dumps(result.to_dict(arrays=True)))
+    assert data["passed"] is True
+    names = [p["name"] for p in data["parameters"]]
+    assert names == ["w", "b"]
+    for entry in data["parameters"]:
+        for key in ("max_abs_error", "max_rel_error", "worst_index", "method", "step",
+                    "n_evaluations", "tolerance_source"):
+            assert key in entry
+
+
+def test_user_arrays_are_never_modified():
+    params = {"w": PARAMS["w"].copy(), "b": PARAMS["b"].copy()}
+    before = {k: v.copy() for k, v in params.items()}
+
+    def mutating_loss(p):
+        value = loss(p)
+        p["w"] += 1.0  # a hazard gradcheck must survive
+        return value
+
+    gradcheck.check(mutating_loss, grad, params, rng=0, diagnose=False)
+    gradcheck.check(loss, grad, params, rng=0)
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k])
+
+
+def test_float32_parameters_pass_with_float32_sized_tolerance():
+    p32 = {k: np.asarray(v, dtype=np.float32) for k, v in PARAMS.items()}
+    result = gradcheck.check(real_loss, grad, p32, rng=0)
+    assert result.passed
+    assert result["w"].dtype == "float32"
+    # float32 cannot resolve far below sqrt(eps32) relative; float64 must resolve far better.
+    tol32 = np.max(result["w"].tolerance) / np.max(np.abs(result["w"].reference))
+    tol64 = np.max(gradcheck.check(real_loss, grad, PARAMS, rng=0)["w"].tolerance)
+    assert tol32 > 1e3 * tol64
+
+
+def test_loss_scaled_by_a_million_passes_and_scaled_bug_fails():
+    big = lambda p: 1e6 * loss(p)  # noqa: E731
+    assert gradcheck.check(big, scaled(1e6), PARAMS, rng=0).passed
+    assert not gradcheck.check(big, scaled(1e6 * (1 + 1e-4)), PARAMS, rng=0).passed
+
+
+def test_user_tolerance_override():
+    loose = gradcheck.check(loss, scaled(1 + 1e-4), PARAMS, rng=0, rtol=1e-3)
+    assert loose.passed
+    assert "user: atol=0 + rtol=0.001" in loose["w"].tolerance_source
+    assert not gradcheck.check(loss, scaled(1 + 1e-4), PARAMS, rng=0, rtol=1e-6).passed
+
+
+def test_sampled_elements():
+    params = {"w": RNG.standard_normal((30, 4))}
+    B = RNG.standard_normal((5, 30))
+    f = lambda p: float(np.sum(np.sin(B @ p["w"])))  # noqa: E731
+    g = lambda p: {"w": B.T @ np.cos(B @ p["w"])}  # noqa: E731
+    result = gradcheck.check(f, g, params, elements=10, rng=0)
+    assert result.passed and result.mode == "sampled"
+    assert result["w"].n_checked == 10
+
+
+def test_assert_check_raises_assertion_with_the_report():
+    gradcheck.assert_check(loss, grad, PARAMS, rng=0)
+    with pytest.raises(GradientMismatchError) as info:
+        gradcheck.assert_check(loss, scaled(2.0), PARAMS, rng=0)
+    assert isinstance(info.value, AssertionError)
+    assert "FAILED" in str(info.value) and "w[" in str(info.value)
+    assert info.value.result.passed is False
+
+
+# -- bad input: one clear error naming the parameter ---------------------------------------
+
+
+def test_missing_parameter_in_gradient():
+    with pytest.raises(GradientStructureError, match="'b' is missing"):
+        gradcheck.check(loss, lambda p: {"w": grad(p)["w"]}, PARAMS)
+
+
+def test_extra_parameter_in_gradient():
+    with pytest.raises(GradientStructureError, match="'c' is not a parameter"):
+        gradcheck.check(loss, lambda p: {**grad(p), "c": 1.0}, PARAMS)
+
+
+def test_gradient_of_wrong_shape():
+    with pytest.raises(GradientStructureError, match=r"'w' has shape \(4, 1\).*shape \(4,\)"):
+        gradcheck.check(loss, lambda p: {"w": grad(p)["w"][:, None], "b": grad(p)["b"]}, PARAMS)
+
+
+def test_non_scalar_loss():
+    with pytest.raises(InvalidLossError, match="shape"):
+        gradcheck.check(lambda p: p["w"] * 2, grad, PARAMS)
+
+
+def test_non_finite_loss():
+    with pytest.raises(InvalidLossError, match="not a finite value"):
+        gradcheck.check(lambda p: np.nan, grad, PARAMS)
+
+
+def test_integer_parameters():
+    with pytest.raises(ParameterTypeError, match="parameter 'w'.*int"):
+        gradcheck.check(loss, grad, {"w": np.arange(4), "b": np.array(0.3)})
+    with pytest.raises(TypeError):
+        gradcheck.check(loss, grad, {"w": np.arange(4), "b": np.array(0.3)})
+
+
+def test_non_finite_parameter():
+    with pytest.raises(InvalidParameterError, match=r"parameter 'w'.*index \(2,\)"):
+        gradcheck.check(loss, grad, {"w": np.array([0.0, 1.0, np.inf, 2.0]), "b": np.array(0.3)})
+
+
+def test_exception_in_user_code_is_reported_with_context():
+    def broken_grad(p):
+        raise KeyError("weight3")
+
+    with pytest.raises(UserFunctionError, match="grad function raised KeyError") as info:
+        gradcheck.check(loss, broken_grad, PARAMS)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert "evaluating the gradient" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "forward"}, "method: 'forward' is not one of"),
+        ({"atol": -1.0}, "atol: must be finite and >= 0"),
+        ({"rtol": "1e-3"}, "rtol: expected a number"),
+        ({"elements": 0}, "elements: must be >= 1"),
+        ({"rng": "seed"}, "rng: expected"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises((InvalidParameterError, ParameterTypeError), match=message):
+        gradcheck.check(loss, grad, PARAMS, **kwargs)
+
+
+def test_callables_are_validated():
+    with pytest.raises(ParameterTypeError, match="loss: expected a callable"):
+        gradcheck.check(1.0, grad, PARAMS)
