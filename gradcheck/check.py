@@ -40,11 +40,11 @@ from .results import CheckResult, Diagnosis, Hazard, ParameterResult, format_ind
 from .tolerance import derived_tolerance, resolution_target, user_tolerance
 from .tree import ParameterSpace, call_user
 
-__all__ = ["check", "assert_check", "METHODS", "as_generator"]
+__all__ = ["check", "assert_check", "METHODS", "REFERENCES", "as_generator"]
 
 #: Reference methods a user may ask for.  ``auto`` = complex step when usable, else central,
-#: with Richardson refinement where needed.
-METHODS = ("auto", "complex", "central", "richardson")
+#: with Richardson refinement where needed; the others use that one reference alone.
+METHODS = ("auto", "complex", "central", "richardson", "approx_fprime", "differentiate")
 
 
 def as_generator(rng: Any) -> tuple[np.random.Generator, int | None]:
@@ -160,14 +160,34 @@ class _Comparison:
         return self.tolerance[indices] > target
 
 
+def _scipy_approx_fprime(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    from .references.scipy_refs import approx_fprime_reference
+
+    return approx_fprime_reference(objective, indices, sigma=sigma)
+
+
+def _scipy_differentiate(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    from .references.scipy_refs import differentiate_reference
+
+    return differentiate_reference(objective, indices, sigma=sigma)
+
+
+#: The reference each method computes for every element checked (``auto`` picks one of these).
+REFERENCES: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] = {
+    "complex": lambda objective, indices, sigma: complex_step(objective, indices),
+    "central": lambda objective, indices, sigma: central_difference(objective, indices, sigma=sigma),
+    "richardson": lambda objective, indices, sigma: richardson(objective, indices, sigma=sigma),
+    "approx_fprime": _scipy_approx_fprime,
+    "differentiate": _scipy_differentiate,
+}
+
+
 def _first_pass(
     objective: Objective, indices: NDArray[np.intp], method: str, sigma: float, complex_ok: bool
 ) -> Estimate:
-    if method == "complex" or (method == "auto" and complex_ok):
-        return complex_step(objective, indices)
-    if method == "richardson":
-        return richardson(objective, indices, sigma=sigma)
-    return central_difference(objective, indices, sigma=sigma)
+    if method == "auto":
+        method = "complex" if complex_ok else "central"
+    return REFERENCES[method](objective, indices, sigma)
 
 
 def _kinks(
@@ -220,10 +240,12 @@ def check(
         ``grad(params)`` returning the gradient in the same structure.
     params : array_like or nested dict/list/tuple of array_like
         Where to check.  Never modified.
-    method : {"auto", "complex", "central", "richardson"}, keyword-only
+    method : {"auto", "complex", "central", "richardson", "approx_fprime", "differentiate"}
         The reference.  ``auto`` uses the complex step when the loss supports
-        it, else central differences, and refines doubtful elements with
-        Richardson extrapolation.
+        it, else central differences, refines doubtful elements with
+        Richardson extrapolation and accepts kinks.  Any other name uses that
+        reference alone (``approx_fprime``: SciPy's forward differences;
+        ``differentiate``: ``scipy.differentiate.derivative`` elementwise).
     atol, rtol : float, optional
         Override the derived tolerance with ``atol + rtol * |reference|``.
     elements : int, optional
@@ -305,7 +327,7 @@ def check(
     per_element_cost[indices] += first.n_evaluations // max(len(indices), 1)
     state.judge(options)
 
-    if options.method in ("auto", "richardson", "central") and options.atol is None and options.rtol is None:
+    if options.atol is None and options.rtol is None:
         doubtful = state.failing(indices)
         if options.method == "auto":
             doubtful |= state.unresolved(indices)
@@ -321,7 +343,7 @@ def check(
             per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
             state.judge(options)
         still = indices[state.failing(indices)]
-        if len(still) and options.method != "central":
+        if len(still) and options.method in ("auto", "richardson"):
             accepted = _kinks(objective, state, still, sigma)
             per_element_cost[still] += 8
             if accepted.any():
