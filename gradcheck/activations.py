@@ -1,0 +1,167 @@
+"""Activation functions, each forward beside its derivative.
+
+Every activation is an :class:`Activation` in the :data:`ACTIVATIONS` registry.  The
+forward maps the pre-activation ``z`` to the output ``a``; the derivative returns
+``da/dz`` elementwise and is given both ``z`` and ``a`` because for most activations the
+output is the cheaper argument (``sigmoid' = a * (1 - a)``).
+
+The forwards are written for gradient checking:
+
+* they accept complex input and return complex output, so the complex-step reference
+  can push ``z + i*h`` through them (no ``abs``, no ``float()``, no ``np.real`` of the
+  result: each is an analytic formula of ``z``, branches are chosen on ``z.real``);
+* they keep the dtype (``float32`` in, ``float32`` out);
+* they do not overflow or warn for large ``|z|``.
+
+Softmax is not elementwise: its Jacobian couples the units of a row.  It has no
+``derivative`` and may only be the output activation, paired with the
+``"cross_entropy"`` loss whose ``delta`` is ``(p - y) / n`` directly (see
+:mod:`gradcheck.losses`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Activation", "ACTIVATIONS", "log_softmax"]
+
+Array = NDArray[Any]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation function and its elementwise derivative.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"sigmoid"``.
+    forward : callable
+        ``forward(z) -> a``, elementwise unless stated otherwise; complex-safe and
+        dtype-preserving.
+    derivative : callable or None
+        ``derivative(z, a) -> da/dz`` elementwise, for real ``z`` and ``a = forward(z)``.
+        ``None`` for activations whose Jacobian is not diagonal (softmax): those are
+        only allowed as the output layer, with a loss that supplies ``dL/dz`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gradcheck.activations import ACTIVATIONS
+    >>> tanh = ACTIVATIONS["tanh"]
+    >>> z = np.array([0.0, 1.0])
+    >>> a = tanh.forward(z)
+    >>> tanh.derivative(z, a).round(3)
+    array([1.  , 0.42])
+    """
+
+    name: str
+    forward: Callable[[Array], Array]
+    derivative: Callable[[Array, Array], Array] | None
+
+    @property
+    def elementwise(self) -> bool:
+        """True if the activation has an elementwise derivative (all but softmax)."""
+        return self.derivative is not None
+
+
+# -- sigmoid: a = 1 / (1 + exp(-z)),  da/dz = a (1 - a) -------------------------------------
+def _sigmoid(z: Array) -> Array:
+    # exp of an argument with non-positive real part never overflows, so evaluate
+    # 1/(1+e^-z) where Re z >= 0 and the equal e^z/(1+e^z) where Re z < 0.  This is
+    # also what keeps complex input finite: 1/(1+e^-z) gives nan+nanj at z = -1000+1e-20j.
+    right = z.real >= 0
+    e = np.exp(np.where(right, -z, z))
+    return np.where(right, 1 / (1 + e), e / (1 + e))
+
+
+def _sigmoid_derivative(z: Array, a: Array) -> Array:
+    return a * (1 - a)
+
+
+# -- tanh: a = tanh(z),  da/dz = 1 - a^2 -----------------------------------------------------
+def _tanh(z: Array) -> Array:
+    return np.tanh(z)
+
+
+def _tanh_derivative(z: Array, a: Array) -> Array:
+    return 1 - a**2
+
+
+# -- relu: a = z if z > 0 else 0,  da/dz = 1 if z > 0 else 0 ---------------------------------
+def _relu(z: Array) -> Array:
+    # Branch on the real part only: a complex-step perturbation i*h must pass through
+    # unchanged where the unit is active.
+    return np.where(z.real > 0, z, 0)
+
+
+def _relu_derivative(z: Array, a: Array) -> Array:
+    return (z.real > 0).astype(z.dtype)
+
+
+# -- identity: a = z,  da/dz = 1 -------------------------------------------------------------
+def _identity(z: Array) -> Array:
+    return z
+
+
+def _identity_derivative(z: Array, a: Array) -> Array:
+    return np.ones_like(z)
+
+
+# -- softmax over the last axis: p = exp(z) / sum(exp(z)); no elementwise derivative ---------
+def _shifted(z: Array) -> Array:
+    # Subtracting the row maximum changes neither softmax nor log-softmax and keeps exp
+    # from overflowing; only the real part decides the shift, so z's imaginary part
+    # (a complex step) is carried through untouched.
+    return z - z.real.max(axis=-1, keepdims=True)
+
+
+def _softmax(z: Array) -> Array:
+    e = np.exp(_shifted(z))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(z: Array) -> Array:
+    """Logarithm of the softmax of ``z`` over the last axis, by log-sum-exp.
+
+    Parameters
+    ----------
+    z : ndarray
+        Pre-activations, shape ``(..., n_classes)``; real or complex.
+
+    Returns
+    -------
+    ndarray
+        ``log(softmax(z))`` with ``z``'s shape and dtype.  Finite wherever ``z`` is, even
+        where ``softmax(z)`` underflows to 0 (where ``log(softmax(z))`` would be ``-inf``).
+
+    Notes
+    -----
+    ``log p_k = z_k - m - log(sum_j exp(z_j - m))`` with ``m = max_j Re z_j``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_softmax(np.array([[0.0, 1000.0]]))
+    array([[-1000.,     0.]])
+    """
+    shifted = _shifted(z)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+#: The activation functions by name.
+ACTIVATIONS: dict[str, Activation] = {
+    activation.name: activation
+    for activation in (
+        Activation("sigmoid", _sigmoid, _sigmoid_derivative),
+        Activation("tanh", _tanh, _tanh_derivative),
+        Activation("relu", _relu, _relu_derivative),
+        Activation("identity", _identity, _identity_derivative),
+        Activation("softmax", _softmax, None),
+    )
+}
