@@ -114,8 +114,11 @@ def _choose_indices(space: ParameterSpace, elements: int | None, rng: np.random.
 class _Comparison:
     """Mutable working state of one elementwise comparison (flat arrays over all elements)."""
 
-    def __init__(self, space: ParameterSpace, analytic: NDArray[Any]) -> None:
+    def __init__(
+        self, space: ParameterSpace, analytic: NDArray[Any], gradient_noise: NDArray[np.float64]
+    ) -> None:
         n = space.size
+        self.gradient_noise = gradient_noise
         self.space = space
         self.analytic = analytic.astype(np.float64)
         self.reference = np.full(n, np.nan)
@@ -127,8 +130,17 @@ class _Comparison:
         self.kink = np.zeros(n, dtype=bool)
         self.eps = space.eps()
 
-    def record(self, estimate: Estimate) -> None:
+    def record(self, estimate: Estimate, *, only_if_better: bool = False) -> None:
+        """Store an estimate; with ``only_if_better``, only where its error estimate is smaller."""
         i = estimate.indices
+        if only_if_better:
+            better = ~(estimate.error >= self.error[i])  # NaN (nothing yet) counts as worse
+            keep = np.flatnonzero(better)
+            estimate = Estimate(
+                i[keep], estimate.derivative[keep], estimate.error[keep], estimate.step[keep],
+                estimate.n_evaluations, estimate.method,
+            )
+            i = estimate.indices
         self.reference[i] = estimate.derivative
         self.error[i] = estimate.error
         self.step[i] = estimate.step
@@ -148,12 +160,14 @@ class _Comparison:
         if options.atol is not None or options.rtol is not None:
             self.tolerance = user_tolerance(self.reference, options.atol, options.rtol)
         else:
-            self.tolerance = derived_tolerance(self.error, self.eps, self.scale())
+            self.tolerance = derived_tolerance(
+                self.error, self.eps, self.scale(), self.gradient_noise
+            )
 
     def failing(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
         with np.errstate(invalid="ignore"):
             ok = np.abs(self.analytic[indices] - self.reference[indices]) <= self.tolerance[indices]
-        return ~ok
+        return ~ok & ~self.kink[indices]
 
     def unresolved(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
         target = resolution_target(self.eps[indices], self.scale()[indices])
@@ -175,7 +189,9 @@ def _scipy_differentiate(objective: Objective, indices: NDArray[np.intp], sigma:
 #: The reference each method computes for every element checked (``auto`` picks one of these).
 REFERENCES: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] = {
     "complex": lambda objective, indices, sigma: complex_step(objective, indices),
-    "central": lambda objective, indices, sigma: central_difference(objective, indices, sigma=sigma),
+    "central": lambda objective, indices, sigma: central_difference(
+        objective, indices, sigma=sigma, truncation=True
+    ),
     "richardson": lambda objective, indices, sigma: richardson(objective, indices, sigma=sigma),
     "approx_fprime": _scipy_approx_fprime,
     "differentiate": _scipy_differentiate,
@@ -186,7 +202,10 @@ def _first_pass(
     objective: Objective, indices: NDArray[np.intp], method: str, sigma: float, complex_ok: bool
 ) -> Estimate:
     if method == "auto":
-        method = "complex" if complex_ok else "central"
+        if complex_ok:
+            return complex_step(objective, indices)
+        # Roundoff-only first pass: the refinement estimates truncation where it matters.
+        return central_difference(objective, indices, sigma=sigma)
     return REFERENCES[method](objective, indices, sigma)
 
 
@@ -215,6 +234,53 @@ def _kinks(
 
 def _call_grad(grad: Callable[[Any], Any], space: ParameterSpace, context: str) -> NDArray[Any]:
     return space.flatten_like(call_user(grad, "grad", context, space.tree))
+
+
+#: Gradient evaluations at ulp-perturbed parameters that measure the analytic gradient's noise.
+GRADIENT_NOISE_SAMPLES = 3
+#: Size of those perturbations, in units of each element's eps (relative).
+GRADIENT_NOISE_ULPS = 4.0
+
+
+def measure_gradient_noise(
+    grad: Callable[[Any], Any],
+    space: ParameterSpace,
+    analytic: NDArray[Any],
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """How much the analytic gradient moves when the parameters move by a few ulps.
+
+    A parameter is only known to within its last bit, so a gradient formula
+    whose value changes by ``d`` under ulp-sized perturbations of the
+    parameters is only determined to within ``d``.  This is how rounding
+    amplified by cancellation inside the user's backward pass shows itself:
+    a saturated sigmoid's ``a * (1 - a)`` with ``a = 1 - 1e-4`` loses four
+    digits, and its gradient jitters accordingly.  The spread is measured,
+    not assumed, so a correct but ill-conditioned formula is not called a bug;
+    a float64 problem whose backprop casts to float32 does not jitter under
+    float64 ulps (the cast absorbs them), so it gets no such room.
+
+    Returns
+    -------
+    ndarray
+        Per element, the largest change over ``GRADIENT_NOISE_SAMPLES``
+        perturbations of ``GRADIENT_NOISE_ULPS`` ulps.
+    """
+    spread = np.zeros(space.size)
+    reference = analytic.astype(np.float64)
+    for _ in range(GRADIENT_NOISE_SAMPLES):
+        for leaf, array in zip(space.leaves, space.arrays):
+            eps = np.finfo(leaf.dtype).eps
+            jitter = rng.uniform(-GRADIENT_NOISE_ULPS, GRADIENT_NOISE_ULPS, size=leaf.shape) * eps
+            array[...] = array * (1 + jitter).astype(leaf.dtype)
+        try:
+            moved = _call_grad(grad, space, "evaluating the gradient at ulp-perturbed parameters")
+        finally:
+            space.restore()
+        with np.errstate(invalid="ignore"):
+            change = np.abs(moved.astype(np.float64) - reference)
+        spread = np.fmax(spread, np.where(np.isfinite(change), change, 0.0))
+    return spread
 
 
 def check(
@@ -305,7 +371,8 @@ def check(
         hazards.append(Hazard("mutation", "the gradient function modifies its input arrays in place; "
                               "gradcheck restored them"))
     hazards += _determinism(objective, grad, space, analytic)
-    grad_calls = 2
+    gradient_noise = measure_gradient_noise(grad, space, analytic, generator)
+    grad_calls = 2 + GRADIENT_NOISE_SAMPLES
 
     noise = estimate_noise(objective, rng=generator)
     sigma = noise.sigma
@@ -319,7 +386,7 @@ def check(
     complex_ok = bool(capability and capability.usable)
 
     indices = _choose_indices(space, options.elements, generator)
-    state = _Comparison(space, analytic)
+    state = _Comparison(space, analytic, gradient_noise)
     per_element_cost = np.zeros(space.size, dtype=np.int64)
 
     first = _first_pass(objective, indices, options.method, sigma, complex_ok)
@@ -328,20 +395,19 @@ def check(
     state.judge(options)
 
     if options.atol is None and options.rtol is None:
-        doubtful = state.failing(indices)
-        if options.method == "auto":
-            doubtful |= state.unresolved(indices)
-        if options.method == "auto" and doubtful.any():
-            again = indices[doubtful]
-            central = central_difference(objective, again, sigma=sigma) if first.method != "central" else None
-            base = central or Estimate(
-                again, first.derivative[doubtful], first.error[doubtful], first.step[doubtful],
-                0, "central",
-            )
-            refined = richardson(objective, again, sigma=sigma, first=base)
-            state.record(refined)
-            per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
-            state.judge(options)
+        if options.method == "auto" and first.method == "central":
+            # Failing or too coarse to mean anything: Richardson over larger steps decides.
+            doubtful = state.failing(indices) | state.unresolved(indices)
+            if doubtful.any():
+                again = indices[doubtful]
+                base = Estimate(
+                    again, first.derivative[doubtful], first.error[doubtful],
+                    first.step[doubtful], 0, "central",
+                )
+                refined = richardson(objective, again, sigma=sigma, first=base)
+                state.record(refined, only_if_better=True)
+                per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
+                state.judge(options)
         still = indices[state.failing(indices)]
         if len(still) and options.method in ("auto", "richardson"):
             accepted = _kinks(objective, state, still, sigma)
@@ -349,7 +415,6 @@ def check(
             if accepted.any():
                 at = still[accepted]
                 state.kink[at] = True
-                state.reference[at] = state.analytic[at]
                 for leaf in space.leaves:
                     mine = at[(at >= leaf.offset) & (at < leaf.offset + leaf.size)]
                     if len(mine):
@@ -391,8 +456,8 @@ def _tolerance_source(options: _Options, noise_source: str, complex_ok: bool) ->
         return f"user: atol={options.atol or 0:g} + rtol={options.rtol or 0:g} * |reference|"
     first = "complex step (8 eps |d|)" if complex_ok else "central difference roundoff (3 sigma/h)"
     return (
-        f"2 x ({first} or Richardson error estimate + 32 eps x gradient scale); "
-        f"sigma from {noise_source}"
+        f"2 x ({first} or Richardson error estimate + 32 eps x gradient scale "
+        f"+ 4 x measured gradient jitter); sigma from {noise_source}"
     )
 
 
@@ -452,6 +517,7 @@ def _parameter_results(
             tolerance_source=source,
             n_evaluations=int(cost[s].sum()),
             kinks=kinks,
+            kink_mask=state.kink[s].reshape(leaf.shape),
             dtype=str(leaf.dtype),
         ))
     return tuple(results)

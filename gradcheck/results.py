@@ -159,6 +159,8 @@ class ParameterResult:
     kinks : tuple of tuple of int
         Elements at a non-differentiable point where the analytic value lay
         between the one-sided slopes (accepted).
+    kink_mask : ndarray of bool, optional
+        The same elements as a mask of the parameter's shape.
     dtype : str
         The parameter's dtype.
     """
@@ -174,6 +176,7 @@ class ParameterResult:
     tolerance_source: str
     n_evaluations: int
     kinks: tuple[tuple[int, ...], ...] = ()
+    kink_mask: NDArray[np.bool_] | None = None
     dtype: str = "float64"
 
     @property
@@ -191,9 +194,12 @@ class ParameterResult:
 
     @property
     def failed(self) -> NDArray[np.bool_]:
-        """Elements whose error exceeds their tolerance."""
+        """Elements whose error exceeds their tolerance (accepted kinks excepted)."""
         with np.errstate(invalid="ignore"):
-            return self.checked & ~(self.abs_error <= self.tolerance)
+            failed = self.checked & ~(self.abs_error <= self.tolerance)
+        if self.kink_mask is not None:
+            failed &= ~self.kink_mask
+        return failed
 
     @property
     def passed(self) -> bool:
@@ -210,8 +216,10 @@ class ParameterResult:
     def _ratio(self) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.array(self.abs_error / self.tolerance, dtype=np.float64)
-        ratio[~self.checked] = -np.inf
         ratio[np.isnan(ratio) & self.checked] = np.inf
+        if self.kink_mask is not None:
+            ratio[self.kink_mask] = 0.0
+        ratio[~self.checked] = -np.inf
         return ratio
 
     @property

@@ -68,6 +68,7 @@ def central_difference(
     *,
     steps: NDArray[np.float64] | None = None,
     sigma: float,
+    truncation: bool = False,
 ) -> Estimate:
     """Central differences ``(f(x + h e_i) - f(x - h e_i)) / (h+ + h-)`` at each element.
 
@@ -82,14 +83,20 @@ def central_difference(
     sigma : float
         Standard deviation of the loss's rounding noise (see
         :func:`~gradcheck.references.noise.estimate_noise`).
+    truncation : bool
+        Also estimate the truncation error from a second difference at ``2h``
+        (two more evaluations per element).
 
     Returns
     -------
     Estimate
-        ``error`` is the roundoff bound ``ROUNDOFF_SIGMAS * sigma / h`` only:
-        one step says nothing about truncation, which :func:`richardson`
-        estimates for elements whose verdict needs it.  ``notes`` holds the
-        loss values ``plus``/``minus`` for reuse.
+        ``error`` is the roundoff bound ``ROUNDOFF_SIGMAS * sigma / h``, plus,
+        with ``truncation=True``, ``|D(2h) - D(h)| / 3``: since
+        ``D(h) = f' + c h**2 + O(h**4)``, ``D(2h) - D(h) = 3 c h**2`` is three
+        times the truncation error of ``D(h)``.  Without it one step says
+        nothing about truncation, which :func:`richardson` estimates for the
+        elements whose verdict needs it.  ``notes`` holds the loss values
+        ``plus``/``minus`` for reuse.
     """
     if indices is None:
         indices = np.arange(objective.space.size)
@@ -101,6 +108,12 @@ def central_difference(
     width = h_plus + h_minus
     derivative = (plus - minus) / width
     error = ROUNDOFF_SIGMAS * sigma * 2.0 / width
+    if truncation:
+        plus2, minus2, h_plus2, h_minus2 = _differences(objective, indices, 2.0 * steps)
+        wide = (plus2 - minus2) / (h_plus2 + h_minus2)
+        error = error + np.abs(wide - derivative) / 3.0 + ROUNDOFF_SIGMAS * sigma * 2.0 / (
+            3.0 * (h_plus2 + h_minus2)
+        )
     return Estimate(
         indices=indices,
         derivative=derivative,
