@@ -1,0 +1,280 @@
+"""Things from outside: the user's functions named on a command line, parameters in files.
+
+A *target* names a callable as ``package.module:function`` or
+``path/to/file.py:function`` (``function`` may be dotted: ``module:Model.loss``).
+Parameters come from ``.npz`` files whose keys are parameter paths
+(``weight1``, ``layers[1].weight``): the nested structure is rebuilt, so the
+user's loss receives what it would receive in their own code.
+
+Every failure is one :class:`TargetError` with a one-line message that says
+which target, what was tried and what went wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import GradcheckError
+
+__all__ = [
+    "TargetError",
+    "load_target",
+    "load_params",
+    "save_params",
+    "params_from_names",
+]
+
+
+class TargetError(GradcheckError, ValueError):
+    """A target or a parameter file cannot be loaded; the message is one line."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _split(spec: str, role: str) -> tuple[str, str]:
+    if not isinstance(spec, str):
+        raise TargetError(f"{role}: expected a target string, got {type(spec).__name__}")
+    where, sep, attribute = spec.rpartition(":")
+    if not sep or not where or not attribute:
+        raise TargetError(
+            f"{role} target {spec!r}: expected MODULE:FUNCTION or FILE.py:FUNCTION "
+            "(e.g. mypackage.losses:loss or ./model.py:loss)"
+        )
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", attribute):
+        raise TargetError(f"{role} target {spec!r}: {attribute!r} is not a Python name")
+    return where, attribute
+
+
+def _is_file(where: str) -> bool:
+    return where.endswith(".py") or os.sep in where or "/" in where
+
+
+def _import_file(path_text: str, role: str, spec: str) -> Any:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise TargetError(f"{role} target {spec!r}: file {str(path)!r} does not exist")
+    path = path.resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"gradcheck_target_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise TargetError(f"{role} target {spec!r}: {str(path)!r} cannot be imported as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    # The file may import its neighbours, as it would when run as a script.
+    directory = str(path.parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException as exc:
+        del sys.modules[name]
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise TargetError(
+            f"{role} target {spec!r}: importing {str(path)!r} raised {_one_line(exc)}"
+        ) from exc
+    return module
+
+
+def _import_module(module_name: str, role: str, spec: str) -> Any:
+    # A console script does not put the working directory on sys.path; `python -m` does.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise TargetError(
+                f"{role} target {spec!r}: no module named {exc.name!r} (is it installed, or "
+                "did you mean a file path such as ./file.py?)"
+            ) from exc
+        raise TargetError(
+            f"{role} target {spec!r}: importing {module_name!r} raised {_one_line(exc)}"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - the user's module failed; say so in one line
+        raise TargetError(
+            f"{role} target {spec!r}: importing {module_name!r} raised {_one_line(exc)}"
+        ) from exc
+
+
+def load_target(spec: str, *, role: str = "function") -> Callable[..., Any]:
+    """Import the callable named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str
+        ``package.module:function`` or ``path/to/file.py:function``; the
+        function part may be dotted (``module:Model.loss``).
+    role : str, keyword-only
+        What the callable is for (``"loss"``, ``"grad"``, ``"step"``), used in messages.
+
+    Returns
+    -------
+    callable
+
+    Raises
+    ------
+    TargetError
+        Malformed ``spec``, missing file or module, an exception while
+        importing it, a missing attribute, or an attribute that is not callable.
+
+    Examples
+    --------
+    >>> from gradcheck.targets import load_target
+    >>> load_target("math:sin", role="loss")(0.0)
+    0.0
+    """
+    where, attribute = _split(spec, role)
+    module = _import_file(where, role, spec) if _is_file(where) else _import_module(
+        where, role, spec
+    )
+    target: Any = module
+    walked = []
+    for part in attribute.split("."):
+        walked.append(part)
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            available = sorted(
+                n for n in dir(target) if not n.startswith("_") and callable(getattr(target, n))
+            )
+            hint = f" (callables there: {', '.join(available[:8])})" if available else ""
+            raise TargetError(
+                f"{role} target {spec!r}: {where!r} has no attribute {'.'.join(walked)!r}{hint}"
+            ) from None
+    if not callable(target):
+        raise TargetError(
+            f"{role} target {spec!r}: {attribute!r} is a {type(target).__name__}, not a callable"
+        )
+    return target  # type: ignore[no-any-return]
+
+
+# -- parameter files -----------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+def _parse_path(name: str) -> list[str | int]:
+    """``layers[1].weight`` -> ``["layers", 1, "weight"]``."""
+    tokens: list[str | int] = []
+    position = 0
+    while position < len(name):
+        match = _TOKEN.match(name, position)
+        if match is None or match.end() == position:
+            raise TargetError(f"parameters: cannot read the parameter path {name!r}")
+        index, key = match.groups()
+        tokens.append(int(index) if index is not None else key)
+        position = match.end()
+    if not tokens:
+        raise TargetError("parameters: an empty parameter name")
+    return tokens
+
+
+def params_from_names(named: Mapping[str, Any]) -> Any:
+    """Rebuild a nested tree from ``{path: array}`` (paths as gradcheck names them).
+
+    ``{"layers[0].weight": W0, "layers[1].weight": W1}`` becomes
+    ``{"layers": [{"weight": W0}, {"weight": W1}]}``; plain names give a flat
+    dict; the single name ``params`` gives the bare array.
+
+    Raises
+    ------
+    TargetError
+        Paths that conflict (``a`` and ``a.b``) or list indices with gaps.
+    """
+    from .tree import ROOT_NAME
+
+    if list(named) == [ROOT_NAME]:
+        return named[ROOT_NAME]
+    root: dict[Any, Any] = {}
+    for name, value in named.items():
+        tokens = _parse_path(name)
+        node = root
+        for i, token in enumerate(tokens):
+            last = i == len(tokens) - 1
+            if last:
+                if token in node:
+                    raise TargetError(f"parameters: {name!r} conflicts with another parameter path")
+                node[token] = value
+            else:
+                child = node.setdefault(token, {})
+                if not isinstance(child, dict):
+                    raise TargetError(f"parameters: {name!r} conflicts with another parameter path")
+                node = child
+
+    def finish(node: Any, path: str) -> Any:
+        if not isinstance(node, dict):
+            return node
+        keys = list(node)
+        if keys and all(isinstance(k, int) for k in keys):
+            if sorted(keys) != list(range(len(keys))):
+                raise TargetError(
+                    f"parameters: list {path or 'at the top'} has indices {sorted(keys)}; "
+                    "expected 0, 1, 2, ..."
+                )
+            return [finish(node[k], f"{path}[{k}]") for k in range(len(keys))]
+        if any(isinstance(k, int) for k in keys):
+            raise TargetError(f"parameters: {path or 'the top level'} mixes names and indices")
+        return {k: finish(v, f"{path}.{k}" if path else k) for k, v in node.items()}
+
+    return finish(root, "")
+
+
+def load_params(path: str | os.PathLike[str]) -> Any:
+    """Read parameters from a ``.npz`` (named arrays) or ``.npy`` (one array) file.
+
+    Keys are parameter paths and the nesting is rebuilt (see
+    :func:`params_from_names`); files written by :func:`save_params` or by
+    ``numpy.savez(path, weight1=W1, weight2=W2)`` both work.  Pickled objects
+    are refused.
+
+    Raises
+    ------
+    TargetError
+        Missing or unreadable file, or a file that is not ``.npz``/``.npy``.
+    """
+    import numpy as np
+
+    file = Path(path)
+    if not file.is_file():
+        raise TargetError(f"--params: file {str(file)!r} does not exist")
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise TargetError(
+            f"--params: cannot read {str(file)!r} as .npz/.npy: {_one_line(exc)}"
+        ) from exc
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        named = {key: loaded[key] for key in loaded.files}
+    if not named:
+        raise TargetError(f"--params: {str(file)!r} holds no arrays")
+    return params_from_names(named)
+
+
+def save_params(path: str | os.PathLike[str], params: Any) -> Path:
+    """Write a parameter tree to ``.npz`` keyed by its paths; :func:`load_params` reads it back."""
+    import numpy as np
+
+    from .tree import ParameterSpace
+
+    space = ParameterSpace(params)
+    file = Path(path)
+    arrays = dict(zip(space.names, space.arrays, strict=True))
+    np.savez(file, **arrays)
+    return file if file.suffix == ".npz" else file.with_name(file.name + ".npz")
