@@ -96,6 +96,30 @@ class Objective:
         """``loss`` at ``x0 + t * direction`` (a fresh tree)."""
         return self(self.x0 + t * direction)
 
+    # -- batches (overridden by gradcheck.evaluation.Evaluator: chunks, vectorized, executor) --
+    def perturbed_many(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`perturbed` for each ``(indices[k], steps[k])``: the values and steps taken."""
+        values = np.empty(len(indices))
+        taken = np.empty(len(indices))
+        for k, (index, step) in enumerate(zip(indices, steps)):
+            values[k], taken[k] = self.perturbed(int(index), float(step))
+        return values, taken
+
+    def complex_many(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> NDArray[np.complex128]:
+        """:meth:`complex_value` at ``x0 + i steps[k] e_indices[k]`` for each ``k``."""
+        values = np.empty(len(indices), dtype=np.complex128)
+        for k, (index, step) in enumerate(zip(indices, steps)):
+            values[k] = self.complex_value(int(index), float(step))
+        return values
+
+    def values_at(self, points: NDArray[Any]) -> NDArray[np.float64]:
+        """``loss`` at each row of ``points`` (shape ``(K, size)``, flat vectors)."""
+        return np.array([self(point) for point in points], dtype=np.float64)
+
     # -- complex step --------------------------------------------------------------------
     def complex_value(self, index: int | None, step: float, direction: NDArray[Any] | None = None) -> complex:
         """``loss`` at ``x0 + i * step * e_index`` (or along ``direction``), complex result."""

@@ -120,9 +120,7 @@ def complex_step(
     indices = np.asarray(indices, dtype=np.intp)
     before = objective.n_evaluations
     steps = step * np.maximum(np.abs(objective.x0[indices]).astype(np.float64), 1.0)
-    derivative = np.empty(len(indices))
-    for k, (index, h) in enumerate(zip(indices, steps)):
-        derivative[k] = objective.complex_value(int(index), float(h)).imag / h
+    derivative = objective.complex_many(indices, steps).imag / steps
     eps = objective.space.eps()[indices]
     scale = float(np.max(np.abs(derivative), initial=0.0))
     error = COMPLEX_ROUNDING * eps * np.maximum(np.abs(derivative), scale)

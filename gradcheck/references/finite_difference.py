@@ -51,15 +51,11 @@ def _differences(
     objective: Objective, indices: NDArray[np.intp], steps: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """``f(x + h e_i)``, ``f(x - h e_i)`` and the steps really taken on each side."""
-    plus = np.empty(len(indices))
-    minus = np.empty(len(indices))
-    h_plus = np.empty(len(indices))
-    h_minus = np.empty(len(indices))
-    for k, (index, h) in enumerate(zip(indices, steps)):
-        plus[k], h_plus[k] = objective.perturbed(int(index), float(h))
-        minus[k], taken = objective.perturbed(int(index), -float(h))
-        h_minus[k] = -taken
-    return plus, minus, h_plus, h_minus
+    # One batch per side: the objective may evaluate a batch in chunks, vectorized or in parallel.
+    steps = np.asarray(steps, dtype=np.float64)
+    plus, h_plus = objective.perturbed_many(indices, steps)
+    minus, taken = objective.perturbed_many(indices, -steps)
+    return plus, minus, h_plus, -taken
 
 
 def central_difference(
