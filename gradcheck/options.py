@@ -5,8 +5,8 @@ text (command line, ini file) or as a Python value (a pytest marker), its
 default and its help.  :mod:`gradcheck.cli` turns them into ``--method``,
 ``--atol``...; :mod:`gradcheck.plugin` into ``--gradcheck-method``,
 ``--gradcheck-atol``... and the ini keys ``gradcheck_method``,
-``gradcheck_atol``....  Nothing here imports numpy, so the plugin stays cheap
-to load.
+``gradcheck_atol``....  The check machinery is imported only when a method
+name is validated, so the plugin stays cheap to load.
 """
 
 from __future__ import annotations
@@ -22,25 +22,26 @@ __all__ = [
     "Option",
     "OPTIONS",
     "CHECK_OPTIONS",
-    "METHOD_CHOICES",
+    "method_choices",
     "parse_option",
     "check_kwargs",
     "describe",
 ]
 
-#: Mirrors :data:`gradcheck.check.METHODS` (kept literal so this module imports no numpy);
-#: ``tests/test_cli.py`` asserts the two agree.
-METHOD_CHOICES = ("auto", "complex", "central", "richardson")
+def method_choices() -> tuple[str, ...]:
+    """The reference methods :func:`gradcheck.check` accepts (imported when first needed)."""
+    from .check import METHODS
+
+    return tuple(METHODS)
 
 
 def _method(value: Any, name: str) -> str:
+    choices = method_choices()
     if not isinstance(value, str):
-        raise ParameterTypeError(f"{name}: expected one of {', '.join(METHOD_CHOICES)}, "
+        raise ParameterTypeError(f"{name}: expected one of {', '.join(choices)}, "
                                  f"got {type(value).__name__}")
-    if value not in METHOD_CHOICES:
-        raise InvalidParameterError(
-            f"{name}: {value!r} is not one of {', '.join(METHOD_CHOICES)}"
-        )
+    if value not in choices:
+        raise InvalidParameterError(f"{name}: {value!r} is not one of {', '.join(choices)}")
     return value
 
 
@@ -130,7 +131,6 @@ class Option:
     default: Any = None
     metavar: str | None = "VALUE"
     check_kwarg: str | None = None
-    choices: tuple[str, ...] | None = None
 
     @property
     def is_flag(self) -> bool:
@@ -159,9 +159,9 @@ OPTIONS: dict[str, Option] = {
     for option in (
         Option("method", _method,
                "reference derivative: auto (complex step when the loss supports it, else central "
-               "differences, Richardson refinement of doubtful elements), complex, central or "
-               "richardson",
-               default="auto", metavar="METHOD", check_kwarg="method", choices=METHOD_CHOICES),
+               "differences, Richardson refinement of doubtful elements) or one reference: "
+               "complex, central, richardson, approx_fprime (SciPy), differentiate (SciPy)",
+               default="auto", metavar="METHOD", check_kwarg="method"),
         Option("atol", _tolerance,
                "absolute tolerance; with --rtol replaces the derived tolerance by "
                "atol + rtol * |reference|",

@@ -1,0 +1,359 @@
+"""The ``gradcheck`` command: check a gradient, a training step, or run the main job.
+
+``gradcheck check LOSS GRAD --params FILE.npz``, ``gradcheck update STEP LOSS
+--params FILE.npz --lr LR`` and ``gradcheck run``.  Exit status 0 when
+everything checked is right, 1 when something is wrong (or no verdict was
+possible), 2 for usage errors, unreadable files, targets that cannot be
+imported and user functions that raise (one line on stderr; ``--verbose``
+adds the traceback).  The options shared with the pytest plugin come from
+:mod:`gradcheck.options`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import GradcheckError, GradientStructureError
+from .options import OPTIONS, check_kwargs, parse_option
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_EXIT_TEXT = """exit status:
+  0  everything checked is right
+  1  something is wrong (the report says what), or no verdict was possible
+  2  usage error, unreadable file, a target that cannot be imported, or a
+     user function that raised (one line on stderr; --verbose for the traceback)"""
+
+_TARGETS_TEXT = """targets:
+  A target names a function as package.module:function or path/to/file.py:function
+  (the function part may be dotted: module:Model.loss).  Parameters are read from
+  a .npz whose keys are parameter names or paths (weight1, layers[1].weight; the
+  nesting is rebuilt), a .npy holding one array, or MODULE:FUNCTION / FILE.py:FUNCTION
+  called with no arguments to return them."""
+
+
+def _typed(name: str) -> Callable[[str], Any]:
+    """An argparse ``type`` that validates through the shared option definition."""
+
+    def parse(text: str) -> Any:
+        try:
+            return parse_option(name, text, label="--" + name)
+        except GradcheckError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _positive_lr(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr: expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--lr: must be finite and > 0, got {text!r}")
+    return value
+
+
+def _add_shared(parser: argparse.ArgumentParser, names: Sequence[str], *, html_help: str) -> None:
+    group = parser.add_argument_group("check options (shared with the pytest plugin)")
+    for name in names:
+        option = OPTIONS[name]
+        help_text = html_help if name == "html" else option.help
+        if option.default is not None and not option.is_flag:
+            help_text += f" (default: {option.default})"
+        if option.is_flag:
+            group.add_argument(option.cli_flag, action="store_true", help=help_text)
+        else:
+            group.add_argument(option.cli_flag, type=_typed(name), metavar=option.metavar,
+                               default=option.default, help=help_text)
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", action="store_true",
+                       help="print the result as JSON on stdout (nothing else goes to stdout)")
+    group.add_argument("--verbose", action="store_true",
+                       help="print tracebacks of errors, and progress")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``gradcheck`` command."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="gradcheck",
+        description=(
+            "Verify hand-written gradients against independent references (complex step,\n"
+            "central differences, Richardson extrapolation, SciPy) with a tolerance derived\n"
+            "from floating-point error, and say what is wrong when they differ."
+        ),
+        epilog=(
+            "Run 'gradcheck COMMAND --help' for a command's options.\n\n"
+            f"{_EXIT_TEXT}\n\n"
+            "examples:\n"
+            "  gradcheck run\n"
+            "  gradcheck check model.py:loss model.py:grad --params params.npz\n"
+            "  gradcheck update train.py:step train.py:loss --params params.npz --lr 0.1\n"
+            "  gradcheck check --help"
+        ),
+        formatter_class=formatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"gradcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check", formatter_class=formatter,
+        help="check a gradient function against its loss",
+        description=(
+            "Check TARGET_GRAD, a function params -> gradient, against references computed\n"
+            "from TARGET_LOSS, a function params -> float, at the parameters in --params.\n"
+            "Every element is compared (or --elements per parameter); the report names the\n"
+            "parameter, the element, both values, the tolerance and the likely bug."
+        ),
+        epilog=(
+            f"{_TARGETS_TEXT}\n\n{_EXIT_TEXT}\n\n"
+            "example:\n"
+            "  gradcheck check examples/custom_gradient.py:loss \\\n"
+            "      examples/custom_gradient.py:grad --params params.npz --seed 0"
+        ),
+    )
+    check.add_argument("loss", metavar="TARGET_LOSS",
+                       help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION")
+    check.add_argument("grad", metavar="TARGET_GRAD",
+                       help="the gradient: MODULE:FUNCTION or FILE.py:FUNCTION")
+    check.add_argument("--params", required=True, metavar="FILE",
+                       help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them")
+    _add_shared(check, list(OPTIONS), html_help="write a self-contained HTML report to PATH")
+    _add_output(check)
+    check.set_defaults(handler=_run_check)
+
+    update = commands.add_parser(
+        "update", formatter_class=formatter,
+        help="check that a training step is gradient descent",
+        description=(
+            "Check that TARGET_STEP, a function params -> new params taking one training\n"
+            "step with learning rate --lr, is gradient descent on TARGET_LOSS:\n"
+            "new = params - lr * dL/dparams.\n"
+            "The implied gradient (params - new) / lr is checked like any gradient; when it\n"
+            "is wrong the report says how the step differs: ascent (the sign), a constant\n"
+            "factor, a parameter left unchanged, the update term of the wrong shape, or\n"
+            "another direction altogether."
+        ),
+        epilog=(
+            f"{_TARGETS_TEXT}\n\n{_EXIT_TEXT}\n\n"
+            "example:\n"
+            "  gradcheck update examples/seed_update.py:working_step \\\n"
+            "      examples/seed_update.py:loss \\\n"
+            "      --params examples/seed_update.py:initial_weights --lr 1"
+        ),
+    )
+    update.add_argument("step", metavar="TARGET_STEP",
+                        help="the step: MODULE:FUNCTION or FILE.py:FUNCTION")
+    update.add_argument("loss", metavar="TARGET_LOSS",
+                        help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION")
+    update.add_argument("--params", required=True, metavar="FILE",
+                        help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them")
+    update.add_argument("--lr", required=True, type=_positive_lr, metavar="LR",
+                        help="the learning rate the step uses")
+    _add_shared(update, list(OPTIONS), html_help="write a self-contained HTML report to PATH")
+    _add_output(update)
+    update.set_defaults(handler=_run_update)
+
+    run = commands.add_parser(
+        "run", formatter_class=formatter,
+        help="the main job: the seed question and a battery of random networks",
+        description=(
+            "The main job.  First the seed question (why does W += lr * a_prev.T @ dC_dw\n"
+            "train the post's network while the textbook's W -= lr * dC_dw does not?)\n"
+            "answered with numbers; then backprop of a battery of random networks (shapes,\n"
+            "activations, losses, float32 and float64) checked against every reference.\n"
+            "Prints a summary table and writes an HTML report (reports/index.html)."
+        ),
+        epilog=(
+            f"{_EXIT_TEXT}\n\n"
+            "examples:\n"
+            "  gradcheck run\n"
+            "  gradcheck run --quick --no-html\n"
+            "  gradcheck run --json > run.json"
+        ),
+    )
+    _add_shared(run, ["seed", "quiet"], html_help="")
+    reports = run.add_argument_group("report")
+    reports.add_argument("--html", metavar="DIR", default="reports",
+                         help="directory of the HTML report (default: reports)")
+    reports.add_argument("--no-html", action="store_true", help="write no HTML report")
+    run.add_argument("--quick", action="store_true",
+                     help="skip the slowest reference (SciPy differentiate) and the training runs")
+    _add_output(run)
+    run.set_defaults(handler=_run_battery)
+    return parser
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _values(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, OPTIONS[name].dest, None) for name in OPTIONS}
+
+
+def _load_params(spec: str) -> Any:
+    from .targets import load_params, load_target
+
+    if spec.endswith((".npz", ".npy")) or ":" not in spec:
+        return load_params(spec)
+    factory = load_target(spec, role="--params")
+    try:
+        return factory()
+    except Exception as exc:  # noqa: BLE001 - the user's function; one line, chained
+        from .errors import UserFunctionError
+
+        raise UserFunctionError("--params", "calling it to get the parameters", exc) from exc
+
+
+def _emit(result: Any, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    elif args.quiet:
+        print(str(result).splitlines()[0])
+    else:
+        print(result)
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A line for the user that must not pollute --json output."""
+    print(text, file=sys.stderr if args.json else sys.stdout)
+
+
+def _structure_failure(args: argparse.Namespace, exc: GradientStructureError) -> int:
+    message = f"gradcheck: FAILED: {exc}"
+    if args.json:
+        print(json.dumps({"passed": False, "status": "failed", "error": str(exc)}, indent=2))
+    else:
+        print(message)
+    return EXIT_FAILED
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from .check import check
+    from .targets import load_target
+
+    loss = load_target(args.loss, role="loss")
+    grad = load_target(args.grad, role="grad")
+    params = _load_params(args.params)
+    try:
+        result = check(loss, grad, params, **check_kwargs(_values(args)))
+    except GradientStructureError as exc:
+        return _structure_failure(args, exc)
+    _emit(result, args)
+    if args.html:
+        from .report import write_check_report
+
+        path = write_check_report(result, args.html, loss=loss, params=params)
+        _note(args, f"report: {path}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _run_update(args: argparse.Namespace) -> int:
+    from .targets import load_target
+    from .update import check_update
+
+    step = load_target(args.step, role="step")
+    loss = load_target(args.loss, role="loss")
+    params = _load_params(args.params)
+    try:
+        result = check_update(step, loss, params, args.lr, **check_kwargs(_values(args)))
+    except GradientStructureError as exc:
+        return _structure_failure(args, exc)
+    _emit(result, args)
+    if args.html:
+        if result.check is None:
+            _note(args, "no HTML report: the step could not be evaluated")
+        else:
+            from .report import write_check_report
+
+            path = write_check_report(result.check, args.html, title="update step: " + args.step)
+            _note(args, f"report: {path}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower() or "check"
+
+
+def write_run_report(battery: Any, directory: str | Path) -> Path:
+    """Write the main job's HTML: the seed page, one page per check, and the index linking them."""
+    from .report import IndexEntry, write_check_report, write_index, write_seed_report
+
+    root = Path(directory)
+    entries = []
+    used: set[str] = set()
+    for case, method, result in battery.checks:
+        name = _slug(f"{case}-{method}")
+        while name in used:
+            name += "-x"
+        used.add(name)
+        href = f"checks/{name}.html"
+        write_check_report(result, root / href, title=f"{case}: backprop against {method}",
+                           back_link="../index.html")
+        entries.append(IndexEntry(
+            label=f"{case} / {method}", result=result, href=href, expect_pass=True,
+            description=f"backprop of {case} against {method}",
+        ))
+    seed_href = None
+    if battery.seed is not None:
+        write_seed_report(battery.seed, root / "seed.html")
+        seed_href = "seed.html"
+    return write_index(entries, root / "index.html", seed_href=seed_href, seed_demo=battery.seed,
+                       seconds=battery.seconds)
+
+
+def _run_battery(args: argparse.Namespace) -> int:
+    from .battery import run_battery
+
+    chatty = args.verbose and not args.json
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    battery = run_battery(rng=args.seed, quick=args.quick, progress=progress if chatty else None)
+    _emit(battery, args)
+    if not args.no_html:
+        path = write_run_report(battery, args.html)
+        _note(args, f"report: {path}")
+    return EXIT_OK if battery.passed else EXIT_FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gradcheck`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except (GradcheckError, OSError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"gradcheck {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gradcheck: interrupted", file=sys.stderr)
+        return 130
