@@ -139,7 +139,9 @@ def _names(name: str, given: Sequence[str] | None, default: tuple[str, ...],
         raise InvalidParameterError(f"{name}: must name at least one")
     unknown = [n for n in names if n not in registry]
     if unknown:
-        raise InvalidParameterError(f"{name}: unknown {unknown[0]!r}; choose from {', '.join(registry)}")
+        raise InvalidParameterError(
+            f"{name}: unknown {unknown[0]!r}; choose from {', '.join(registry)}"
+        )
     return names
 
 
@@ -292,7 +294,7 @@ def inputs_and_targets(
 def _kink_margin_ok(network: Network, params: dict[str, _ARRAY], x: _ARRAY) -> bool:
     forward = network.forward({k: v.astype(np.float64) for k, v in params.items()},
                               x.astype(np.float64))
-    for name, z in zip(network.activations, forward.z):
+    for name, z in zip(network.activations, forward.z, strict=True):
         if name != "relu":
             continue
         margin = KINK_MARGIN * (1.0 + float(np.sqrt(np.mean(z**2))))
