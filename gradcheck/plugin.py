@@ -1,0 +1,319 @@
+"""The pytest plugin: a ``gradcheck`` fixture, a marker, ``--gradcheck-...`` options, a summary.
+
+Registered through the ``pytest11`` entry point, so installing gradcheck is
+enough.  In a test::
+
+    def test_backward(gradcheck):
+        gradcheck.assert_check(loss, grad, params)   # failure message = the report
+
+    @pytest.mark.gradcheck(method="central", atol=1e-6)
+    def test_with_options(gradcheck): ...
+
+Options (command line ``--gradcheck-NAME``, ini ``gradcheck_NAME``, marker
+keyword ``NAME``; the definitions are shared with the ``gradcheck`` command
+through :mod:`gradcheck.options`): ``method``, ``atol``, ``rtol``, ``seed``,
+``elements``, ``html`` (a directory: every check made through the fixture gets
+an HTML page there, plus ``index.html``) and ``quiet``.  Precedence: keyword
+of the call > marker > command line > ini > default.
+
+The plugin's state lives in ``config.stash``; under pytest-xdist each worker
+sends its records to the controller, which prints the summary and writes the
+index.  Nothing heavier than :mod:`gradcheck.options` is imported until a test
+asks for the fixture.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import GradcheckError
+from .options import CHECK_OPTIONS, OPTIONS, check_kwargs, describe, parse_option
+
+__all__ = ["GradcheckFixture", "gradcheck"]
+
+_MARKER_HELP = (
+    "gradcheck(method=..., atol=..., rtol=..., seed=..., elements=...): options of the "
+    "checks made through the gradcheck fixture in this test"
+)
+_WORKER_KEY = "gradcheck_records"
+
+
+@dataclass
+class _SessionState:
+    settings: dict[str, Any]
+    html_dir: Path | None
+    quiet: bool
+    records: list[dict[str, Any]] = field(default_factory=list)
+    index: Path | None = None
+    html_error: str | None = None
+
+
+_STATE = pytest.StashKey[_SessionState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradcheck", "gradient checking (gradcheck)")
+    for option in OPTIONS.values():
+        help_text = option.help
+        if option.name == "html":
+            help_text = ("write an HTML report of every check made through the gradcheck "
+                         "fixture to this directory (index.html links them)")
+        if option.default is not None and not option.is_flag:
+            help_text += f" (default: {option.default})"
+        if option.is_flag:
+            group.addoption(option.pytest_flag, action="store_true", default=None,
+                            dest=option.ini_name, help=help_text)
+        else:
+            group.addoption(option.pytest_flag, default=None, dest=option.ini_name,
+                            metavar=option.metavar, help=help_text)
+        parser.addini(option.ini_name, help=f"gradcheck: {help_text}", default=None)
+
+
+def _resolve(config: pytest.Config) -> dict[str, Any]:
+    """Option values: command line, else ini, else the default; each validated."""
+    values: dict[str, Any] = {}
+    for name, option in OPTIONS.items():
+        given = config.getoption(option.ini_name, default=None)
+        label = option.pytest_flag
+        if given is None:
+            given = config.getini(option.ini_name) or None
+            label = f"ini option {option.ini_name}"
+        try:
+            value = parse_option(name, given, label=label)
+        except GradcheckError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        values[name] = option.default if value is None else value
+    return values
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", _MARKER_HELP)
+    settings = _resolve(config)
+    html = settings.pop("html")
+    quiet = bool(settings.pop("quiet"))
+    root = Path(str(config.rootpath))
+    html_dir = None if html is None else (Path(html) if Path(html).is_absolute() else root / html)
+    config.stash[_STATE] = _SessionState(settings, html_dir, quiet)
+
+
+def _state(config: pytest.Config) -> _SessionState:
+    return config.stash[_STATE]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    state = _state(config)
+    html = f", html={state.html_dir}" if state.html_dir else ""
+    return f"gradcheck: {describe(state.settings)}{html}"
+
+
+# -- the fixture ------------------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-")[:120] or "check"
+
+
+class GradcheckFixture:
+    """The ``gradcheck`` fixture: checks with the session's and the marker's options, recorded.
+
+    Attributes
+    ----------
+    settings : dict
+        The option values in force for this test (``method``, ``atol``,
+        ``rtol``, ``seed``, ``elements``).
+    results : list
+        Every result this test produced, in order.
+    """
+
+    def __init__(self, nodeid: str, settings: dict[str, Any], state: _SessionState) -> None:
+        self.nodeid = nodeid
+        self.settings = settings
+        self.results: list[Any] = []
+        self._state = state
+
+    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        kwargs = check_kwargs(self.settings)
+        if "seed" in overrides:
+            overrides = dict(overrides)
+            kwargs["rng"] = parse_option("seed", overrides.pop("seed"))
+        kwargs.update(overrides)
+        return kwargs
+
+    def _record(self, kind: str, label: str | None, result: Any, check: Any) -> None:
+        self.results.append(result)
+        number = sum(1 for r in self._state.records if r["nodeid"] == self.nodeid) + 1
+        record: dict[str, Any] = {
+            "nodeid": self.nodeid,
+            "kind": kind,
+            "label": label or f"{kind} {number}",
+            "passed": bool(result.passed),
+            "status": result.status,
+            "headline": str(result).splitlines()[0],
+            "href": None,
+            "result": None,
+        }
+        if self._state.html_dir is not None and check is not None:
+            record.update(self._write_page(record, check))
+        self._state.records.append(record)
+
+    def _write_page(self, record: dict[str, Any], check: Any) -> dict[str, Any]:
+        from .report import write_check_report
+
+        assert self._state.html_dir is not None
+        name = _slug(f"{self.nodeid}-{record['label']}")
+        href = f"checks/{name}.html"
+        try:
+            write_check_report(check, self._state.html_dir / href,
+                               title=f"{self.nodeid}: {record['label']}",
+                               back_link="../index.html")
+        except Exception as exc:  # noqa: BLE001 - a report problem must not fail the test
+            return {"html_error": f"{type(exc).__name__}: {exc}"}
+        # The index needs the CheckResult itself; under xdist it travels as a pickle.
+        return {"href": href, "result": base64.b64encode(pickle.dumps(check)).decode("ascii")}
+
+    def check(self, loss: Any, grad: Any, params: Any, *, label: str | None = None,
+              **overrides: Any) -> Any:
+        """:func:`gradcheck.check` with this test's options (keywords override them)."""
+        from .check import check
+
+        result = check(loss, grad, params, **self._options(overrides))
+        self._record("check", label, result, result)
+        return result
+
+    def assert_check(self, loss: Any, grad: Any, params: Any, *, label: str | None = None,
+                     **overrides: Any) -> Any:
+        """:meth:`check`, raising ``GradientMismatchError`` (an AssertionError) with the report."""
+        __tracebackhide__ = True
+        from .errors import GradientMismatchError
+
+        result = self.check(loss, grad, params, label=label, **overrides)
+        if not result.passed:
+            raise GradientMismatchError(result)
+        return result
+
+    def check_update(self, step: Any, loss: Any, params: Any, lr: float, *,
+                     label: str | None = None, **overrides: Any) -> Any:
+        """:func:`gradcheck.update.check_update` with this test's options."""
+        from .update import check_update
+
+        result = check_update(step, loss, params, lr, **self._options(overrides))
+        self._record("update", label, result, result.check)
+        return result
+
+    def assert_update(self, step: Any, loss: Any, params: Any, lr: float, *,
+                      label: str | None = None, **overrides: Any) -> Any:
+        """:meth:`check_update`, raising ``GradientMismatchError`` unless the step is descent."""
+        __tracebackhide__ = True
+        from .errors import GradientMismatchError
+
+        result = self.check_update(step, loss, params, lr, label=label, **overrides)
+        if not result.passed:
+            raise GradientMismatchError(result)
+        return result
+
+
+def _marker_settings(request: pytest.FixtureRequest, settings: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(settings)
+    # Closest last: a function's marker overrides its class's and module's.
+    for marker in reversed(list(request.node.iter_markers("gradcheck"))):
+        if marker.args:
+            raise pytest.UsageError(
+                f"{request.node.nodeid}: @pytest.mark.gradcheck takes keywords only "
+                f"(e.g. method='central'), got {marker.args!r}"
+            )
+        for key, value in marker.kwargs.items():
+            if key not in CHECK_OPTIONS:
+                raise pytest.UsageError(
+                    f"{request.node.nodeid}: @pytest.mark.gradcheck: unknown option {key!r} "
+                    f"(options are {', '.join(CHECK_OPTIONS)})"
+                )
+            try:
+                merged[key] = parse_option(key, value, label=f"@pytest.mark.gradcheck({key}=...)")
+            except GradcheckError as exc:
+                raise pytest.UsageError(f"{request.node.nodeid}: {exc}") from None
+    return merged
+
+
+@pytest.fixture
+def gradcheck(request: pytest.FixtureRequest) -> GradcheckFixture:
+    """Check gradients and update steps with the session's ``--gradcheck-...`` options and
+    the test's ``@pytest.mark.gradcheck(...)``; ``assert_check``/``assert_update`` fail the
+    test with gradcheck's report."""
+    state = _state(request.config)
+    return GradcheckFixture(request.node.nodeid, _marker_settings(request, state.settings), state)
+
+
+# -- end of session: xdist transport, index, summary --------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = _state(config)
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the records to the controller
+        workeroutput[_WORKER_KEY] = json.dumps(state.records)
+        return
+    if state.html_dir is not None:
+        _write_index(state)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect a finished worker's records."""
+    records = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    if records:
+        _state(node.config).records.extend(json.loads(records))
+
+
+def _write_index(state: _SessionState) -> None:
+    assert state.html_dir is not None
+    try:
+        from .report import IndexEntry, write_index
+
+        entries = []
+        for record in state.records:
+            if not record.get("result"):
+                continue
+            result = pickle.loads(base64.b64decode(record["result"]))
+            entries.append(IndexEntry(
+                label=f"{record['nodeid']}: {record['label']}", result=result,
+                href=record["href"], description=record["headline"],
+            ))
+        state.index = write_index(entries, state.html_dir / "index.html", seed_href=None,
+                                  title="gradcheck: checks made in this test session")
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, never fails the run
+        state.html_error = f"{type(exc).__name__}: {exc}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if getattr(config, "workeroutput", None) is not None:
+        return
+    state = _state(config)
+    records = state.records
+    if not records and state.html_dir is None:
+        return
+    failed = [r for r in records if not r["passed"]]
+    terminalreporter.section("gradcheck")
+    terminalreporter.write_line(
+        f"{len(records)} check(s) made through the gradcheck fixture: "
+        f"{len(records) - len(failed)} passed, {len(failed)} failed"
+    )
+    if not state.quiet:
+        for record in failed:
+            terminalreporter.write_line(f"  {record['nodeid']} [{record['label']}]: "
+                                        f"{record['headline']}")
+    problems = [r["html_error"] for r in records if r.get("html_error")]
+    if state.html_error:
+        problems.append(state.html_error)
+    if state.index is not None:
+        terminalreporter.write_line(f"HTML report: {state.index}")
+    for problem in problems[:3]:
+        terminalreporter.write_line(f"HTML report problem: {problem}")
