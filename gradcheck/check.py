@@ -209,6 +209,13 @@ def _first_pass(
     return REFERENCES[method](objective, indices, sigma)
 
 
+def _subset(estimate: Estimate, mask: NDArray[np.bool_]) -> Estimate:
+    return Estimate(
+        estimate.indices[mask], estimate.derivative[mask], estimate.error[mask],
+        estimate.step[mask], estimate.n_evaluations, estimate.method,
+    )
+
+
 def _kinks(
     objective: Objective, state: _Comparison, indices: NDArray[np.intp], sigma: float
 ) -> NDArray[np.bool_]:
@@ -309,9 +316,12 @@ def check(
     method : {"auto", "complex", "central", "richardson", "approx_fprime", "differentiate"}
         The reference.  ``auto`` uses the complex step when the loss supports
         it, else central differences, refines doubtful elements with
-        Richardson extrapolation and accepts kinks.  Any other name uses that
-        reference alone (``approx_fprime``: SciPy's forward differences;
-        ``differentiate``: ``scipy.differentiate.derivative`` elementwise).
+        Richardson extrapolation and accepts kinks.  ``complex`` forces the
+        complex step (an error if the loss does not support it), with the same
+        Richardson arbitration of failing elements.  Any other name uses that
+        reference alone, judged by its own error estimate
+        (``approx_fprime``: SciPy's forward differences; ``differentiate``:
+        ``scipy.differentiate.derivative`` elementwise).
     atol, rtol : float, optional
         Override the derived tolerance with ``atol + rtol * |reference|``.
     elements : int, optional
@@ -394,22 +404,34 @@ def check(
     per_element_cost[indices] += first.n_evaluations // max(len(indices), 1)
     state.judge(options)
 
-    if options.atol is None and options.rtol is None:
+    if options.atol is None and options.rtol is None and options.method in ("auto", "complex"):
+        # Richardson over a ladder of larger steps decides every element the first pass
+        # failed, and, after a central first pass, every element whose tolerance was too
+        # coarse to mean anything.  A discrepancy that even the best finite difference
+        # cannot resolve is below what the loss itself can tell apart, so it is no bug:
+        # this is what keeps the complex step's extra digits from flagging rounding a
+        # correct formula cannot avoid (a saturated sigmoid's 1 - a).
+        doubtful = state.failing(indices)
+        unresolved = np.zeros_like(doubtful)
         if options.method == "auto" and first.method == "central":
-            # Failing or too coarse to mean anything: Richardson over larger steps decides.
-            doubtful = state.failing(indices) | state.unresolved(indices)
-            if doubtful.any():
-                again = indices[doubtful]
+            unresolved = state.unresolved(indices) & ~doubtful
+        if (doubtful | unresolved).any():
+            again = indices[doubtful | unresolved]
+            base = None
+            if first.method == "central":
+                pick = doubtful | unresolved
                 base = Estimate(
-                    again, first.derivative[doubtful], first.error[doubtful],
-                    first.step[doubtful], 0, "central",
+                    again, first.derivative[pick], first.error[pick], first.step[pick], 0, "central"
                 )
-                refined = richardson(objective, again, sigma=sigma, first=base)
-                state.record(refined, only_if_better=True)
-                per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
-                state.judge(options)
+            refined = richardson(objective, again, sigma=sigma, first=base)
+            per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
+            # Failing elements: Richardson decides.  Unresolved ones: the more precise wins.
+            fail_mask = doubtful[doubtful | unresolved]
+            state.record(_subset(refined, fail_mask))
+            state.record(_subset(refined, ~fail_mask), only_if_better=True)
+            state.judge(options)
         still = indices[state.failing(indices)]
-        if len(still) and options.method in ("auto", "richardson"):
+        if len(still) and options.method in ("auto", "complex", "richardson"):
             accepted = _kinks(objective, state, still, sigma)
             per_element_cost[still] += 8
             if accepted.any():

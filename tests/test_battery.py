@@ -1,0 +1,50 @@
+"""The main job's battery: random networks checked against every reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gradcheck.battery import DEFAULT_CASES, BatteryCase, run_battery, run_case
+from gradcheck.network import Network
+
+
+def test_every_default_case_verifies_against_every_reference():
+    result = run_battery(rng=0, quick=True, seed_demo=False)
+    assert result.passed, str(result)
+    assert len(result.cases) == len(DEFAULT_CASES)
+    table = result.table()
+    for case in DEFAULT_CASES:
+        assert case.name in table
+    for method in ("auto", "complex", "central", "richardson", "approx_fprime"):
+        assert method in table
+    json.dumps(result.to_dict())
+
+
+def test_saturated_case_really_is_saturated():
+    case = next(c for c in DEFAULT_CASES if "saturated" in c.name)
+    params, x, y = case.problem(np.random.default_rng(0))
+    grads = np.concatenate([g.ravel() for g in case.network.backward(params, x, y).values()])
+    assert np.median(np.abs(grads)) < 1e-9
+
+
+def test_a_broken_backward_pass_fails_the_battery(monkeypatch):
+    original = Network._backward
+
+    def scaled(self, params, y, forward):
+        return {k: v * (1 + 1e-4) for k, v in original(self, params, y, forward).items()}
+
+    monkeypatch.setattr(Network, "_backward", scaled)
+    case = BatteryCase("tanh", Network((3, 4, 2), ("tanh", "identity"), "mse"))
+    result = run_case(case, rng=np.random.default_rng(0), methods=("auto", "central", "richardson"))
+    assert not result.passed
+    assert all(not r.passed for r in result.checks.values())
+
+
+@pytest.mark.parametrize("method", ["differentiate"])
+def test_scipy_differentiate_reference_on_a_small_case(method):
+    case = BatteryCase("small", Network((2, 3, 1), ("sigmoid", "sigmoid"), "half_sse"), n_samples=4)
+    result = run_case(case, rng=np.random.default_rng(1), methods=(method,))
+    assert result.passed, str(result.checks[method])
