@@ -1,0 +1,222 @@
+"""Evidence for reports: a central difference across step sizes; all references side by side.
+
+:func:`gradcheck.check` spends as few loss evaluations as it can.  A report
+that shows *why* a step was chosen, or that the references agree with each
+other, needs more: :func:`step_sweep` evaluates central differences over a
+ladder of steps (the "V" of truncation against roundoff), and
+:func:`reference_agreement` runs every reference on the same few elements.
+Both are called only when a report asks for them, so checks stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..objective import Objective
+from .base import Estimate
+from .complex_step import complex_step
+from .finite_difference import ROUNDOFF_SIGMAS, central_difference, default_steps, richardson
+
+__all__ = ["StepSweep", "step_sweep", "REFERENCES", "Agreement", "reference_agreement"]
+
+
+@dataclass(frozen=True, eq=False)
+class StepSweep:
+    """Central-difference errors over a ladder of steps, for a few elements.
+
+    Attributes
+    ----------
+    indices : ndarray of int, shape (k,)
+        Flat indices of the elements swept.
+    steps : ndarray, shape (m,)
+        Relative steps; element ``i`` was moved by ``steps * max(|x_i|, 1)``.
+    absolute_steps : ndarray, shape (k, m)
+        The steps really taken (half the width of each stencil).
+    derivative : ndarray, shape (k, m)
+        Central difference at each step.
+    truth : ndarray, shape (k,)
+        The most accurate reference available for each element.
+    truth_method : str
+        Which reference ``truth`` is (``complex`` or ``richardson``).
+    roundoff : ndarray, shape (k, m)
+        The roundoff bound ``ROUNDOFF_SIGMAS * sigma / h`` at each step.
+    default_step : ndarray, shape (k,)
+        The step :func:`~gradcheck.references.finite_difference.default_steps` would choose.
+    n_evaluations : int
+        Loss evaluations spent.
+    """
+
+    indices: NDArray[np.intp]
+    steps: NDArray[np.float64]
+    absolute_steps: NDArray[np.float64]
+    derivative: NDArray[np.float64]
+    truth: NDArray[np.float64]
+    truth_method: str
+    roundoff: NDArray[np.float64]
+    default_step: NDArray[np.float64]
+    n_evaluations: int
+
+    @property
+    def error(self) -> NDArray[np.float64]:
+        """``|central(h) - truth|``, shape (k, m)."""
+        return np.abs(self.derivative - self.truth[:, None])
+
+    @property
+    def best_step(self) -> NDArray[np.float64]:
+        """The absolute step with the smallest error, per element."""
+        error = np.where(np.isfinite(self.error), self.error, np.inf)
+        return self.absolute_steps[np.arange(len(self.indices)), np.argmin(error, axis=1)]
+
+
+def step_sweep(
+    objective: Objective,
+    indices: NDArray[np.intp],
+    *,
+    sigma: float,
+    steps: NDArray[np.float64] | None = None,
+    truth: Estimate | None = None,
+) -> StepSweep:
+    """Central differences of each element over a ladder of steps.
+
+    Parameters
+    ----------
+    objective : Objective
+        The loss over the flat parameter vector.
+    indices : array of int
+        Flat indices of the elements (a handful: each costs ``2 * len(steps)``
+        evaluations).
+    sigma : float
+        The loss's rounding noise, for the roundoff bound.
+    steps : array of float, optional
+        Relative steps; default ``logspace(-14, -1, 27)`` for float64 (the
+        range is scaled to the dtype's epsilon otherwise).
+    truth : Estimate, optional
+        The reference to measure errors against; by default a Richardson
+        estimate is made.
+
+    Returns
+    -------
+    StepSweep
+    """
+    indices = np.asarray(indices, dtype=np.intp)
+    if steps is None:
+        eps = float(np.max(objective.space.eps()[indices], initial=np.finfo(np.float64).eps))
+        low = np.log10(eps) + 1.5
+        steps = np.logspace(low, -1.0, int(round((-1.0 - low) * 2)) + 1)
+    steps = np.asarray(steps, dtype=np.float64)
+    before = objective.n_evaluations
+    if truth is None:
+        truth = richardson(objective, indices, sigma=sigma)
+    scale = np.maximum(np.abs(objective.x0[indices]).astype(np.float64), 1.0)
+    derivative = np.empty((len(indices), len(steps)))
+    absolute = np.empty_like(derivative)
+    for j, step in enumerate(steps):
+        estimate = central_difference(objective, indices, steps=step * scale, sigma=sigma)
+        derivative[:, j] = estimate.derivative
+        absolute[:, j] = estimate.step
+    return StepSweep(
+        indices=indices,
+        steps=steps,
+        absolute_steps=absolute,
+        derivative=derivative,
+        truth=np.asarray(truth.derivative, dtype=np.float64),
+        truth_method=truth.method,
+        roundoff=ROUNDOFF_SIGMAS * sigma / absolute,
+        default_step=default_steps(objective, indices),
+        n_evaluations=objective.n_evaluations - before,
+    )
+
+
+def _scipy_forward(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    from .scipy_refs import approx_fprime_reference
+
+    return approx_fprime_reference(objective, indices, sigma=sigma)
+
+
+def _scipy_differentiate(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    from .scipy_refs import differentiate_reference
+
+    return differentiate_reference(objective, indices, sigma=sigma)
+
+
+def _central(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    return central_difference(objective, indices, sigma=sigma)
+
+
+def _richardson(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    return richardson(objective, indices, sigma=sigma)
+
+
+def _complex(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
+    return complex_step(objective, indices)
+
+
+#: The references a report compares, by display name.  ``complex step`` is
+#: only run when the loss passed the complex-step capability probe.
+REFERENCES: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] = {
+    "central difference": _central,
+    "Richardson": _richardson,
+    "complex step": _complex,
+    "SciPy approx_fprime": _scipy_forward,
+    "SciPy differentiate": _scipy_differentiate,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Agreement:
+    """Every reference on the same elements.
+
+    Attributes
+    ----------
+    indices : ndarray of int
+        Flat indices of the elements.
+    estimates : dict of str to Estimate
+        One per reference that ran.
+    skipped : dict of str to str
+        References that did not run, and why.
+    """
+
+    indices: NDArray[np.intp]
+    estimates: dict[str, Estimate]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def consensus(self) -> NDArray[np.float64]:
+        """The estimate with the smallest own error at each element."""
+        values = np.array([e.derivative for e in self.estimates.values()])
+        errors = np.array([e.error for e in self.estimates.values()])
+        errors = np.where(np.isfinite(errors), errors, np.inf)
+        best = np.argmin(errors, axis=0)
+        return values[best, np.arange(values.shape[1])]
+
+
+def reference_agreement(
+    objective: Objective,
+    indices: NDArray[np.intp],
+    *,
+    sigma: float,
+    complex_ok: bool,
+    references: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] | None = None,
+) -> Agreement:
+    """Run each reference of ``references`` (default :data:`REFERENCES`) on ``indices``.
+
+    A reference that cannot run (complex step on a loss that is not
+    complex-analytic, SciPy raising) is listed in ``skipped`` with the reason
+    instead of failing the report.
+    """
+    indices = np.asarray(indices, dtype=np.intp)
+    estimates: dict[str, Estimate] = {}
+    skipped: dict[str, str] = {}
+    for name, function in (references or REFERENCES).items():
+        if name == "complex step" and not complex_ok:
+            skipped[name] = "the loss does not propagate complex perturbations analytically"
+            continue
+        try:
+            estimates[name] = function(objective, indices, sigma)
+        except Exception as exc:  # noqa: BLE001 - a report shows what failed, it does not crash
+            skipped[name] = f"{type(exc).__name__}: {exc}"
+    return Agreement(indices=indices, estimates=estimates, skipped=skipped)

@@ -1,0 +1,149 @@
+"""Shared machinery of the reports: the jinja2 environment, atomic writes, the environment table."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import sys
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from ..errors import InvalidParameterError, ParameterTypeError
+
+__all__ = ["DEFAULT_DIR", "render", "atomic_write", "environment", "resolve_path"]
+
+#: Where reports are written when no path is given (relative to the working directory).
+DEFAULT_DIR = Path("reports")
+
+
+def _num(value: Any, digits: int = 6) -> str:
+    """A number for people: ``6.12345e-11``, ``0.925``, ``—`` for missing."""
+    if value is None:
+        return "—"
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{digits}g}".replace("-", "−")
+
+
+def _sci(value: Any, digits: int = 2) -> str:
+    """A number in scientific notation with a real superscript: ``3.1×10⁻¹¹`` as HTML."""
+    if value is None:
+        return "—"
+    value = float(value)
+    if math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if value == 0:
+        return "0"
+    exponent = math.floor(math.log10(abs(value)))
+    if -3 <= exponent <= 3:
+        return _num(value, digits + 1)
+    mantissa = value / 10**exponent
+    if round(mantissa, digits - 1) == 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    sign = "−" if mantissa < 0 else ""
+    return Markup(f"{sign}{abs(mantissa):.{digits - 1}f}×10<sup>{exponent}</sup>".replace(
+        "<sup>-", "<sup>−"))
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gradcheck.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["sci"] = _sci
+    env.filters["svg"] = lambda svg: Markup(svg) if svg else ""
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``templates/<template>`` with autoescaping (only our own SVG is marked safe)."""
+    context.setdefault("generated", datetime.datetime.now(datetime.timezone.utc)
+                       .strftime("%Y-%m-%d %H:%M UTC"))
+    return _jinja().get_template(template).render(**context)
+
+
+def resolve_path(path: Any, default_name: str) -> Path:
+    """The file to write: ``path``, or ``DEFAULT_DIR / default_name``; a directory gets the name."""
+    if path is None:
+        return DEFAULT_DIR / default_name
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterTypeError(f"path: expected a str or os.PathLike, not {type(path).__name__}")
+    result = Path(path)
+    if result.is_dir():
+        return result / default_name
+    if result.suffix.lower() not in (".html", ".htm"):
+        raise InvalidParameterError(f"path: {str(result)!r} should end in .html")
+    return result
+
+
+def atomic_write(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename.
+
+    A reader (or a crash) never sees a half-written report: the old file stays
+    in place until :func:`os.replace` swaps the complete new one in.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        module = sys.modules.get(name)
+        return str(getattr(module, "__version__", "not installed"))
+
+
+def environment(**extra: Any) -> list[tuple[str, str]]:
+    """What is needed to reproduce a report: versions, platform, plus ``extra`` rows."""
+    import numpy
+    import scipy
+
+    from .. import __version__
+
+    rows = [
+        ("gradcheck", __version__),
+        ("Python", platform.python_version() + f" ({platform.python_implementation()})"),
+        ("NumPy", numpy.__version__),
+        ("SciPy", scipy.__version__),
+        ("matplotlib", _version("matplotlib")),
+        ("Platform", f"{platform.system()} {platform.release()} {platform.machine()}"),
+    ]
+    rows += [(str(key), str(value)) for key, value in extra.items() if value is not None]
+    return rows

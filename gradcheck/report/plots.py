@@ -1,0 +1,373 @@
+"""Figures for the HTML reports, rendered by matplotlib to inline SVG strings.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot,
+no global backend state), saved as SVG with text kept as text, and cleaned
+so they can be pasted into an HTML page: no XML prologue, no metadata, no
+namespace URLs.  Every string that comes from the user (parameter names) is
+escaped for matplotlib's mathtext, and matplotlib escapes it for XML.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..references.sweep import StepSweep
+    from ..results import ParameterResult
+
+__all__ = [
+    "COLORS",
+    "figure",
+    "to_svg",
+    "mpl_text",
+    "error_heatmaps",
+    "step_curves",
+    "battery_overview",
+    "line_plot",
+]
+
+#: The palette shared with the CSS of the templates.
+COLORS = {
+    "pass": "#1a7f37",
+    "fail": "#cf222e",
+    "warn": "#bf8700",
+    "blue": "#0969da",
+    "purple": "#8250df",
+    "grey": "#6e7781",
+    "light": "#d0d7de",
+    "ink": "#1f2328",
+}
+
+_RC = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.size": 9.5,
+    "axes.edgecolor": "#8c959f",
+    "axes.labelcolor": "#1f2328",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "xtick.color": "#57606a",
+    "ytick.color": "#57606a",
+    "legend.frameon": False,
+    "legend.fontsize": 8.5,
+}
+
+
+def _styled(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a plotting function under the report's matplotlib style, leaving the user's alone."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def mpl_text(text: Any) -> str:
+    """A user string safe for matplotlib: ``$`` would start mathtext, so it is escaped."""
+    return str(text).replace("\\", "\\\\").replace("$", r"\$")
+
+
+def figure(width: float, height: float) -> Figure:
+    """A new figure (inches), outside pyplot, in the report's style.
+
+    Margins are set by hand (:func:`margins`): constrained layout would draw
+    every figure twice, and report writing must stay fast.
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def margins(fig: Figure, *, left: float = 0.75, right: float = 0.2, top: float = 0.35,
+            bottom: float = 0.5) -> dict[str, float]:
+    """Gridspec margins from sizes in inches (so they do not change with the figure's size)."""
+    width, height = fig.get_size_inches()
+    return {"left": left / width, "right": 1 - right / width, "top": 1 - top / height,
+            "bottom": bottom / height}
+
+
+_STRIP = [
+    re.compile(r"<\?xml[^>]*\?>\s*", re.S),
+    re.compile(r"<!DOCTYPE[^>]*>\s*", re.S),
+    re.compile(r"<metadata>.*?</metadata>\s*", re.S),
+    re.compile(r'\s+xmlns(:\w+)?="[^"]*"'),
+]
+
+
+def to_svg(fig: Figure, *, label: str = "") -> str:
+    """``fig`` as an inline ``<svg>`` element (class ``plot``), with an accessible label."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None,
+                                                "Type": None})
+    svg = buffer.getvalue()
+    for pattern in _STRIP:
+        svg = pattern.sub(" " if pattern.pattern.startswith(r"\s+xmlns") else "", svg)
+    svg = svg.strip()
+    from markupsafe import escape
+
+    attributes = f' class="plot" role="img" aria-label="{escape(label)}"'
+    return svg.replace("<svg ", "<svg" + attributes + " ", 1)
+
+
+def _matrix(values: NDArray[Any]) -> NDArray[Any]:
+    """Any parameter as a 2-D picture: rows of the first axis (a vector is one row)."""
+    if values.ndim == 0:
+        return values.reshape(1, 1)
+    if values.ndim == 1:
+        return values.reshape(1, -1)
+    return values.reshape(values.shape[0], -1)
+
+
+def _ratio_cmap() -> Any:
+    from matplotlib.colors import LinearSegmentedColormap
+
+    # Calm blue-greys well below the tolerance, white near it, red beyond it.
+    return LinearSegmentedColormap.from_list(
+        "gradcheck_ratio",
+        [(0.0, "#dbe9f6"), (0.35, "#9ecae1"), (0.62, "#f7fbff"), (0.75, "#fdd0a2"),
+         (0.87, "#ef6548"), (1.0, "#7f0000")],
+    )
+
+
+#: log10(|error| / tolerance) is shown between these limits.
+RATIO_RANGE = (-5.0, 3.0)
+
+
+@_styled
+def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 16) -> str | None:
+    """One heatmap of ``log10(|error| / tolerance)`` per parameter, in one figure.
+
+    Above 0 (red) an element fails.  Unchecked elements are grey; the worst
+    element of each parameter is outlined.  Small matrices get square cells
+    with the power of ten written in; panels flow left to right like words.
+    Returns None when there is nothing to draw.
+    """
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    shown = [p for p in parameters if p.analytic.size > 0][:max_panels]
+    if not shown:
+        return None
+    pictures = []
+    for p in shown:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.log10(p.abs_error / p.tolerance)
+        ratio = np.where(p.checked & np.isnan(ratio), RATIO_RANGE[1], ratio)
+        ratio = np.clip(ratio, *RATIO_RANGE)
+        ratio = np.where(p.checked, ratio, np.nan)
+        pictures.append(_matrix(ratio))
+
+    width, usable = 8.6, 8.0
+    sizes = []
+    for picture in pictures:
+        r, c = picture.shape
+        cell = min(0.34, 6.8 / c, 3.2 / r)
+        sizes.append((max(c * cell, 0.5), max(r * cell, 0.3), cell))
+    # Flow layout in inches: (row, x, panel width, panel height).
+    title, ticks, gap, left = 0.42, 0.32, 0.45, 0.35
+    rows: list[list[int]] = [[]]
+    x = left
+    for k, (w, _, _) in enumerate(sizes):
+        if rows[-1] and x + w > usable:
+            rows.append([])
+            x = left
+        rows[-1].append(k)
+        x += w + gap + left
+    row_heights = [max(sizes[k][1] for k in row) + title + ticks for row in rows]
+    bar_space = 0.75
+    height = 0.1 + sum(row_heights) + bar_space
+    fig = figure(width, height)
+    cmap = _ratio_cmap().with_extremes(bad="#eaeef2")
+    norm = Normalize(*RATIO_RANGE)
+    image = None
+    top = height - 0.1
+    for row, row_height in zip(rows, row_heights, strict=True):
+        x = left
+        for k in row:
+            p, picture = shown[k], pictures[k]
+            w, h, cell = sizes[k]
+            ax = fig.add_axes((x / width, (top - title - h) / height, w / width, h / height))
+            x += w + gap + left
+            image = ax.imshow(picture, cmap=cmap, norm=norm, aspect="auto",
+                              interpolation="nearest")
+            verdict = "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail"
+            color = COLORS["pass"] if p.passed else COLORS["fail"]
+            shape = "×".join(str(s) for s in p.shape) or "scalar"
+            ax.set_title(f"{mpl_text(_short(p.name))}\n{shape} · {verdict}", color=color,
+                         loc="left", fontsize=9, linespacing=1.3)
+            r, c = picture.shape
+            ax.set_xticks(range(c) if c <= 10 else np.linspace(0, c - 1, 5).round().astype(int))
+            ax.set_yticks(range(r) if r <= 10 else np.linspace(0, r - 1, 5).round().astype(int))
+            ax.tick_params(labelsize=7.5, length=2)
+            if r == 1 and p.analytic.ndim <= 1:
+                ax.set_yticks([])
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(True)
+            if p.checked.any():
+                order = _matrix(np.arange(p.analytic.size).reshape(p.shape))
+                target = np.ravel_multi_index(p.worst_index, p.shape) if p.shape else 0
+                where = np.argwhere(order == target)[0]
+                ax.add_patch(Rectangle((where[1] - 0.5, where[0] - 0.5), 1, 1, fill=False,
+                                       edgecolor=COLORS["ink"], linewidth=1.6))
+            if cell >= 0.22:
+                for (i, j), value in np.ndenumerate(picture):
+                    if np.isfinite(value) and value > RATIO_RANGE[0]:
+                        ax.text(j, i, f"{value:.0f}".replace("-", "−"), ha="center",
+                                va="center", fontsize=7,
+                                color="white" if value > 1.5 else "#24292f")
+        top -= row_height
+    if image is not None:
+        cax = fig.add_axes((left / width, 0.42 / height, 4.2 / width, 0.13 / height))
+        bar = fig.colorbar(image, cax=cax, orientation="horizontal")
+        bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1))
+        bar.ax.tick_params(labelsize=7.5)
+        bar.ax.axvline(0.0, color=COLORS["ink"], linewidth=1.5)
+        fig.text((left + 4.4) / width, 0.44 / height,
+                 "log10(|error| / tolerance):  below 0 passes, above 0 fails",
+                 fontsize=8.5, va="bottom", color=COLORS["ink"])
+    return to_svg(fig, label="heatmaps of error relative to tolerance per element")
+
+
+def _short(name: str, limit: int = 30) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+@_styled
+def step_curves(
+    sweep: StepSweep,
+    labels: Sequence[str],
+    analytic: NDArray[np.float64],
+    tolerance: NDArray[np.float64],
+    used_step: NDArray[np.float64],
+) -> str:
+    """Error of a central difference against the step, one small panel per element.
+
+    Each panel shows the V (truncation falling as ``h**2`` to the right,
+    roundoff rising as ``1/h`` to the left), the roundoff bound, the step
+    gradcheck uses, and, as a horizontal line, how far the user's gradient
+    is from the same truth, with its tolerance.
+    """
+    k = len(sweep.indices)
+    columns = min(k, 2)
+    rows = -(-k // columns)
+    fig = figure(8.6, 0.5 + 2.6 * rows)
+    grid = fig.add_gridspec(rows, columns, hspace=0.55, wspace=0.22,
+                            **margins(fig, left=0.8, right=0.15, top=0.75, bottom=0.5))
+    error = sweep.error
+    floor = np.finfo(np.float64).tiny
+    for i in range(k):
+        ax = fig.add_subplot(grid[i // columns, i % columns])
+        h = sweep.absolute_steps[i]
+        e = np.maximum(error[i], 1e-18)
+        ax.loglog(h, e, "o-", color=COLORS["blue"], markersize=3, linewidth=1.4,
+                  label="|central(h) − truth|")
+        ax.loglog(h, np.maximum(sweep.roundoff[i], floor), ":", color=COLORS["grey"],
+                  linewidth=1, label="roundoff bound 3σ/h")
+        gradient_error = abs(float(analytic[i]) - float(sweep.truth[i]))
+        ok = gradient_error <= float(tolerance[i])
+        ax.axhline(max(gradient_error, 1e-18), color=COLORS["pass"] if ok else COLORS["fail"],
+                   linewidth=1.6, label="|your gradient − truth|")
+        if np.isfinite(tolerance[i]):
+            ax.axhline(float(tolerance[i]), color=COLORS["warn"], linewidth=1, linestyle="--",
+                       label="tolerance")
+        ax.axvline(float(sweep.default_step[i]), color=COLORS["purple"], linewidth=1.2,
+                   label="gradcheck's central step")
+        if np.isfinite(used_step[i]) and not np.isclose(used_step[i], sweep.default_step[i]):
+            ax.axvline(float(used_step[i]), color=COLORS["purple"], linewidth=1, linestyle="--",
+                       label="step that decided")
+        ax.set_title(mpl_text(_short(labels[i], 40)), loc="left")
+        ax.set_xlabel("step h")
+        if i % columns == 0:
+            ax.set_ylabel("absolute error")
+        ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
+        if i == 0:
+            handles, names = ax.get_legend_handles_labels()
+            fig.legend(handles, names, loc="upper center", ncol=3, fontsize=8.5,
+                       bbox_to_anchor=(0.5, 1.0))
+    return to_svg(fig, label="central-difference error against step size")
+
+
+@_styled
+def battery_overview(
+    labels: Sequence[str],
+    ratios: Sequence[float],
+    statuses: Sequence[str],
+    expected: Sequence[bool | None],
+) -> str:
+    """A dot per check: its worst ``|error| / tolerance`` on a log axis, the pass line at 1."""
+    n = len(labels)
+    fig = figure(8.6, 0.8 + 0.28 * n)
+    width = max((len(str(label)) for label in labels), default=4)
+    ax = fig.add_subplot(fig.add_gridspec(1, 1, **margins(
+        fig, left=min(0.3 + 0.075 * width, 4.0), right=0.3, top=0.15, bottom=0.55))[0, 0])
+    y = np.arange(n)[::-1]
+    values = np.clip(np.nan_to_num(np.asarray(ratios, dtype=float), nan=1e-6, posinf=1e6),
+                     1e-6, 1e6)
+    colors = [COLORS["pass"] if s == "passed" else COLORS["fail"] if s == "failed"
+              else COLORS["warn"] for s in statuses]
+    ax.axvspan(1.0, 1e7, color="#ffebe9", zorder=0)
+    ax.axvline(1.0, color=COLORS["ink"], linewidth=1)
+    ax.hlines(y, 1e-6, values, color="#d0d7de", linewidth=1, zorder=1)
+    ax.scatter(values, y, c=colors, s=38, zorder=3, edgecolors="white", linewidths=0.6)
+    for yi, value, want, status in zip(y, values, expected, statuses, strict=True):
+        if want is not None and want != (status == "passed"):
+            ax.annotate("unexpected", (value, yi), xytext=(6, -3), textcoords="offset points",
+                        color=COLORS["fail"], fontsize=8, fontweight="bold")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-6, 1e7)
+    ax.set_yticks(y, [mpl_text(label) for label in labels])
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("worst |error| / tolerance  (right of the line: the gradient is wrong)")
+    ax.tick_params(axis="y", length=0)
+    ax.grid(True, axis="x", which="major", color="#eaeef2", linewidth=0.6)
+    return to_svg(fig, label="overview of the battery of checks")
+
+
+@_styled
+def line_plot(
+    series: Sequence[tuple[str, NDArray[Any], NDArray[Any], dict[str, Any]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    log_y: bool = False,
+    height: float = 3.0,
+    hlines: Sequence[tuple[float, str, dict[str, Any]]] = (),
+    label: str = "",
+    ax_callback: Any = None,
+) -> str:
+    """A plain line plot: ``series`` are ``(legend, x, y, matplotlib style kwargs)``."""
+    fig = figure(8.6, height)
+    grid = fig.add_gridspec(1, 1, **margins(fig, top=0.35 if title else 0.15))
+    ax: Axes = fig.add_subplot(grid[0, 0])
+    for name, x, y, style in series:
+        ax.plot(x, y, label=mpl_text(name), **style)
+    for value, name, style in hlines:
+        ax.axhline(value, label=mpl_text(name), **style)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(mpl_text(title), loc="left")
+    ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
+    if ax_callback is not None:
+        ax_callback(ax)
+    ax.legend(loc="best")
+    return to_svg(fig, label=label or title)
