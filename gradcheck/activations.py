@@ -77,7 +77,7 @@ def _sigmoid(z: Array) -> Array:
     # also what keeps complex input finite: 1/(1+e^-z) gives nan+nanj at z = -1000+1e-20j.
     right = z.real >= 0
     e = np.exp(np.where(right, -z, z))
-    return np.where(right, 1 / (1 + e), e / (1 + e))
+    return np.where(right, 1, e) / (1 + e)
 
 
 def _sigmoid_derivative(z: Array, a: Array) -> Array:

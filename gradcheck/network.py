@@ -174,7 +174,7 @@ class Network:
         layout = []
         start = 0
         for layer, (fan_in, fan_out) in enumerate(pairwise(self.sizes), 1):
-            shapes = [(f"weight{layer}", (fan_in, fan_out))]
+            shapes: list[tuple[str, tuple[int, ...]]] = [(f"weight{layer}", (fan_in, fan_out))]
             if self.bias:
                 shapes.append((f"bias{layer}", (fan_out,)))
             for name, shape in shapes:
