@@ -149,8 +149,6 @@ class UpdateResult:
         head = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}[self.status]
         lines = [f"gradcheck update: {head}: {UPDATE_KINDS[self.kind]} (lr={self.lr:g})"]
         lines += ["  " + line for line in self.explanation.splitlines()]
-        if len(self.parameters) > 1 and self.kind in ("mixed",):
-            lines += [f"  {p.name}: {p.explanation}" for p in self.parameters]
         if self.check is not None:
             lines.append("  the implied gradient (params - new) / lr against the references:")
             lines += ["    " + line for line in str(self.check).splitlines()]
@@ -450,10 +448,14 @@ def _summarise(parameters: tuple[ParameterUpdate, ...]) -> tuple[str, str, float
                 "gradient (params - new) / lr matches the references in every element checked",
                 1.0)
     kinds = {p.kind for p in failing}
-    factors = {None if p.factor is None else round(p.factor, 9) for p in failing}
+    factors = [p.factor for p in failing]
+    same_factor = all(f is None for f in factors) or all(
+        f is not None and factors[0] is not None and math.isclose(f, factors[0], rel_tol=1e-6)
+        for f in factors
+    )
     fine = [p.name for p in parameters if p.passed]
     tail = f"\n({', '.join(fine)}: gradient descent, correct)" if fine else ""
-    if len(kinds) == 1 and len(factors) == 1:
+    if len(kinds) == 1 and same_factor:
         kind = kinds.pop()
         factor = failing[0].factor
         if len(failing) == 1:
