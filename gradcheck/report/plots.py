@@ -351,10 +351,13 @@ def line_plot(
     hlines: Sequence[tuple[float, str, dict[str, Any]]] = (),
     label: str = "",
     ax_callback: Any = None,
+    legend_above: bool = False,
 ) -> str:
     """A plain line plot: ``series`` are ``(legend, x, y, matplotlib style kwargs)``."""
     fig = figure(8.6, height)
-    grid = fig.add_gridspec(1, 1, **margins(fig, top=0.35 if title else 0.15))
+    rows_of_legend = -(-len(series) // 2) if legend_above else 0
+    top = (0.35 if title else 0.15) + 0.2 * rows_of_legend
+    grid = fig.add_gridspec(1, 1, **margins(fig, top=top))
     ax: Axes = fig.add_subplot(grid[0, 0])
     for name, x, y, style in series:
         ax.plot(x, y, label=mpl_text(name), **style)
@@ -367,7 +370,10 @@ def line_plot(
     if title:
         ax.set_title(mpl_text(title), loc="left")
     ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
+    if legend_above:
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, fontsize=8.5)
+    else:
+        ax.legend(loc="best")
     if ax_callback is not None:
         ax_callback(ax)
-    ax.legend(loc="best")
     return to_svg(fig, label=label or title)
