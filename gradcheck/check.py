@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .diagnosis import validate_layer_inputs
 from .errors import InvalidParameterError, ParameterTypeError
+from .directional import directional_check
+from .evaluation import Evaluator, choose_mode, validate_budget, validate_mode
 from .objective import Objective
 from .references.base import Estimate
 from .references.complex_step import complex_step, complex_step_capability
@@ -209,6 +212,31 @@ def _first_pass(
     return REFERENCES[method](objective, indices, sigma)
 
 
+def _below_zero_loss_quantum(
+    state: _Comparison, objective: Objective, indices: NDArray[np.intp]
+) -> NDArray[np.bool_]:
+    """Elements whose gradient a loss that is exactly 0.0 cannot show.
+
+    A loss that evaluates to exactly zero everywhere near ``x`` (measured:
+    the noise probe saw identical values) carries no scale of its own.  Such
+    a value is a difference of terms that cancelled exactly, like a softmax
+    cross-entropy ``logsumexp(z) - z_y`` fit perfectly; terms scale with the
+    parameters, so their quantum is about ``eps * T`` with
+    ``T = ZERO_LOSS_TERMS * max(max|x|, 1)``.  A gradient ``g`` with
+    ``|g| * max(|x_i|, 1) <= eps * T`` changes such a loss by less than that
+    quantum even for a move as large as the parameter itself, so it cannot be
+    checked from loss values at all.
+    """
+    x = np.abs(objective.x0.astype(np.float64))
+    terms = ZERO_LOSS_TERMS * max(float(np.max(x, initial=0.0)), 1.0)
+    predicted = np.abs(state.analytic[indices]) * np.maximum(x[indices], 1.0)
+    return (state.reference[indices] == 0.0) & (predicted <= state.eps[indices] * terms)
+
+
+#: Size of the cancelled terms of an exactly-zero loss, in units of the largest parameter.
+ZERO_LOSS_TERMS = 16.0
+
+
 def _subset(estimate: Estimate, mask: NDArray[np.bool_]) -> Estimate:
     return Estimate(
         estimate.indices[mask], estimate.derivative[mask], estimate.error[mask],
@@ -301,6 +329,12 @@ def check(
     elements: int | None = None,
     rng: Any = None,
     diagnose: bool = True,
+    mode: str = "auto",
+    vectorized: bool = False,
+    executor: Any = None,
+    budget: float | int | None = None,
+    progress: bool | None = None,
+    layer_inputs: Any = None,
 ) -> CheckResult:
     """Check ``grad`` against references computed from ``loss`` alone.
 
@@ -330,6 +364,34 @@ def check(
         Randomness (noise probe direction, sampled elements).
     diagnose : bool
         Name the likely bug when the check fails.
+    mode : {"auto", "full", "sampled", "directional"}
+        ``full`` compares every element; ``sampled`` ``elements`` random ones
+        per parameter; ``directional`` probes random directions with a stated
+        miss probability and bisects to the wrong elements when a probe
+        disagrees (see :mod:`gradcheck.directional`).  ``auto`` (default) runs
+        ``full`` when its estimated cost fits ``budget``, else ``directional``
+        (``sampled`` when ``elements``, or ``atol``/``rtol``, are given); the
+        result's ``mode`` and ``notes`` say which ran and why.
+    vectorized : bool
+        ``loss`` takes a stack ``(K, N)`` of flat parameter vectors (leaves
+        ravelled and concatenated in tree order) and returns ``K`` values;
+        perturbations are then evaluated many per call.
+    executor : concurrent.futures.Executor, optional
+        Evaluate batches of perturbations in parallel on it (e.g. a
+        ``ProcessPoolExecutor``, or a ``dask.distributed`` client's
+        ``get_executor()``); ``loss`` must be picklable by it.
+    budget : float or int, optional
+        What ``mode="auto"`` may spend on a full check: seconds (a float;
+        5.0 by default) or loss evaluations (an int).
+    progress : bool or None
+        Progress bar (tqdm) for long evaluations: ``None`` shows it on a
+        terminal only, ``False`` never, ``True`` always.
+    layer_inputs : mapping of str to array_like, optional
+        Only for the diagnosis: each weight parameter's layer input ``a_prev``
+        (shape ``(n_samples, fan_in)``), e.g. ``{"weight2": a1}``.  With it a
+        failed check can tell a per-sample delta returned as ``dW`` (when the
+        shapes happen to match) and gradients that count only some samples,
+        and name a factor equal to the batch size.
 
     Returns
     -------
@@ -369,10 +431,13 @@ def check(
     options = _validate(loss, grad, method, atol, rtol, elements, diagnose)
     generator, seed = as_generator(rng)
     space = ParameterSpace(params)
+    layer_inputs = validate_layer_inputs(layer_inputs, space)
     hazards: list[Hazard] = []
     notes: list[str] = []
 
-    objective = Objective(loss, space)
+    mode = validate_mode(mode)
+    spend = validate_budget(budget)
+    objective = Evaluator(loss, space, vectorized=vectorized, executor=executor, progress=progress)
     if space.restore():
         hazards.append(Hazard("mutation", "the loss function modifies its input arrays in place; "
                               "gradcheck restored them before every evaluation"))
@@ -384,18 +449,38 @@ def check(
     gradient_noise = measure_gradient_noise(grad, space, analytic, generator)
     grad_calls = 2 + GRADIENT_NOISE_SAMPLES
 
+    timer = time.perf_counter()
     noise = estimate_noise(objective, rng=generator)
+    per_evaluation = (time.perf_counter() - timer) / max(noise.n_evaluations, 1)
+    per_complex = 0.0
     sigma = noise.sigma
     capability = None
     if options.method in ("auto", "complex"):
+        timer = time.perf_counter()
         capability = complex_step_capability(objective, sigma=sigma, rng=generator)
+        per_complex = max(time.perf_counter() - timer - 4 * per_evaluation, per_evaluation)
         if not capability.usable:
             if options.method == "complex":
                 raise InvalidParameterError(f"method: 'complex' cannot be used: {capability.reason}")
             notes.append(f"complex step not used: {capability.reason}")
     complex_ok = bool(capability and capability.usable)
 
-    indices = _choose_indices(space, options.elements, generator)
+    chosen, sample, why = choose_mode(
+        mode, n_elements=space.size, n_parameters=len(space.leaves), elements=options.elements,
+        seconds_per_evaluation=per_evaluation / objective.parallelism,
+        evaluations_per_element=per_complex / per_evaluation if complex_ok else 3.0,
+        budget=spend, user_tolerance=options.atol is not None or options.rtol is not None,
+    )
+    notes.append(why)
+    directional = None
+    if chosen == "directional":
+        directional = directional_check(
+            objective, analytic, sigma=sigma, rng=generator, gradient_noise=gradient_noise,
+            use_complex=complex_ok and options.method in ("auto", "complex"),
+        )
+        indices = directional.suspects
+    else:
+        indices = _choose_indices(space, sample, generator)
     state = _Comparison(space, analytic, gradient_noise)
     per_element_cost = np.zeros(space.size, dtype=np.int64)
 
@@ -431,6 +516,17 @@ def check(
             state.record(_subset(refined, ~fail_mask), only_if_better=True)
             state.judge(options)
         still = indices[state.failing(indices)]
+        if len(still) and noise.measured == 0.0 and float(objective.value0) == 0.0:
+            hidden = _below_zero_loss_quantum(state, objective, still)
+            if hidden.any():
+                state.checked[still[hidden]] = False
+                hazards.append(Hazard(
+                    "unresolved",
+                    f"the loss is exactly 0.0 and constant near the parameters, so {int(hidden.sum())} "
+                    "gradient element(s) too small to change it by one rounding quantum were not "
+                    "checked (e.g. a perfectly fit softmax, whose tiny gradients round away)",
+                ))
+                still = still[~hidden]
         if len(still) and options.method in ("auto", "complex", "richardson"):
             accepted = _kinks(objective, state, still, sigma)
             per_element_cost[still] += 8
@@ -453,12 +549,13 @@ def check(
         hazards.append(Hazard("mutation", "the loss function modified its input during the check; "
                               "gradcheck restored it"))
 
+    objective.close()
     tolerance_source = _tolerance_source(options, noise.source, complex_ok)
     results = _parameter_results(space, state, per_element_cost, tolerance_source)
     result = CheckResult(
         parameters=results,
         hazards=tuple(_dedupe(hazards)),
-        mode="sampled" if options.elements is not None else "full",
+        mode=chosen,
         method=options.method,
         n_evaluations=objective.n_evaluations,
         n_grad_evaluations=grad_calls,
@@ -466,10 +563,11 @@ def check(
         noise=sigma,
         seed=seed,
         notes=tuple(notes),
+        directional=None if directional is None else directional.to_dict(),
         seconds=time.perf_counter() - started,
     )
     if options.diagnose and not result.passed:
-        result = _with_diagnosis(result, objective, grad, space, state)
+        result = _with_diagnosis(result, objective, grad, space, state, layer_inputs)
     return result
 
 
@@ -558,7 +656,7 @@ def _dedupe(hazards: list[Hazard]) -> list[Hazard]:
 
 def _with_diagnosis(
     result: CheckResult, objective: Objective, grad: Callable[[Any], Any],
-    space: ParameterSpace, state: _Comparison,
+    space: ParameterSpace, state: _Comparison, layer_inputs: Any = None,
 ) -> CheckResult:
     from dataclasses import replace
 
@@ -573,6 +671,7 @@ def _with_diagnosis(
         failed=result_failed_mask(result, space),
         objective=objective,
         grad=grad,
+        layer_inputs=layer_inputs,
     )
     diagnosis: Diagnosis = diagnose(evidence)
     return replace(result, diagnosis=diagnosis, n_evaluations=objective.n_evaluations)

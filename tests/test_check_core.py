@@ -224,3 +224,20 @@ def test_bad_options(kwargs, message):
 def test_callables_are_validated():
     with pytest.raises(ParameterTypeError, match="loss: expected a callable"):
         gradcheck.check(1.0, grad, PARAMS)
+
+
+def test_exactly_zero_loss_tiny_gradients_are_unresolved_not_wrong():
+    from gradcheck.network import Network
+
+    net = Network((1, 2), ("softmax",), "cross_entropy", bias=False)
+    params = {"weight1": np.array([[21.85310556, -36.82543896]])}
+    loss_fn, grad_fn = net.functions(np.array([[-0.65179115]]), np.array([[0.0, 1.0]]))
+    assert loss_fn(params) == 0.0  # logsumexp(z) - z_y cancelled exactly
+    result = gradcheck.check(loss_fn, grad_fn, params, rng=0)
+    assert result.passed
+    assert any(h.kind == "unresolved" for h in result.hazards)
+
+    def wrong(p):
+        return {"weight1": grad_fn(p)["weight1"] + 1e-3}
+
+    assert not gradcheck.check(loss_fn, wrong, params, rng=0).passed
