@@ -1,0 +1,681 @@
+"""Directional mode: random probes with a stated guarantee, and bisection to find the wrong elements.
+
+An elementwise check of ``N`` parameters costs ``N`` to ``2N`` loss evaluations.
+A directional probe costs one (complex step) or a few (Richardson): draw
+``v ~ N(0, I)`` over one parameter, estimate the directional derivative
+``D_v f = g . v`` from the loss alone, with its error estimate, and compare it
+with the analytic ``g_a . v``.
+
+**Why several Gaussian probes, and what they guarantee.**  Let ``e = g_a - g``
+be the analytic gradient's error over that parameter.  For Gaussian ``v``,
+``e . v ~ N(0, |e|**2)`` whatever the shape of ``e``: a single wrong element and
+an error spread over every element are seen alike.  A probe passes when
+``|g_a . v - D_v f| <= tol``; since the reference is within its error
+estimate ``err <= tol / SAFETY`` of ``g . v``, a pass implies
+``|e . v| <= tol + err``, which for ``|e| >= rho |g|`` has probability at most
+``erf((tol + err) / (rho |g| sqrt 2))``.  ``k`` independent probes all pass
+with at most the product.  The result states that product as "a bug with
+``|e_p| >= rho |g_p|`` in any parameter ``p`` would be missed with
+probability ``<= P``", and the smallest ``rho`` with ``P <= 1e-6``.
+(``tol`` depends on ``v`` only through norms like ``|v|`` that concentrate
+sharply, which the bound treats as fixed.)
+
+**Tolerance.**  ``tol = SAFETY * (err + PROBE_SIGMAS * |r o v|)``: ``err`` is
+the reference's own error (Richardson's truncation and roundoff estimate
+along ``v``; for the complex step ``PROBE_SIGMAS * |c o v|`` with ``c`` the
+elementwise complex-step rounding ``8 eps max|g|``), ``r`` the elementwise room
+for the analytic gradient's rounding and measured jitter (as in
+:mod:`gradcheck.tolerance`).  Per-element errors that are independent of
+``v`` add up in ``e . v`` like a Gaussian of variance ``sum r_i**2 v_i**2``;
+``PROBE_SIGMAS = 5`` standard deviations make a false alarm a one in a
+million event.  Nothing is a fixed tolerance.
+
+**Locating.**  When a parameter's probe fails, the wrong elements are found by
+group testing: the parameter is halved, each half probed with a direction
+restricted to it, and the halves that fail are halved again, down to blocks
+of :data:`LEAF_BLOCK` elements, which the elementwise pipeline then checks.
+``m`` wrong elements among ``N`` cost about ``2 m log2(N / m)`` probes instead
+of ``N`` evaluations.  An error spread over many elements (a wrong factor)
+makes every half fail: past :data:`MAX_FRONTIER` failing blocks the search
+stops and a random sample of those blocks is checked elementwise instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .objective import Objective
+from .references.complex_step import COMPLEX_ROUNDING, COMPLEX_STEP
+from .references.finite_difference import richardson
+from .tolerance import ANALYTIC_ROUNDING, GRADIENT_NOISE_FACTOR, SAFETY
+from .tree import ParameterSpace
+
+__all__ = [
+    "Block",
+    "Probe",
+    "Guarantee",
+    "DirectionalOutcome",
+    "directional_check",
+    "miss_probability",
+    "PROBES_PER_PARAMETER",
+    "PROBE_SIGMAS",
+    "MISS_TARGET",
+    "LEAF_BLOCK",
+    "MAX_FRONTIER",
+]
+
+#: Independent probes per parameter at the top level.
+PROBES_PER_PARAMETER = 3
+#: Standard deviations of the Gaussian sum of independent per-element errors allowed for.
+PROBE_SIGMAS = 5.0
+#: The miss probability at which the resolvable relative bug size is reported.
+MISS_TARGET = 1e-6
+#: Relative bug sizes whose miss probability the result also states.
+REPORTED_RHOS = (1e-3, 1e-4, 1e-6)
+#: Blocks this small are handed to the elementwise pipeline.
+LEAF_BLOCK = 16
+#: Failing blocks at one bisection level beyond which the error counts as spread out.
+MAX_FRONTIER = 8
+#: Parents at one level whose halves all fail, from which on the error counts as spread out.
+SPREAD_PARENTS = 4
+#: Elements sampled elementwise from the failing blocks when the error is spread out.
+SPREAD_SAMPLE = 16
+#: Rungs of the Richardson ladder along a probe: top-level probes, bisection probes.
+TOP_RUNGS = 7
+BISECTION_RUNGS = 4
+
+
+@dataclass(frozen=True)
+class Block:
+    """A contiguous run of elements of one parameter: flat indices ``[start, stop)``."""
+
+    leaf: int
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def halves(self) -> tuple[Block, Block]:
+        middle = self.start + self.size // 2
+        return Block(self.leaf, self.start, middle), Block(self.leaf, middle, self.stop)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One directional comparison: ``g_a . v`` against ``D_v f`` over one block.
+
+    Attributes
+    ----------
+    parameter : str
+        The parameter probed.
+    start, stop : int
+        The probed elements, as flat indices within that parameter (``[start, stop)``).
+    analytic : float
+        ``g_a . v``.
+    reference : float
+        ``D_v f`` from the loss alone.
+    error : float
+        The reference's own error estimate.
+    tolerance : float
+        The derived tolerance of this probe.
+    method : str
+        ``"complex"`` or ``"richardson"``.
+    n_evaluations : int
+        Loss evaluations spent.
+    level : int
+        0 for the top-level probes, ``k`` for the ``k``-th bisection level.
+    """
+
+    parameter: str
+    start: int
+    stop: int
+    analytic: float
+    reference: float
+    error: float
+    tolerance: float
+    method: str
+    n_evaluations: int
+    level: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return bool(abs(self.analytic - self.reference) <= self.tolerance)
+
+    @property
+    def ratio(self) -> float:
+        """``|g_a . v - D_v f| / tolerance`` (above 1 means failed)."""
+        gap = abs(self.analytic - self.reference)
+        if self.tolerance > 0:
+            return gap / self.tolerance
+        return 0.0 if gap == 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parameter": self.parameter,
+            "elements": [self.start, self.stop],
+            "analytic": _float(self.analytic),
+            "reference": _float(self.reference),
+            "error": _float(self.error),
+            "tolerance": _float(self.tolerance),
+            "method": self.method,
+            "n_evaluations": self.n_evaluations,
+            "level": self.level,
+            "passed": self.passed,
+        }
+
+
+def miss_probability(slack: NDArray[np.float64] | list[float], bug_norm: float) -> float:
+    """Probability that probes with these slacks all pass a bug of norm ``bug_norm``.
+
+    Parameters
+    ----------
+    slack : array of float
+        ``tol + err`` of each probe: the largest ``|e . v|`` a pass allows.
+    bug_norm : float
+        ``|e|``, the norm of the gradient's error over the probed elements.
+
+    Returns
+    -------
+    float
+        ``prod_k erf(slack_k / (bug_norm sqrt 2))``, i.e. ``prod_k P(|N(0, |e|**2)| <= slack_k)``.
+    """
+    slack = np.asarray(slack, dtype=np.float64)
+    if bug_norm <= 0:
+        return 1.0
+    z = slack / (bug_norm * math.sqrt(2.0))
+    return float(np.prod([math.erf(float(value)) for value in z]))
+
+
+@dataclass(frozen=True)
+class Guarantee:
+    """What the passing probes rule out, per parameter.
+
+    Attributes
+    ----------
+    rho : float
+        The smallest relative bug size ``|e_p| / |g_p|`` missed with
+        probability at most ``miss_probability`` in every parameter
+        (``inf`` when some parameter could not be resolved).
+    miss_probability : float
+        :data:`MISS_TARGET`.
+    at : dict of float to float
+        The miss probability at each of :data:`REPORTED_RHOS`.
+    scales : dict of str to float
+        ``|g_p|`` per parameter: the larger of the analytic norm and the
+        root mean square of the probes' reference values.
+    """
+
+    rho: float
+    miss_probability: float
+    at: dict[float, float]
+    scales: dict[str, float]
+
+    def sentence(self) -> str:
+        if not math.isfinite(self.rho):
+            return "the probes could not resolve a relative error in every parameter"
+        extra = ", ".join(f">= {rho:.0e}: <= {p:.1e}" for rho, p in self.at.items() if rho > self.rho)
+        text = (
+            f"a bug with |e_p| >= {self.rho:.2g} |g_p| in any parameter p would be missed with "
+            f"probability <= {self.miss_probability:.0e}"
+        )
+        return text + (f" ({extra})" if extra else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rho": _float(self.rho),
+            "miss_probability": self.miss_probability,
+            "at": {f"{rho:.0e}": _float(p) for rho, p in self.at.items()},
+            "scales": {name: _float(value) for name, value in self.scales.items()},
+            "statement": self.sentence(),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class DirectionalOutcome:
+    """The result of :func:`directional_check`.
+
+    Attributes
+    ----------
+    probes : tuple of Probe
+        Top-level probes (``level == 0``), then bisection probes.
+    guarantee : Guarantee
+        What the top-level probes rule out.
+    suspects : ndarray of int
+        Flat indices the elementwise pipeline should check: the elements the
+        bisection narrowed down to, non-finite analytic elements, and samples.
+    located : tuple of str
+        What the bisection found, in words.
+    method : str
+        The reference used along the probes.
+    n_evaluations : int
+        Loss evaluations spent on probes.
+    """
+
+    probes: tuple[Probe, ...]
+    guarantee: Guarantee
+    suspects: NDArray[np.intp]
+    located: tuple[str, ...]
+    method: str
+    n_evaluations: int
+
+    @property
+    def top(self) -> tuple[Probe, ...]:
+        return tuple(p for p in self.probes if p.level == 0)
+
+    @property
+    def passed(self) -> bool:
+        """True when every top-level probe agreed."""
+        return all(p.passed for p in self.top)
+
+    def summary(self) -> str:
+        top = self.top
+        per = {p.parameter for p in top}
+        head = (
+            f"{len(top)} probe(s) over {len(per)} parameter(s) ({self.method}, "
+            f"{self.n_evaluations} loss evaluations)"
+        )
+        if self.passed:
+            return f"{head}: all agree; {self.guarantee.sentence()}"
+        failed = [p for p in top if not p.passed]
+        worst = max(failed, key=lambda p: p.ratio)
+        text = (
+            f"{head}: {len(failed)} disagree, worst in {worst.parameter}: g.v = "
+            f"{worst.analytic:.6g}, reference {worst.reference:.6g}, |difference| "
+            f"{abs(worst.analytic - worst.reference):.3g} > tolerance {worst.tolerance:.3g}"
+        )
+        if self.located:
+            text += "; " + "; ".join(self.located)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``CheckResult.directional`` dict (JSON-safe)."""
+        return {
+            "passed": self.passed,
+            "summary": self.summary(),
+            "method": self.method,
+            "n_probes": len(self.top),
+            "n_bisection_probes": len(self.probes) - len(self.top),
+            "n_evaluations": self.n_evaluations,
+            "guarantee": self.guarantee.to_dict(),
+            "located": list(self.located),
+            "probes": [p.to_dict() for p in self.probes],
+        }
+
+
+def _float(value: float) -> float | str | None:
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+class _Lines:
+    """Probe lines seen as the "elements" of a reference: element ``k`` is ``x0 + t u_k``.
+
+    :func:`~gradcheck.references.finite_difference.richardson` only asks its
+    objective for ``perturbed_many`` and ``n_evaluations``; here "moving
+    element ``k`` by ``t``" means evaluating the loss at ``x0 + t u_k`` with
+    ``u_k`` the unit direction of probe ``k``, so the Richardson math and its
+    error estimate are reused unchanged along the probe directions.
+    """
+
+    def __init__(
+        self, objective: Objective, blocks: list[Block], units: list[NDArray[np.float64]]
+    ) -> None:
+        self.objective = objective
+        self.blocks = blocks
+        self.units = units
+        self.residual = np.zeros(len(blocks))  # largest |off-line part of the step| / |t|
+        self.chunk = int(getattr(objective, "chunk_rows", 1))
+
+    @property
+    def n_evaluations(self) -> int:
+        return self.objective.n_evaluations
+
+    def perturbed_many(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        space = self.objective.space
+        x0 = self.objective.x0
+        values = np.empty(len(indices))
+        taken = np.empty(len(indices))
+        for start in range(0, len(indices), self.chunk):
+            stop = min(start + self.chunk, len(indices))
+            points = np.repeat(x0[np.newaxis, :], stop - start, axis=0)
+            for row, k in enumerate(range(start, stop)):
+                probe = int(indices[k])
+                block, unit = self.blocks[probe], self.units[probe]
+                dtype = space.leaves[block.leaf].dtype
+                original = x0[block.start:block.stop]
+                moved = (original + steps[k] * unit).astype(dtype)
+                delta = moved.astype(np.float64) - original.astype(np.float64)
+                along = float(delta @ unit)
+                taken[k] = along
+                off = float(np.linalg.norm(delta - along * unit))
+                if along != 0:
+                    self.residual[probe] = max(self.residual[probe], off / abs(along))
+                points[row, block.start:block.stop] = moved
+            values[start:stop] = self.objective.values_at(points)
+        return values, taken
+
+
+@dataclass
+class _Context:
+    objective: Objective
+    space: ParameterSpace
+    analytic: NDArray[np.float64]
+    room: NDArray[np.float64]  # per-element room for the analytic gradient's rounding/jitter
+    complex_scale: NDArray[np.float64]  # per-element complex-step rounding (8 eps max|g|)
+    max_g: float  # largest finite |analytic| element
+    sigma: float
+    use_complex: bool
+    rng: np.random.Generator
+    finite: NDArray[np.bool_]
+
+    def draw(self, block: Block) -> NDArray[np.float64]:
+        v = self.rng.standard_normal(block.size)
+        v[~self.finite[block.start:block.stop]] = 0.0  # non-finite elements are reported directly
+        return v
+
+    def probe(self, blocks: list[Block], level: int) -> list[Probe]:
+        """One probe per block (a fresh Gaussian direction each), batched."""
+        if not blocks:
+            return []
+        directions = [self.draw(block) for block in blocks]
+        if self.use_complex:
+            return [self._complex(block, v, level) for block, v in zip(blocks, directions)]
+        return self._richardson(blocks, directions, level)
+
+    def _tolerance(self, block: Block, v: NDArray[np.float64], error: float) -> float:
+        room = PROBE_SIGMAS * float(np.linalg.norm(self.room[block.start:block.stop] * v))
+        return SAFETY * (error + room)
+
+    def _analytic(self, block: Block, v: NDArray[np.float64]) -> float:
+        g = self.analytic[block.start:block.stop]
+        return float(np.where(self.finite[block.start:block.stop], g, 0.0) @ v)
+
+    def _complex(self, block: Block, v: NDArray[np.float64], level: int) -> Probe:
+        before = self.objective.n_evaluations
+        x0 = self.objective.x0
+        scale = max(float(np.max(np.abs(x0[block.start:block.stop]), initial=0.0)), 1.0)
+        h = COMPLEX_STEP * scale / max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
+        direction = np.zeros(self.space.size)
+        direction[block.start:block.stop] = v
+        reference = self.objective.complex_value(None, h, direction).imag / h
+        error = PROBE_SIGMAS * float(np.linalg.norm(self.complex_scale[block.start:block.stop] * v))
+        return Probe(
+            self.space.leaves[block.leaf].name,
+            block.start - self.space.leaves[block.leaf].offset,
+            block.stop - self.space.leaves[block.leaf].offset,
+            self._analytic(block, v), reference, error, self._tolerance(block, v, error),
+            "complex", self.objective.n_evaluations - before, level,
+        )
+
+    def _richardson(
+        self, blocks: list[Block], directions: list[NDArray[np.float64]], level: int
+    ) -> list[Probe]:
+        norms = [float(np.linalg.norm(v)) or 1.0 for v in directions]
+        units = [v / n for v, n in zip(directions, norms)]
+        lines = _Lines(self.objective, blocks, units)
+        x0 = self.objective.x0
+        base = np.array([
+            np.cbrt(np.finfo(self.space.leaves[b.leaf].dtype).eps)
+            * max(float(np.max(np.abs(x0[b.start:b.stop]), initial=0.0)), 1.0)
+            for b in blocks
+        ])
+        before = self.objective.n_evaluations
+        estimate = richardson(
+            lines,  # type: ignore[arg-type]
+            np.arange(len(blocks)), sigma=self.sigma, base_steps=base,
+            n_steps=TOP_RUNGS if level == 0 else BISECTION_RUNGS,
+        )
+        spent = (self.objective.n_evaluations - before) // len(blocks)
+        probes = []
+        for k, (block, v, norm) in enumerate(zip(blocks, directions, norms)):
+            # The step off the line (rounding x0 + t u) moves the loss by g . off: bound it.
+            off_line = 2.0 * PROBE_SIGMAS * self.max_g * lines.residual[k]
+            error = norm * (float(estimate.error[k]) + off_line)
+            offset = self.space.leaves[block.leaf].offset
+            probes.append(Probe(
+                self.space.leaves[block.leaf].name, block.start - offset, block.stop - offset,
+                self._analytic(block, v), norm * float(estimate.derivative[k]), error,
+                self._tolerance(block, v, error), "richardson", spent, level,
+            ))
+        return probes
+
+
+def directional_check(
+    objective: Objective,
+    analytic: NDArray[Any],
+    *,
+    sigma: float,
+    use_complex: bool,
+    rng: np.random.Generator,
+    gradient_noise: NDArray[np.float64] | None = None,
+    probes: int = PROBES_PER_PARAMETER,
+    locate: bool = True,
+    samples: int = 2,
+) -> DirectionalOutcome:
+    """Probe the gradient along random directions; locate the wrong elements if any disagree.
+
+    Parameters
+    ----------
+    objective : Objective
+        The loss over the flat parameter vector (an
+        :class:`~gradcheck.evaluation.Evaluator` evaluates probe batches
+        vectorized or in parallel).
+    analytic : ndarray
+        The user's gradient, flat.
+    sigma : float
+        The loss's rounding noise (standard deviation).
+    use_complex : bool
+        Use the complex step along each probe (the loss must have passed
+        :func:`~gradcheck.references.complex_step.complex_step_capability`);
+        else Richardson extrapolation along it.
+    rng : numpy.random.Generator
+        Draws the probe directions and samples.
+    gradient_noise : ndarray, optional
+        Measured per-element jitter of the analytic gradient
+        (:func:`gradcheck.check.measure_gradient_noise`).
+    probes : int
+        Top-level probes per parameter.
+    locate : bool
+        Bisect failing parameters down to suspect elements.
+    samples : int
+        Random elements per parameter added to the suspects, so that the
+        elementwise pipeline also shows real numbers for every parameter.
+
+    Returns
+    -------
+    DirectionalOutcome
+        The probes, the guarantee, the suspect elements and how they were found.
+
+    Notes
+    -----
+    See the module docstring for the probability bound and the tolerance.
+    """
+    space = objective.space
+    analytic = np.asarray(analytic, dtype=np.float64)
+    finite = np.isfinite(analytic)
+    eps = space.eps()
+    magnitude = np.abs(np.where(finite, analytic, 0.0))
+    scale = np.zeros(space.size)
+    for leaf in space.leaves:
+        scale[leaf.slice] = float(np.max(magnitude[leaf.slice], initial=0.0))
+    noise = np.zeros(space.size) if gradient_noise is None else np.asarray(gradient_noise, float)
+    room = ANALYTIC_ROUNDING * eps * scale + GRADIENT_NOISE_FACTOR * noise
+    max_g = float(np.max(magnitude, initial=0.0))
+    context = _Context(
+        objective, space, analytic, room, COMPLEX_ROUNDING * eps * max_g, max_g,
+        sigma, use_complex, rng, finite,
+    )
+    before = objective.n_evaluations
+    leaves = [Block(k, leaf.offset, leaf.offset + leaf.size) for k, leaf in enumerate(space.leaves)]
+    top = context.probe([b for b in leaves for _ in range(probes) if b.size], level=0)
+    guarantee = _guarantee(space, top, analytic, finite)
+
+    suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]
+    located: list[str] = []
+    bisection: list[Probe] = []
+    failing = [b for b in leaves if any(
+        not p.passed for p in top if p.parameter == space.leaves[b.leaf].name
+    )]
+    if locate and failing:
+        found, extra, notes = _bisect(context, failing)
+        suspects += found
+        bisection += extra
+        located += notes
+    for leaf in space.leaves:
+        if leaf.size and samples:
+            pick = rng.choice(leaf.size, size=min(samples, leaf.size), replace=False)
+            suspects.append(leaf.offset + pick)
+    if np.any(~finite):
+        located.insert(0, f"{int(np.sum(~finite))} non-finite analytic element(s)")
+    all_suspects = np.unique(np.concatenate(suspects).astype(np.intp)) if suspects else np.array(
+        [], dtype=np.intp
+    )
+    return DirectionalOutcome(
+        probes=tuple(top + bisection),
+        guarantee=guarantee,
+        suspects=all_suspects,
+        located=tuple(located),
+        method="complex" if use_complex else "richardson",
+        n_evaluations=objective.n_evaluations - before,
+    )
+
+
+def _guarantee(
+    space: ParameterSpace, top: list[Probe], analytic: NDArray[np.float64], finite: NDArray[np.bool_]
+) -> Guarantee:
+    scales: dict[str, float] = {}
+    slacks: dict[str, list[float]] = {}
+    for leaf in space.leaves:
+        mine = [p for p in top if p.parameter == leaf.name]
+        if not mine:
+            continue
+        g = np.where(finite[leaf.slice], analytic[leaf.slice], 0.0)
+        rms = math.sqrt(sum(p.reference**2 for p in mine) / len(mine))
+        scales[leaf.name] = max(float(np.linalg.norm(g)), rms)
+        slacks[leaf.name] = [p.tolerance + p.error for p in mine]
+
+    def worst(rho: float) -> float:
+        return max(
+            (miss_probability(slacks[name], rho * scales[name]) for name in scales), default=1.0
+        )
+
+    at = {rho: worst(rho) for rho in REPORTED_RHOS}
+    if any(scales[name] == 0 for name in scales) or worst(1.0) > MISS_TARGET:
+        rho = math.inf
+    else:
+        low, high = -40.0, 0.0  # log10 rho: bisection on the monotone miss probability
+        for _ in range(60):
+            middle = (low + high) / 2
+            if worst(10**middle) <= MISS_TARGET:
+                high = middle
+            else:
+                low = middle
+        rho = 10**high
+    return Guarantee(rho=rho, miss_probability=MISS_TARGET, at=at, scales=scales)
+
+
+def _bisect(
+    context: _Context, failing: list[Block]
+) -> tuple[list[NDArray[np.intp]], list[Probe], list[str]]:
+    """Halve failing blocks until they are small; stop when the error is spread out."""
+    space = context.space
+    suspects: list[NDArray[np.intp]] = []
+    probes: list[Probe] = []
+    notes: list[str] = []
+    frontier = list(failing)
+    level = 0
+    retried: set[Block] = set()
+    while frontier:
+        level += 1
+        small = [b for b in frontier if b.size <= LEAF_BLOCK]
+        for block in small:
+            suspects.append(np.arange(block.start, block.stop))
+        large = [b for b in frontier if b.size > LEAF_BLOCK]
+        if not large:
+            break
+        by_leaf: dict[int, list[Block]] = {}
+        for block in large:
+            by_leaf.setdefault(block.leaf, []).append(block)
+        spread = [k for k, blocks in by_leaf.items() if len(blocks) > MAX_FRONTIER]
+        for k in spread:
+            blocks = by_leaf.pop(k)
+            pool = np.concatenate([np.arange(b.start, b.stop) for b in blocks])
+            pick = context.rng.choice(pool, size=min(SPREAD_SAMPLE, len(pool)), replace=False)
+            suspects.append(np.sort(pick))
+            notes.append(
+                f"{space.leaves[k].name}: the error is spread over many elements (more than "
+                f"{MAX_FRONTIER} of its blocks disagree at bisection level {level}); "
+                f"{len(pick)} of their elements checked elementwise"
+            )
+        parents = [b for blocks in by_leaf.values() for b in blocks]
+        children = [half for b in parents for half in b.halves()]
+        tested = context.probe(children, level)
+        probes += tested
+        next_frontier = []
+        spread_now = _all_failed(context, parents, tested)
+        for k in spread_now:
+            pool = np.concatenate([np.arange(b.start, b.stop) for b in parents if b.leaf == k])
+            pick = context.rng.choice(pool, size=min(SPREAD_SAMPLE, len(pool)), replace=False)
+            suspects.append(np.sort(pick))
+            notes.append(
+                f"{space.leaves[k].name}: the error is spread over many elements (every half "
+                f"of its {sum(b.leaf == k for b in parents)} failing blocks disagrees at "
+                f"bisection level {level}); {len(pick)} of their elements checked elementwise"
+            )
+        for i, parent in enumerate(parents):
+            if parent.leaf in spread_now:
+                continue
+            pair = tested[2 * i : 2 * i + 2]
+            dirty = [children[2 * i + j] for j, p in enumerate(pair) if not p.passed]
+            if not dirty and parent not in retried:
+                # Both halves agreed: a marginal error or an unlucky direction; probe once more.
+                retried.add(parent)
+                again = context.probe(list(parent.halves()), level)
+                probes += again
+                dirty = [parent.halves()[j] for j, p in enumerate(again) if not p.passed]
+            if not dirty:
+                pick = context.rng.choice(
+                    np.arange(parent.start, parent.stop),
+                    size=min(LEAF_BLOCK, parent.size), replace=False,
+                )
+                suspects.append(np.sort(pick))
+                leaf = space.leaves[parent.leaf]
+                notes.append(
+                    f"{leaf.name}[{parent.start - leaf.offset}:{parent.stop - leaf.offset}] "
+                    "disagrees but neither half does: a marginal error, sampled elementwise"
+                )
+            next_frontier += dirty
+        frontier = next_frontier
+    blocks_found = sum(1 for s in suspects if len(s))
+    if suspects and not notes:
+        n = int(sum(len(s) for s in suspects))
+        notes.append(
+            f"bisection narrowed the disagreement to {n} element(s) in {blocks_found} block(s) "
+            f"with {len(probes)} probe(s)"
+        )
+    return suspects, probes, notes
+
+
+def _all_failed(context: _Context, parents: list[Block], tested: list[Probe]) -> set[int]:
+    """Leaves with at least :data:`SPREAD_PARENTS` parents at this level whose halves all failed."""
+    out = set()
+    for k in {b.leaf for b in parents}:
+        mine = [i for i, b in enumerate(parents) if b.leaf == k]
+        if len(mine) >= SPREAD_PARENTS and all(
+            not tested[2 * i + j].passed for i in mine for j in (0, 1)
+        ):
+            out.add(k)
+    return out

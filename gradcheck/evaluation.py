@@ -1,0 +1,539 @@
+"""The evaluation engine: many loss evaluations, in chunks, vectorized or in parallel, with progress.
+
+Every reference asks :class:`~gradcheck.objective.Objective` for batches of
+loss values: ``perturbed_many`` (one element moved per evaluation),
+``complex_many`` (one element given an imaginary step) and ``values_at``
+(arbitrary flat points, used by directional probes).  The plain
+:class:`~gradcheck.objective.Objective` loops over them one evaluation at a
+time, moving one element of its private working copy in place and putting it
+back, so memory stays O(N) and no parameter vector is copied per evaluation.
+:class:`Evaluator` evaluates the same batches
+
+* **vectorized**, when the user's loss takes a stack ``(K, N)`` of flat
+  parameter vectors (``vectorized=True``): the batch is cut into chunks of
+  ``K`` rows whose size is bounded in bytes (:data:`CHUNK_BYTES`), so memory
+  stays ``O(K N)`` with ``K`` fixed, never ``O(N**2)``;
+* **in parallel**, through any :class:`concurrent.futures.Executor`
+  (a ``ProcessPoolExecutor``, a ``dask.distributed`` client's
+  ``get_executor()``...): the batch is cut into a few tasks per worker, each
+  task rebuilds the parameters once on its worker and evaluates its part with
+  the same in-place (or vectorized) path;
+* with a **progress bar** (tqdm) on a terminal, silent otherwise.
+
+The values are the same whichever path computes them: the perturbed element
+is rounded to its own dtype and the step really taken is reported in every
+path, so a reference's math does not depend on how it was evaluated.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InvalidLossError, InvalidParameterError, ParameterTypeError, UserFunctionError
+from .objective import Objective
+from .tree import ParameterSpace, _walk, call_user
+
+__all__ = [
+    "Evaluator",
+    "Budget",
+    "MODES",
+    "CHUNK_BYTES",
+    "DEFAULT_BUDGET_SECONDS",
+    "PROGRESS_DELAY",
+    "choose_mode",
+    "validate_budget",
+    "validate_executor",
+    "validate_mode",
+]
+
+#: Check modes: ``auto`` picks one of the others from the problem's size and the budget.
+MODES = ("auto", "full", "sampled", "directional")
+#: The time ``mode="auto"`` lets a full elementwise check take before it probes instead.
+DEFAULT_BUDGET_SECONDS = 5.0
+
+#: Largest stack of parameter vectors handed to a vectorized loss at once, in bytes.  The
+#: stack is what a vectorized loss multiplies; bigger chunks save little once the per-call
+#: overhead is amortised and cost memory proportional to ``K * N``.
+CHUNK_BYTES = 4 * 2**20
+#: Most rows in one vectorized chunk, however small the parameters.
+MAX_CHUNK_ROWS = 256
+#: Serial evaluations between two progress-bar updates.
+SERIAL_CHUNK = 512
+#: Seconds a batch must run before its progress bar appears (tqdm's ``delay``).
+PROGRESS_DELAY = 0.5
+#: Tasks per executor worker: enough to balance the load, few enough that shipping the
+#: parameters to each task stays cheap.
+TASKS_PER_WORKER = 4
+#: Fewest evaluations worth one executor task.
+MIN_TASK = 32
+
+
+def validate_executor(executor: Any) -> Executor | None:
+    """``executor`` if it is None or a :class:`concurrent.futures.Executor`, else a clear error."""
+    if executor is None or isinstance(executor, Executor):
+        return executor
+    if callable(getattr(executor, "submit", None)):  # duck-typed executors (e.g. dask's)
+        return executor  # type: ignore[no-any-return]
+    raise ParameterTypeError(
+        f"executor: expected a concurrent.futures.Executor (e.g. ProcessPoolExecutor, or a dask "
+        f"client's get_executor()), got {type(executor).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a check may spend: seconds or loss evaluations (exactly one is set)."""
+
+    seconds: float | None = None
+    evaluations: int | None = None
+
+    def evaluations_for(self, seconds_per_evaluation: float) -> float:
+        """The budget in loss evaluations, at the measured cost of one."""
+        if self.evaluations is not None:
+            return float(self.evaluations)
+        assert self.seconds is not None
+        return self.seconds / max(seconds_per_evaluation, 1e-9)
+
+    def __str__(self) -> str:
+        if self.evaluations is not None:
+            return f"{self.evaluations} loss evaluations"
+        return f"{self.seconds:g} s"
+
+
+def validate_mode(mode: Any) -> str:
+    """``mode`` if it is one of :data:`MODES`, else a clear error naming it."""
+    if not isinstance(mode, str):
+        raise ParameterTypeError(f"mode: expected one of {', '.join(MODES)}, got {type(mode).__name__}")
+    if mode not in MODES:
+        raise InvalidParameterError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+def validate_budget(budget: Any) -> Budget:
+    """A :class:`Budget` from ``None`` (the default time), seconds (a float) or evaluations (an int).
+
+    Raises
+    ------
+    ParameterTypeError
+        ``budget`` is not a number (or is a bool).
+    InvalidParameterError
+        ``budget`` is not positive and finite.
+    """
+    if budget is None:
+        return Budget(seconds=DEFAULT_BUDGET_SECONDS)
+    if isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(
+            f"budget: expected seconds (a float) or loss evaluations (an int), got "
+            f"{type(budget).__name__}"
+        )
+    if not np.isfinite(budget) or budget <= 0:
+        raise InvalidParameterError(f"budget: must be positive and finite, got {budget!r}")
+    if isinstance(budget, (int, np.integer)):
+        return Budget(evaluations=int(budget))
+    return Budget(seconds=float(budget))
+
+
+def choose_mode(
+    requested: str,
+    *,
+    n_elements: int,
+    n_parameters: int,
+    elements: int | None,
+    seconds_per_evaluation: float,
+    evaluations_per_element: float,
+    budget: Budget,
+    user_tolerance: bool,
+) -> tuple[str, int | None, str]:
+    """Resolve ``mode``: which one runs, how many elements per parameter if sampled, and why.
+
+    ``auto`` runs the full elementwise check when its estimated cost,
+    ``n_elements * evaluations_per_element`` evaluations, fits the budget;
+    otherwise directional probes (whose cost does not grow with ``N``), or,
+    when the user fixed ``atol``/``rtol`` (an elementwise criterion), as many
+    sampled elements per parameter as the budget allows.  ``elements`` given
+    means sampled.
+
+    Returns
+    -------
+    mode : str
+        ``"full"``, ``"sampled"`` or ``"directional"``.
+    elements : int or None
+        Elements per parameter for ``"sampled"``.
+    note : str
+        The reason, in words, for the result's notes.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``mode="directional"`` together with ``atol``/``rtol``.
+    """
+    full = n_elements * evaluations_per_element
+    allowed = budget.evaluations_for(seconds_per_evaluation)
+    cost = (
+        f"a full check needs ~{full:,.0f} loss evaluations "
+        f"(~{full * seconds_per_evaluation:.3g} s at {seconds_per_evaluation * 1e3:.3g} ms each)"
+    )
+
+    def sampled_k() -> int:
+        return max(1, int(allowed // max(n_parameters * evaluations_per_element, 1e-9)))
+
+    if requested == "directional" and user_tolerance:
+        raise InvalidParameterError(
+            "mode: 'directional' derives its tolerance from the probes' error estimates; "
+            "atol/rtol are elementwise criteria (use mode='full' or 'sampled' with them)"
+        )
+    if requested == "full":
+        return "full", None, "mode full (requested)"
+    if requested == "directional":
+        return "directional", None, "mode directional (requested)"
+    if requested == "sampled":
+        k = elements if elements is not None else sampled_k()
+        return "sampled", k, f"mode sampled (requested): {k} element(s) per parameter"
+    if elements is not None:
+        return "sampled", elements, f"mode sampled: elements={elements} per parameter"
+    if full <= allowed:
+        return "full", None, f"mode full (auto): {cost}, within the budget of {budget}"
+    if user_tolerance:
+        k = sampled_k()
+        return "sampled", k, (
+            f"mode sampled (auto): {cost}, over the budget of {budget}; atol/rtol given, so "
+            f"{k} element(s) per parameter instead of directional probes"
+        )
+    return "directional", None, f"mode directional (auto): {cost}, over the budget of {budget}"
+
+
+def _flat_of_tree(space: ParameterSpace, tree: Any) -> NDArray[Any]:
+    """The leaves of a tree of this space's structure, concatenated (complex kept)."""
+    parts = [np.asarray(value).reshape(-1) for _, value in _walk(tree, "")]
+    dtype = np.result_type(*parts) if parts else space.dtype
+    return np.concatenate([p.astype(dtype, copy=False) for p in parts])
+
+
+def _batch_values(values: Any, rows: int, context: str, *, allow_complex: bool) -> NDArray[Any]:
+    """Validate a vectorized loss's output: ``rows`` finite numbers (real unless allowed)."""
+    try:
+        array = np.asarray(values)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidLossError(
+            f"loss: with vectorized=True it returned {type(values).__name__}, not an array "
+            f"({context})"
+        ) from exc
+    if array.shape != (rows,):
+        raise InvalidLossError(
+            f"loss: with vectorized=True the loss must return one value per row of its "
+            f"(K, N) input, shape ({rows},); got shape {array.shape} ({context})"
+        )
+    if not np.issubdtype(array.dtype, np.number):
+        raise InvalidLossError(f"loss: returned dtype {array.dtype}, not numbers ({context})")
+    if np.iscomplexobj(array) and not allow_complex:
+        if np.any(array.imag != 0):
+            raise InvalidLossError(f"loss: returned complex values ({context})")
+        array = array.real
+    bad = ~np.isfinite(array)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InvalidLossError(
+            f"loss: returned {array[k]!r} for row {k}, not a finite value ({context})"
+        )
+    return array
+
+
+class Evaluator(Objective):
+    """An :class:`~gradcheck.objective.Objective` whose batches run chunked, vectorized or in parallel.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(params) -> float`` on the user's structure, or with
+        ``vectorized=True`` ``loss(thetas) -> values``: ``thetas`` a stack of
+        shape ``(K, N)`` of flat parameter vectors (leaves ravelled and
+        concatenated in the tree's order), ``values`` of shape ``(K,)``.
+    space : ParameterSpace
+        The parameters.
+    vectorized : bool, keyword-only
+        Whether ``loss`` takes stacks of flat vectors.
+    executor : concurrent.futures.Executor, optional, keyword-only
+        Where to run batches; ``loss`` must then be picklable by it (a module
+        level function or a ``functools.partial`` for processes; dask's
+        cloudpickle also takes closures).
+    progress : bool or None, keyword-only
+        ``None`` shows a progress bar when stderr is a terminal, ``True``
+        always, ``False`` never.  A bar appears only once a batch has run for
+        :data:`PROGRESS_DELAY` seconds.
+    chunk_bytes : int, keyword-only
+        Size bound of one vectorized stack.
+
+    Raises
+    ------
+    ParameterTypeError
+        ``executor`` is not an executor, or ``vectorized``/``progress`` not booleans.
+    """
+
+    def __init__(
+        self,
+        loss: Callable[[Any], Any],
+        space: ParameterSpace,
+        *,
+        vectorized: bool = False,
+        executor: Executor | None = None,
+        progress: bool | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        if not isinstance(vectorized, (bool, np.bool_)):
+            raise ParameterTypeError(f"vectorized: expected True or False, got {vectorized!r}")
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise ParameterTypeError(f"progress: expected True, False or None, got {progress!r}")
+        self.vectorized = bool(vectorized)
+        self.batch_loss = loss if self.vectorized else None
+        self.executor = validate_executor(executor)
+        self.show_progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self._bar: Any = None
+        itemsize = np.dtype(np.complex128).itemsize
+        self.chunk_rows = int(np.clip(chunk_bytes // max(space.size * itemsize, 1), 1, MAX_CHUNK_ROWS))
+        self._user_loss = loss
+        single = self._single_from_batch if self.vectorized else loss
+        super().__init__(single, space)
+
+    # -- single evaluations through a vectorized loss -------------------------------------
+    def _single_from_batch(self, tree: Any) -> Any:
+        assert self.batch_loss is not None
+        flat = _flat_of_tree(self.space, tree)
+        values = self.batch_loss(flat[np.newaxis, :])
+        return _batch_values(values, 1, "one point", allow_complex=True)[0]
+
+    def __call__(self, x: NDArray[Any]) -> float:
+        if not self.vectorized:
+            return super().__call__(x)
+        return float(self._batch(np.asarray(x, dtype=self.space.dtype)[np.newaxis, :],
+                                 "evaluating the loss at a perturbed point")[0])
+
+    def _batch(self, stack: NDArray[Any], context: str, *, allow_complex: bool = False) -> NDArray[Any]:
+        """The vectorized loss on a stack, counted and validated."""
+        assert self.batch_loss is not None
+        self.n_evaluations += len(stack)
+        values = call_user(self.batch_loss, "loss", context, stack)
+        return _batch_values(values, len(stack), context, allow_complex=allow_complex)
+
+    # -- progress --------------------------------------------------------------------------
+    def _advance(self, n: int) -> None:
+        if not self.show_progress or n <= 0:
+            return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=None, unit="eval", desc="gradcheck", delay=PROGRESS_DELAY,
+                file=sys.stderr, leave=False, dynamic_ncols=True,
+            )
+        self._bar.update(n)
+
+    def close(self) -> None:
+        """Close the progress bar, if one was opened."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # -- steps in each element's dtype ----------------------------------------------------
+    def _moved(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> tuple[NDArray[Any], NDArray[np.float64]]:
+        """The perturbed values ``fl(x_i + fl(h))`` in each element's dtype, and the steps taken."""
+        moved = np.empty(len(indices), dtype=self.space.dtype)
+        taken = np.empty(len(indices))
+        leaf_of = self.space._leaf_of[indices]
+        for k, leaf in enumerate(self.space.leaves):
+            mine = leaf_of == k
+            if not mine.any():
+                continue
+            original = self.x0[indices[mine]].astype(leaf.dtype)
+            new = original + steps[mine].astype(leaf.dtype)
+            moved[mine] = new
+            taken[mine] = new.astype(np.float64) - original.astype(np.float64)
+        return moved, taken
+
+    # -- batches ---------------------------------------------------------------------------
+    def perturbed_many(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        indices = np.asarray(indices, dtype=np.intp)
+        steps = np.asarray(steps, dtype=np.float64)
+        if self.executor is not None and len(indices) >= 2 * MIN_TASK:
+            values, taken = self._parallel("perturbed", indices, steps)
+            return values.real.astype(np.float64), taken
+        if not self.vectorized:
+            values = np.empty(len(indices))
+            taken = np.empty(len(indices))
+            for start, stop in _chunks(len(indices), SERIAL_CHUNK):
+                values[start:stop], taken[start:stop] = super().perturbed_many(
+                    indices[start:stop], steps[start:stop]
+                )
+                self._advance(stop - start)
+            return values, taken
+        moved, taken = self._moved(indices, steps)
+        values = np.empty(len(indices))
+        stack = np.empty((min(self.chunk_rows, len(indices)), self.space.size), dtype=self.space.dtype)
+        for start, stop in _chunks(len(indices), self.chunk_rows):
+            rows = stack[: stop - start]
+            rows[...] = self.x0
+            rows[np.arange(stop - start), indices[start:stop]] = moved[start:stop]
+            values[start:stop] = self._batch(rows, "evaluating the loss with elements moved")
+            self._advance(stop - start)
+        return values, taken
+
+    def complex_many(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> NDArray[np.complex128]:
+        indices = np.asarray(indices, dtype=np.intp)
+        steps = np.asarray(steps, dtype=np.float64)
+        if self.executor is not None and len(indices) >= 2 * MIN_TASK:
+            values, _ = self._parallel("complex", indices, steps)
+            return values.astype(np.complex128)
+        if not self.vectorized:
+            out = np.empty(len(indices), dtype=np.complex128)
+            for start, stop in _chunks(len(indices), SERIAL_CHUNK):
+                out[start:stop] = super().complex_many(indices[start:stop], steps[start:stop])
+                self._advance(stop - start)
+            return out
+        dtype = np.result_type(self.space.dtype, np.complex64)
+        out = np.empty(len(indices), dtype=np.complex128)
+        stack = np.empty((min(self.chunk_rows, len(indices)), self.space.size), dtype=dtype)
+        for start, stop in _chunks(len(indices), self.chunk_rows):
+            rows = stack[: stop - start]
+            rows[...] = self.x0
+            rows[np.arange(stop - start), indices[start:stop]] += 1j * steps[start:stop]
+            out[start:stop] = self._batch(
+                rows, "evaluating the loss at complex-step points", allow_complex=True
+            )
+            self._advance(stop - start)
+        return out
+
+    def values_at(self, points: NDArray[Any]) -> NDArray[np.float64]:
+        points = np.asarray(points)
+        if self.executor is not None and len(points) >= 2 * MIN_TASK:
+            values, _ = self._parallel("points", points, None)
+            return values.real.astype(np.float64)
+        if not self.vectorized:
+            values = super().values_at(points)
+            self._advance(len(points))
+            return values
+        values = np.empty(len(points))
+        for start, stop in _chunks(len(points), self.chunk_rows):
+            values[start:stop] = self._batch(
+                points[start:stop].astype(self.space.dtype, copy=False),
+                "evaluating the loss at probe points",
+            )
+            self._advance(stop - start)
+        return values
+
+    # -- executor --------------------------------------------------------------------------
+    @property
+    def parallelism(self) -> int:
+        """Evaluations that run at once: the executor's workers, else 1."""
+        return 1 if self.executor is None else self._workers()
+
+    def _workers(self) -> int:
+        workers = getattr(self.executor, "_max_workers", None)
+        if isinstance(workers, int) and workers > 0:
+            return workers
+        return os.cpu_count() or 1
+
+    def _parallel(
+        self, kind: str, items: NDArray[Any], steps: NDArray[np.float64] | None
+    ) -> tuple[NDArray[Any], NDArray[np.float64]]:
+        """Run a batch as tasks on the executor; values (complex for ``complex``) and steps taken."""
+        assert self.executor is not None
+        n = len(items)
+        size = max(MIN_TASK, -(-n // (TASKS_PER_WORKER * self._workers())))
+        params = self.space.build(self.space._originals)
+        futures: list[tuple[int, int, Future[Any]]] = []
+        for start, stop in _chunks(n, size):
+            payload = (
+                kind, self._user_loss, params, self.vectorized, self.chunk_rows,
+                items[start:stop], None if steps is None else steps[start:stop],
+            )
+            try:
+                future = self.executor.submit(_run_task, payload)
+            except Exception as exc:  # noqa: BLE001 - e.g. the loss cannot be pickled
+                raise InvalidParameterError(
+                    f"executor: could not submit a task ({type(exc).__name__}: {exc}); with "
+                    "processes the loss must be picklable (a module-level function or a "
+                    "functools.partial, not a lambda or closure)"
+                ) from exc
+            futures.append((start, stop, future))
+        values = np.empty(n, dtype=np.complex128)
+        taken = np.full(n, np.nan)
+        try:
+            for start, stop, future in futures:
+                outcome = future.result()
+                if outcome[0] == "error":
+                    _raise_remote(outcome)
+                _, chunk_values, chunk_taken, evaluations = outcome
+                values[start:stop] = chunk_values
+                if chunk_taken is not None:
+                    taken[start:stop] = chunk_taken
+                self.n_evaluations += int(evaluations)
+                self._advance(stop - start)
+        finally:
+            for _, _, future in futures:
+                future.cancel()
+        return values, taken
+
+
+def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, max(size, 1)):
+        yield start, min(start + size, n)
+
+
+def _run_task(payload: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One executor task (runs on a worker): rebuild the parameters, evaluate a slice of a batch.
+
+    Exceptions come back as data, so that they cross process boundaries even when
+    they cannot be pickled themselves.
+    """
+    kind, loss, params, vectorized, chunk_rows, items, steps = payload
+    try:
+        space = ParameterSpace(params)
+        worker = Evaluator(
+            loss, space, vectorized=vectorized, progress=False,
+            chunk_bytes=chunk_rows * max(space.size, 1) * np.dtype(np.complex128).itemsize,
+        )
+        taken = None
+        if kind == "perturbed":
+            values, taken = worker.perturbed_many(items, steps)
+        elif kind == "complex":
+            values = worker.complex_many(items, steps)
+        else:
+            values = worker.values_at(items)
+        return ("ok", values, taken, worker.n_evaluations)
+    except UserFunctionError as exc:
+        original: BaseException = exc.original
+        try:
+            import pickle
+
+            pickle.dumps(original)
+        except Exception:  # noqa: BLE001
+            original = RuntimeError(f"{type(exc.original).__name__}: {exc.original}")
+        return ("error", "user", exc.function, exc.context, original)
+    except Exception as exc:  # noqa: BLE001
+        return ("error", "other", type(exc).__name__, str(exc), None)
+
+
+def _raise_remote(outcome: tuple[Any, ...]) -> None:
+    if outcome[1] == "user":
+        _, _, function, context, original = outcome
+        raise UserFunctionError(function, f"{context}, on an executor worker", original) from original
+    _, _, name, message, _ = outcome
+    if name == "InvalidLossError":
+        raise InvalidLossError(f"{message} (on an executor worker)")
+    raise InvalidParameterError(f"executor: a task failed with {name}: {message}")
+
