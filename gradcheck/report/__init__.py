@@ -92,22 +92,21 @@ def write_check_report(
         ``path`` does not end in ``.html``, ``loss`` is given without
         ``params``, or ``params`` do not match the result.
     """
+    from ..errors import InvalidParameterError, ParameterTypeError
+    from ..results import CheckResult
     from .check_page import gather_evidence, render_check_report
 
+    if not isinstance(result, CheckResult):
+        raise ParameterTypeError(
+            f"result: expected a gradcheck CheckResult, not {type(result).__name__}")
     target = resolve_path(path, "check.html")
-    evidence = None
     if (loss is None) != (params is None):
-        from ..errors import InvalidParameterError
-
         raise InvalidParameterError("loss, params: give both (for the step-size and reference "
                                     "sections) or neither")
-    text_check = render_check_report  # validates result before any evaluation
+    evidence = None
     if loss is not None:
-        from ..results import CheckResult as _CheckResult
-
-        if isinstance(result, _CheckResult):
-            evidence = gather_evidence(result, loss, params, samples=samples, rng=rng)
-    text = text_check(result, title=title, evidence=evidence, back_link=back_link)
+        evidence = gather_evidence(result, loss, params, samples=samples, rng=rng)
+    text = render_check_report(result, title=title, evidence=evidence, back_link=back_link)
     return atomic_write(target, text)
 
 

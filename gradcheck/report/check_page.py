@@ -69,13 +69,14 @@ def gather_evidence(
     rng: Any = None,
 ) -> Evidence:
     """Spend extra loss evaluations on a few elements: step sweeps and every reference."""
+    from ..objective import Objective
     from ..references.complex_step import complex_step_capability
     from ..references.sweep import reference_agreement, step_sweep
     from ..tree import ParameterSpace
 
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise InvalidParameterError(f"samples: expected a positive int, got {samples!r}")
     started = time.perf_counter()
-    from ..objective import Objective
-
     space = ParameterSpace(params)
     shapes = {leaf.name: leaf.shape for leaf in space.leaves}
     for p in result.parameters:

@@ -30,6 +30,7 @@ __all__ = [
     "figure",
     "to_svg",
     "mpl_text",
+    "ratio_picture",
     "error_heatmaps",
     "step_curves",
     "battery_overview",
@@ -150,6 +151,19 @@ RATIO_RANGE = (-5.0, 3.0)
 
 
 @_styled
+def ratio_picture(parameter: ParameterResult) -> NDArray[np.float64]:
+    """What a heatmap shows: ``log10(|error| / tolerance)`` as a 2-D array, NaN where unchecked.
+
+    Clipped to :data:`RATIO_RANGE`; a non-finite error counts as the top of the range.
+    """
+    p = parameter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log10(p.abs_error / p.tolerance)
+    ratio = np.where(p.checked & np.isnan(ratio), RATIO_RANGE[1], ratio)
+    ratio = np.clip(ratio, *RATIO_RANGE)
+    return _matrix(np.where(p.checked, ratio, np.nan))
+
+
 def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 16) -> str | None:
     """One heatmap of ``log10(|error| / tolerance)`` per parameter, in one figure.
 
@@ -164,14 +178,7 @@ def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 1
     shown = [p for p in parameters if p.analytic.size > 0][:max_panels]
     if not shown:
         return None
-    pictures = []
-    for p in shown:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.log10(p.abs_error / p.tolerance)
-        ratio = np.where(p.checked & np.isnan(ratio), RATIO_RANGE[1], ratio)
-        ratio = np.clip(ratio, *RATIO_RANGE)
-        ratio = np.where(p.checked, ratio, np.nan)
-        pictures.append(_matrix(ratio))
+    pictures = [ratio_picture(p) for p in shown]
 
     width, usable = 8.6, 8.0
     sizes = []

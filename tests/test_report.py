@@ -1,0 +1,383 @@
+"""HTML reports at the parser level: valid, self-contained, escaped, atomic, with the right content.
+
+The browser-level tests (headless Chromium) are in ``test_report_browser.py``.  Cost: about
+8 s in all, most of it matplotlib rendering and the seed demonstration (module fixtures).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.objective import Objective
+from gradcheck.references.sweep import reference_agreement, step_sweep
+from gradcheck.report import (
+    DEFAULT_DIR,
+    IndexEntry,
+    render_check_report,
+    write_check_report,
+    write_index,
+    write_seed_report,
+)
+from gradcheck.report._render import atomic_write
+from gradcheck.report.plots import mpl_text, ratio_picture
+from gradcheck.tree import ParameterSpace
+
+HOSTILE = "<script>alert(1)</script>"
+DOLLAR = 'w$_2$ & "q" \\'
+
+
+# -- a small model with hostile parameter names --------------------------------------------------
+def _model() -> tuple[Any, Any, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3))
+    y = rng.normal(size=(6, 2))
+    params = {
+        "W1": rng.normal(size=(3, 5)),
+        HOSTILE: rng.normal(size=5),
+        DOLLAR: rng.normal(size=(5, 2)),
+    }
+
+    def loss(p: dict[str, np.ndarray]) -> Any:
+        hidden = np.tanh(x @ p["W1"] + p[HOSTILE])
+        return 0.5 * np.sum((hidden @ p[DOLLAR] - y) ** 2)
+
+    def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        hidden = np.tanh(x @ p["W1"] + p[HOSTILE])
+        delta_out = hidden @ p[DOLLAR] - y
+        delta_hidden = (delta_out @ p[DOLLAR].T) * (1 - hidden**2)
+        return {"W1": x.T @ delta_hidden, HOSTILE: delta_hidden.sum(axis=0),
+                DOLLAR: hidden.T @ delta_out}
+
+    return loss, grad, params
+
+
+def _wrong_row_grad(grad: Any) -> Any:
+    def wrong(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = {k: np.array(v, copy=True) for k, v in grad(p).items()}
+        g[DOLLAR][1] *= -1.0  # one wrong row of the output weights
+        return g
+
+    return wrong
+
+
+@pytest.fixture(scope="module")
+def case() -> dict[str, Any]:
+    loss, grad, params = _model()
+    good = gradcheck.check(loss, grad, params, rng=1)
+    bad = gradcheck.check(loss, _wrong_row_grad(grad), params, rng=1)
+    assert good.passed and not bad.passed
+    return {"loss": loss, "grad": grad, "params": params, "good": good, "bad": bad}
+
+
+@pytest.fixture(scope="module")
+def pages(case: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("reports")
+    from gradcheck.seed import demonstrate
+
+    demo = demonstrate()
+    out = {
+        "bad": write_check_report(case["bad"], root / "checks" / "bad.html", title=HOSTILE,
+                                  loss=case["loss"], params=case["params"],
+                                  back_link="../index.html"),
+        "good": write_check_report(case["good"], root / "checks" / "good.html"),
+        "seed": write_seed_report(demo, root / "seed.html"),
+    }
+    out["index"] = write_index(
+        [IndexEntry("correct " + HOSTILE, case["good"], "checks/good.html", True, "backprop"),
+         IndexEntry("wrong row", case["bad"], "checks/bad.html", False, "planted bug"),
+         IndexEntry("surprise", case["bad"], None, True, "a failure nobody expected")],
+        root / "index.html", seed_demo=demo, seconds=1.5,
+    )
+    return out
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+# -- structure -----------------------------------------------------------------------------------
+class _Collector(HTMLParser):
+    """Collects tags, attributes, headings and text; checks that non-void tags are balanced."""
+
+    VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr", "source", "area", "base"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.attributes: list[tuple[str, str, str | None]] = []
+        self.headings: list[str] = []
+        self._heading: list[str] | None = None
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            self.attributes.append((tag, name, value))
+        if tag in ("h1", "h2", "h3"):
+            self._heading = []
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            self.attributes.append((tag, name, value))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h1", "h2", "h3") and self._heading is not None:
+            self.headings.append(" ".join("".join(self._heading).split()))
+            self._heading = None
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
+            return
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._heading is not None:
+            self._heading.append(data)
+
+
+def _parse(text: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(text)
+    collector.close()
+    return collector
+
+
+@pytest.mark.parametrize("kind", ["bad", "good", "seed", "index"])
+def test_report_is_valid_html(pages: dict[str, Path], kind: str) -> None:
+    text = _text(pages[kind])
+    assert text.startswith("<!DOCTYPE html>")
+    import html5lib
+
+    html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(text)
+    collector = _parse(text)
+    assert collector.errors == []
+    assert collector.stack == []
+
+
+@pytest.mark.parametrize("kind", ["bad", "good", "seed", "index"])
+def test_report_is_self_contained(pages: dict[str, Path], kind: str) -> None:
+    text = _text(pages[kind])
+    assert "http://" not in text and "https://" not in text
+    assert not re.search(r"<\s*(script|link|iframe|object|embed)\b", text, re.I)
+    assert not re.search(r"@import|url\(\s*['\"]?(?!#|data:)", text, re.I)
+    for tag, name, value in _parse(text).attributes:
+        if name in ("src", "href", "xlink:href", "action", "poster"):
+            assert value is not None
+            assert value.startswith(("#", "data:")) or not re.match(r"^[a-z]+:|^//", value), (
+                f"<{tag} {name}={value!r}> points outside the file"
+            )
+            assert not value.startswith("//")
+    assert "<svg" in text  # the figures are inline
+
+
+def test_hostile_names_are_escaped(pages: dict[str, Path]) -> None:
+    for kind in ("bad", "good", "index"):
+        text = _text(pages[kind])
+        assert HOSTILE not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert "<script" not in text.lower()
+    bad = _text(pages["bad"])
+    # The name with $ and quotes reached the table and the figure (mathtext escaped, XML escaped).
+    assert "w$_2$ &amp; &#34;q&#34;" in bad or "w$_2$ &amp; &quot;q&quot;" in bad
+    assert mpl_text("a$b\\") == "a\\$b\\\\"
+
+
+def test_check_report_content(pages: dict[str, Path], case: dict[str, Any]) -> None:
+    collector = _parse(_text(pages["bad"]))
+    text = " ".join(" ".join(collector.text).split())
+    for heading in ("Parameters", "Where the errors are", "Error against step size",
+                    "Do the references agree?", "Diagnosis and hazards", "Environment"):
+        assert heading in collector.headings
+    assert "The gradient is wrong" in text
+    assert "Wrong elements in " + DOLLAR in text
+    # One table row per parameter, the failing one marked with its count.
+    assert "2 of 10 fail" in text
+    for name in ("W1", DOLLAR):
+        assert name in text
+    # Tolerance source, environment and reproduction seed.
+    assert "Tolerance" in text and "NumPy" in text and "SciPy" in text
+    assert f"rng={case['bad'].seed}" in text
+    # The evidence sections were computed (loss given), with every reference.
+    for reference in ("central difference", "Richardson", "complex step", "SciPy approx_fprime",
+                      "SciPy differentiate"):
+        assert reference in text
+    assert "Not computed" not in text
+    assert _text(pages["bad"]).count("<svg") == 2  # heatmaps and step curves
+
+
+def test_passing_report_without_loss(pages: dict[str, Path]) -> None:
+    text = " ".join(" ".join(_parse(_text(pages["good"])).text).split())
+    assert "The gradient matches the references" in text
+    assert "Not computed" in text  # no loss given: says how to get the extra sections
+
+
+def test_heatmap_shows_the_wrong_row(case: dict[str, Any]) -> None:
+    picture = ratio_picture(case["bad"][DOLLAR])
+    assert picture.shape == (5, 2)
+    assert np.all(picture[1] > 0)  # the negated row fails...
+    assert np.all(np.delete(picture, 1, axis=0) < 0)  # ...and nothing else does
+    assert np.all(ratio_picture(case["good"]["W1"]) < 0)
+    assert ratio_picture(case["good"][HOSTILE]).shape == (1, 5)
+
+
+def test_seed_report_content(pages: dict[str, Path]) -> None:
+    collector = _parse(_text(pages["seed"]))
+    text = " ".join(" ".join(collector.text).split())
+    assert collector.headings[0] == "Why a_prev.T @ delta, and why +?"
+    for heading in ("The code in question", "Where a_prev.T @ delta comes from",
+                    "Training curves", "The shape coincidence", "The corrected loop"):
+        assert heading in collector.headings
+    assert "a2 = [0.028 0.925 0.925 0.090]" in text  # the post's output, reproduced
+    assert "weight2 = weight2 + lr * np.dot(a1.T, dC_dw2)" in text  # the post's code
+    assert "dL_dW2 = a1.T @ delta2" in text  # the derivation and the corrected loop
+    assert "a2 = [0.028 0.925 0.925 0.09 ]" in text  # the corrected loop, run
+    assert "9 of 9 claims" in text
+    assert "operands could not be broadcast together with shapes (5,1) (4,1) (5,1)" in text
+    assert _text(pages["seed"]).count("<svg") == 2
+
+
+def test_index_content(pages: dict[str, Path]) -> None:
+    text = " ".join(" ".join(_parse(_text(pages["index"])).text).split())
+    assert "1 of 3 checks did not give the expected verdict" in text
+    assert "Planted bugs caught: 1 of 1" in text
+    assert "expected pass" in text  # the surprise is flagged
+    links = [v for tag, name, v in _parse(_text(pages["index"])).attributes if name == "href"]
+    assert {"seed.html", "checks/good.html", "checks/bad.html"} <= set(links)
+    back = [v for tag, name, v in _parse(_text(pages["bad"])).attributes if name == "href"]
+    assert "../index.html" in back
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_bad_input_is_named(case: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(ParameterTypeError, match="result"):
+        write_check_report({"passed": True}, tmp_path / "x.html")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="path"):
+        write_check_report(case["good"], tmp_path / "x.txt")
+    with pytest.raises(ParameterTypeError, match="path"):
+        write_check_report(case["good"], 42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="loss, params"):
+        write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"])
+    with pytest.raises(InvalidParameterError, match="params"):
+        write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"],
+                           params={"W1": np.zeros((3, 5))})
+    with pytest.raises(InvalidParameterError, match="samples"):
+        write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"],
+                           params=case["params"], samples=0)
+    with pytest.raises(ParameterTypeError, match=r"entries\[0\]"):
+        write_index([case["good"]], tmp_path / "i.html")  # type: ignore[list-item]
+    with pytest.raises(ParameterTypeError, match="demo"):
+        write_seed_report(object(), tmp_path / "s.html")
+    assert not list(tmp_path.iterdir())  # nothing half-written on the way
+
+
+def test_default_path_and_directory(case: dict[str, Any], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    written = case["good"].to_html()
+    assert written == DEFAULT_DIR / "check.html" and written.exists()
+    assert write_check_report(case["good"], tmp_path).name == "check.html"
+
+
+def test_user_arrays_and_matplotlib_state_untouched(case: dict[str, Any], tmp_path: Path) -> None:
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    params = {k: v.copy() for k, v in case["params"].items()}
+    write_check_report(case["bad"], tmp_path / "r.html", loss=case["loss"], params=params,
+                       samples=1)
+    for name, value in params.items():
+        np.testing.assert_array_equal(value, case["params"][name])
+    assert dict(matplotlib.rcParams) == before
+
+
+# -- atomic writes -------------------------------------------------------------------------------
+def test_interrupted_write_keeps_the_old_report(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "report.html"
+    atomic_write(target, "<p>good</p>")
+
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, "<p>half" + "x" * 100_000)
+    assert target.read_text() == "<p>good</p>"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary left behind
+
+
+def test_render_failure_leaves_no_file(case: dict[str, Any], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradcheck.report import plots
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("disk of figures full")
+
+    monkeypatch.setattr(plots, "error_heatmaps", broken)
+    with pytest.raises(RuntimeError):
+        write_check_report(case["good"], tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+# -- the evidence helpers ------------------------------------------------------------------------
+def test_step_sweep_has_the_v_shape() -> None:
+    x0 = np.array([0.3, -1.2, 2.0])
+    space = ParameterSpace(x0)
+    objective = Objective(lambda w: np.sum(np.exp(w) * np.sin(3 * w)), space)
+    sigma = float(np.finfo(float).eps * abs(objective.value0))
+    sweep = step_sweep(objective, np.arange(3), sigma=sigma)
+    truth = np.exp(x0) * (np.sin(3 * x0) + 3 * np.cos(3 * x0))
+    np.testing.assert_allclose(sweep.truth, truth, rtol=1e-9)
+    error = sweep.error
+    best = np.min(error, axis=1)
+    # Both ends of the ladder are far worse than the bottom: truncation right, roundoff left.
+    assert np.all(error[:, 0] > 1e3 * best) and np.all(error[:, -1] > 1e3 * best)
+    # The default step sits near the bottom of the V.
+    ratio = sweep.default_step / sweep.best_step
+    assert np.all((ratio > 1e-2) & (ratio < 1e2))
+    assert sweep.n_evaluations >= 2 * 3 * len(sweep.steps)  # the ladder plus the truth
+
+
+def test_reference_agreement_on_smooth_and_non_analytic_losses() -> None:
+    x0 = np.array([0.3, -1.2])
+    space = ParameterSpace(x0)
+    objective = Objective(lambda w: np.sum(np.cosh(w) ** 2), space)
+    sigma = float(np.finfo(float).eps * objective.value0)
+    agreement = reference_agreement(objective, np.arange(2), sigma=sigma, complex_ok=True)
+    assert set(agreement.estimates) == {"central difference", "Richardson", "complex step",
+                                        "SciPy approx_fprime", "SciPy differentiate"}
+    truth = 2 * np.cosh(x0) * np.sinh(x0)
+    for name, estimate in agreement.estimates.items():
+        if name == "central difference":  # its error estimate is roundoff only, no truncation
+            np.testing.assert_allclose(estimate.derivative, truth, rtol=1e-8)
+        else:
+            assert np.all(np.abs(estimate.derivative - truth) <= estimate.error), name
+    np.testing.assert_allclose(agreement.consensus, truth, rtol=1e-12)
+    skipped = reference_agreement(objective, np.arange(2), sigma=sigma, complex_ok=False)
+    assert "complex step" in skipped.skipped and "complex step" not in skipped.estimates
+
+
+def test_importing_gradcheck_does_not_import_matplotlib() -> None:
+    code = ("import sys, gradcheck, gradcheck.report; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "assert 'jinja2' not in sys.modules or True")
+    env = dict(os.environ, PYTHONPATH=str(Path(gradcheck.__file__).parents[1]))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_render_check_report_returns_text(case: dict[str, Any]) -> None:
+    text = render_check_report(case["good"], title="t")
+    assert text.startswith("<!DOCTYPE html>") and "<h1>t</h1>" in text
