@@ -36,8 +36,12 @@ restricted to it, and the halves that fail are halved again, down to blocks
 of :data:`LEAF_BLOCK` elements, which the elementwise pipeline then checks.
 ``m`` wrong elements among ``N`` cost about ``2 m log2(N / m)`` probes instead
 of ``N`` evaluations.  An error spread over many elements (a wrong factor)
-makes every half fail: past :data:`MAX_FRONTIER` failing blocks the search
-stops and a random sample of those blocks is checked elementwise instead.
+makes every half fail: once a parameter has more than :data:`MAX_FRONTIER`
+failing blocks, :data:`SPOT_BLOCKS` random blocks of :data:`LEAF_BLOCK`
+elements inside them are probed; if (nearly) all fail the error is dense, the
+search stops and a random sample is checked elementwise instead.  A sparse
+pattern (one wrong column of a weight matrix) keeps being bisected, within
+:data:`MAX_BISECTION_PROBES` probes.
 """
 
 from __future__ import annotations
@@ -79,10 +83,12 @@ MISS_TARGET = 1e-6
 REPORTED_RHOS = (1e-3, 1e-4, 1e-6)
 #: Blocks this small are handed to the elementwise pipeline.
 LEAF_BLOCK = 16
-#: Failing blocks at one bisection level beyond which the error counts as spread out.
+#: Failing blocks of one parameter beyond which a spot test asks whether the error is dense.
 MAX_FRONTIER = 8
-#: Parents at one level whose halves all fail, from which on the error counts as spread out.
-SPREAD_PARENTS = 4
+#: Random small blocks probed by that spot test; if all but one fail, the error is dense.
+SPOT_BLOCKS = 8
+#: Most bisection probes in one check; past it the failing blocks are sampled elementwise.
+MAX_BISECTION_PROBES = 512
 #: Elements sampled elementwise from the failing blocks when the error is spread out.
 SPREAD_SAMPLE = 16
 #: Rungs of the Richardson ladder along a probe: top-level probes, bisection probes.
@@ -256,6 +262,8 @@ class DirectionalOutcome:
         The reference used along the probes.
     n_evaluations : int
         Loss evaluations spent on probes.
+    non_finite : int
+        Analytic elements that are NaN or infinite (left out of the probes; they fail).
     """
 
     probes: tuple[Probe, ...]
@@ -264,6 +272,7 @@ class DirectionalOutcome:
     located: tuple[str, ...]
     method: str
     n_evaluations: int
+    non_finite: int = 0
 
     @property
     def top(self) -> tuple[Probe, ...]:
@@ -271,8 +280,8 @@ class DirectionalOutcome:
 
     @property
     def passed(self) -> bool:
-        """True when every top-level probe agreed."""
-        return all(p.passed for p in self.top)
+        """True when every top-level probe agreed and every analytic element is finite."""
+        return self.non_finite == 0 and all(p.passed for p in self.top)
 
     def summary(self) -> str:
         top = self.top
@@ -284,6 +293,8 @@ class DirectionalOutcome:
         if self.passed:
             return f"{head}: all agree; {self.guarantee.sentence()}"
         failed = [p for p in top if not p.passed]
+        if not failed:
+            return f"{head}: all agree on the finite elements; " + "; ".join(self.located)
         worst = max(failed, key=lambda p: p.ratio)
         text = (
             f"{head}: {len(failed)} disagree, worst in {worst.parameter}: g.v = "
@@ -550,6 +561,7 @@ def directional_check(
         located=tuple(located),
         method="complex" if use_complex else "richardson",
         n_evaluations=objective.n_evaluations - before,
+        non_finite=int(np.sum(~finite)),
     )
 
 
@@ -590,7 +602,7 @@ def _guarantee(
 def _bisect(
     context: _Context, failing: list[Block]
 ) -> tuple[list[NDArray[np.intp]], list[Probe], list[str]]:
-    """Halve failing blocks until they are small; stop when the error is spread out."""
+    """Halve failing blocks until they are small; stop when the error is dense."""
     space = context.space
     suspects: list[NDArray[np.intp]] = []
     probes: list[Probe] = []
@@ -598,48 +610,47 @@ def _bisect(
     frontier = list(failing)
     level = 0
     retried: set[Block] = set()
+    spot_tested: set[int] = set()
     while frontier:
         level += 1
-        small = [b for b in frontier if b.size <= LEAF_BLOCK]
-        for block in small:
-            suspects.append(np.arange(block.start, block.stop))
+        for block in frontier:
+            if block.size <= LEAF_BLOCK:
+                suspects.append(np.arange(block.start, block.stop))
         large = [b for b in frontier if b.size > LEAF_BLOCK]
         if not large:
             break
-        by_leaf: dict[int, list[Block]] = {}
-        for block in large:
-            by_leaf.setdefault(block.leaf, []).append(block)
-        spread = [k for k, blocks in by_leaf.items() if len(blocks) > MAX_FRONTIER]
-        for k in spread:
-            blocks = by_leaf.pop(k)
-            pool = np.concatenate([np.arange(b.start, b.stop) for b in blocks])
-            pick = context.rng.choice(pool, size=min(SPREAD_SAMPLE, len(pool)), replace=False)
-            suspects.append(np.sort(pick))
+        if len(probes) + 2 * len(large) > MAX_BISECTION_PROBES:
+            pick = _sample(context, large, SPREAD_SAMPLE * len({b.leaf for b in large}))
+            suspects.append(pick)
             notes.append(
-                f"{space.leaves[k].name}: the error is spread over many elements (more than "
-                f"{MAX_FRONTIER} of its blocks disagree at bisection level {level}); "
-                f"{len(pick)} of their elements checked elementwise"
+                f"bisection stopped after {len(probes)} probes with {len(large)} blocks still "
+                f"disagreeing; {len(pick)} of their elements checked elementwise"
             )
-        parents = [b for blocks in by_leaf.values() for b in blocks]
-        children = [half for b in parents for half in b.halves()]
+            break
+        for k in sorted({b.leaf for b in large} - spot_tested):
+            mine = [b for b in large if b.leaf == k]
+            if len(mine) <= MAX_FRONTIER:
+                continue
+            spot_tested.add(k)
+            spots = _spots(context, mine)
+            tested = context.probe(spots, level)
+            probes += tested
+            if sum(not p.passed for p in tested) >= len(tested) - 1:
+                large = [b for b in large if b.leaf != k]
+                pick = _sample(context, mine, SPREAD_SAMPLE)
+                suspects.append(pick)
+                notes.append(
+                    f"{space.leaves[k].name}: the error is spread over its elements ("
+                    f"{len(mine)} blocks disagree at bisection level {level}, and "
+                    f"{sum(not p.passed for p in tested)} of {len(tested)} random blocks of "
+                    f"{LEAF_BLOCK}); {len(pick)} elements checked elementwise"
+                )
+        children = [half for b in large for half in b.halves()]
         tested = context.probe(children, level)
         probes += tested
-        next_frontier = []
-        spread_now = _all_failed(context, parents, tested)
-        for k in spread_now:
-            pool = np.concatenate([np.arange(b.start, b.stop) for b in parents if b.leaf == k])
-            pick = context.rng.choice(pool, size=min(SPREAD_SAMPLE, len(pool)), replace=False)
-            suspects.append(np.sort(pick))
-            notes.append(
-                f"{space.leaves[k].name}: the error is spread over many elements (every half "
-                f"of its {sum(b.leaf == k for b in parents)} failing blocks disagrees at "
-                f"bisection level {level}); {len(pick)} of their elements checked elementwise"
-            )
-        for i, parent in enumerate(parents):
-            if parent.leaf in spread_now:
-                continue
-            pair = tested[2 * i : 2 * i + 2]
-            dirty = [children[2 * i + j] for j, p in enumerate(pair) if not p.passed]
+        frontier = []
+        for i, parent in enumerate(large):
+            dirty = [children[2 * i + j] for j in (0, 1) if not tested[2 * i + j].passed]
             if not dirty and parent not in retried:
                 # Both halves agreed: a marginal error or an unlucky direction; probe once more.
                 retried.add(parent)
@@ -647,35 +658,33 @@ def _bisect(
                 probes += again
                 dirty = [parent.halves()[j] for j, p in enumerate(again) if not p.passed]
             if not dirty:
-                pick = context.rng.choice(
-                    np.arange(parent.start, parent.stop),
-                    size=min(LEAF_BLOCK, parent.size), replace=False,
-                )
-                suspects.append(np.sort(pick))
+                suspects.append(_sample(context, [parent], LEAF_BLOCK))
                 leaf = space.leaves[parent.leaf]
                 notes.append(
                     f"{leaf.name}[{parent.start - leaf.offset}:{parent.stop - leaf.offset}] "
                     "disagrees but neither half does: a marginal error, sampled elementwise"
                 )
-            next_frontier += dirty
-        frontier = next_frontier
-    blocks_found = sum(1 for s in suspects if len(s))
+            frontier += dirty
     if suspects and not notes:
         n = int(sum(len(s) for s in suspects))
         notes.append(
-            f"bisection narrowed the disagreement to {n} element(s) in {blocks_found} block(s) "
-            f"with {len(probes)} probe(s)"
+            f"bisection narrowed the disagreement to {n} element(s) in {len(suspects)} "
+            f"block(s) with {len(probes)} probe(s)"
         )
     return suspects, probes, notes
 
 
-def _all_failed(context: _Context, parents: list[Block], tested: list[Probe]) -> set[int]:
-    """Leaves with at least :data:`SPREAD_PARENTS` parents at this level whose halves all failed."""
-    out = set()
-    for k in {b.leaf for b in parents}:
-        mine = [i for i, b in enumerate(parents) if b.leaf == k]
-        if len(mine) >= SPREAD_PARENTS and all(
-            not tested[2 * i + j].passed for i in mine for j in (0, 1)
-        ):
-            out.add(k)
-    return out
+def _sample(context: _Context, blocks: list[Block], size: int) -> NDArray[np.intp]:
+    pool = np.concatenate([np.arange(b.start, b.stop) for b in blocks])
+    return np.sort(context.rng.choice(pool, size=min(size, len(pool)), replace=False))
+
+
+def _spots(context: _Context, blocks: list[Block]) -> list[Block]:
+    """:data:`SPOT_BLOCKS` random runs of :data:`LEAF_BLOCK` elements inside ``blocks``."""
+    spots = []
+    for i in context.rng.choice(len(blocks), size=SPOT_BLOCKS, replace=True):
+        block = blocks[int(i)]
+        size = min(LEAF_BLOCK, block.size)
+        start = block.start + int(context.rng.integers(0, block.size - size + 1))
+        spots.append(Block(block.leaf, start, start + size))
+    return spots

@@ -474,7 +474,14 @@ class Evaluator(Objective):
         taken = np.full(n, np.nan)
         try:
             for start, stop, future in futures:
-                outcome = future.result()
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - pickling, a dead worker...
+                    raise InvalidParameterError(
+                        f"executor: a task failed ({type(exc).__name__}: {exc}); with processes "
+                        "the loss must be picklable (a module-level function or a "
+                        "functools.partial, not a lambda or closure)"
+                    ) from exc
                 if outcome[0] == "error":
                     _raise_remote(outcome)
                 _, chunk_values, chunk_taken, evaluations = outcome

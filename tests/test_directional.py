@@ -1,0 +1,236 @@
+"""Directional mode: probes with a stated miss probability, bisection, and the automatic mode choice.
+
+Every bug claimed caught has its correct twin that must pass.  Networks are small or medium
+(64-32-10: 2,410 parameters); the whole file runs in a few seconds.  Speed is measured by
+``benchmarks/run.py``, never asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck.directional import (
+    MISS_TARGET,
+    directional_check,
+    miss_probability,
+)
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.evaluation import Budget, Evaluator, choose_mode
+from gradcheck.network import Network, random_data
+from gradcheck.references.noise import estimate_noise
+from gradcheck.tree import ParameterSpace
+
+
+def _network(sizes=(64, 32, 10), activations=("tanh", "sigmoid"), *, dtype=np.float64, seed=0):
+    net = Network(sizes, activations)
+    params = net.init_params(rng=seed, dtype=dtype)
+    x, y = random_data(net, 16, rng=seed + 1, dtype=dtype)
+    loss, grad = net.functions(x, y)
+    return net, params, loss, grad
+
+
+def _planted(net, grad, change):
+    """A gradient function whose flat gradient is ``change(flat)``."""
+
+    def wrong(params):
+        flat = net.flatten(grad(params)).astype(np.float64)
+        return {k: v.astype(params[k].dtype) for k, v in net.unflatten(change(flat)).items()}
+
+    return wrong
+
+
+def _one_element(index, relative):
+    def change(flat):
+        flat = flat.copy()
+        flat[index] += relative * np.abs(flat).max()
+        return flat
+
+    return change
+
+
+# -- the probability bound -------------------------------------------------------------------
+def test_miss_probability_is_the_gaussian_probability_of_a_small_projection():
+    # One probe with slack c against |e| = 1: P(|N(0, 1)| <= c) = erf(c / sqrt 2).
+    assert miss_probability([1.0], 1.0) == pytest.approx(math.erf(1 / math.sqrt(2)))
+    # k probes: the product.
+    assert miss_probability([1.0, 2.0], 1.0) == pytest.approx(
+        math.erf(1 / math.sqrt(2)) * math.erf(2 / math.sqrt(2))
+    )
+    assert miss_probability([1.0], 0.0) == 1.0
+
+
+def test_miss_probability_matches_monte_carlo_for_a_single_wrong_element():
+    # e has one nonzero element: e . v = e_i v_i, so the bound is exact, not just an upper bound.
+    rng = np.random.default_rng(0)
+    e = np.zeros(500)
+    e[17] = 3.0
+    slack = 1.5
+    v = rng.standard_normal((20000, 500))
+    missed = np.mean(np.abs(v @ e) <= slack)
+    assert missed == pytest.approx(miss_probability([slack], 3.0), abs=0.01)
+
+
+# -- verdicts and their twins -----------------------------------------------------------------
+@pytest.mark.parametrize("activations", [("tanh", "sigmoid"), ("sigmoid", "identity")])
+def test_correct_gradient_passes_with_a_stated_guarantee(activations):
+    net, params, loss, grad = _network(activations=activations)
+    result = gradcheck.check(loss, grad, params, mode="directional", rng=1)
+    assert result.passed, str(result)
+    assert result.mode == "directional"
+    info = result.directional
+    assert info["passed"] and info["n_probes"] >= 2 * len(params)
+    assert info["guarantee"]["rho"] < 1e-6
+    assert info["guarantee"]["miss_probability"] == MISS_TARGET
+    assert "would be missed with probability" in str(result)
+    json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("method", ["auto", "central"])  # complex-step probes, Richardson probes
+def test_single_element_off_by_1e_3_of_the_largest_is_caught_and_located(method):
+    net, params, loss, grad = _network()
+    index = 1234  # inside weight1 (64 x 32 = 2048 elements)
+    wrong = _planted(net, grad, _one_element(index, 1e-3))
+    result = gradcheck.check(loss, wrong, params, mode="directional", method=method, rng=2)
+    assert not result.passed
+    assert not result.directional["passed"]
+    failed = result["weight1"].failed
+    assert failed.sum() == 1
+    assert np.ravel_multi_index(np.argwhere(failed)[0], failed.shape) == index
+    # Located with far fewer evaluations than an elementwise check of 2,410 parameters.
+    assert result.n_evaluations < net.n_params / 2
+    twin = gradcheck.check(loss, grad, params, mode="directional", method=method, rng=2)
+    assert twin.passed, str(twin)
+
+
+@pytest.mark.parametrize("method", ["auto", "central"])
+def test_factor_1e_4_error_is_caught_as_spread(method):
+    net, params, loss, grad = _network()
+    wrong = _planted(net, grad, lambda flat: flat * (1 + 1e-4))
+    result = gradcheck.check(loss, wrong, params, mode="directional", method=method, rng=3)
+    assert not result.passed
+    assert all(not p.passed for p in result.parameters)
+    assert result.diagnosis is not None and result.diagnosis.kind == "constant-factor"
+
+
+def test_sign_flip_on_a_saturated_unit_is_caught():
+    net, params, loss, grad = _network(activations=("sigmoid", "sigmoid"))
+    params = {k: v.copy() for k, v in params.items()}
+    params["bias1"][5] = 12.0  # hidden unit 5 saturated: its gradients are ~1e-5 of the others
+    saturated = net.param_shapes()
+    column = np.zeros(saturated["weight1"], dtype=bool)
+    column[:, 5] = True
+    mask = np.concatenate([column.ravel(), np.zeros(net.n_params - column.size, dtype=bool)])
+
+    def flip(flat):
+        flat = flat.copy()
+        flat[mask] = -flat[mask]
+        return flat
+
+    g = net.flatten(grad(params))
+    assert np.abs(g[mask]).max() < 1e-3 * np.abs(g).max()
+    result = gradcheck.check(loss, _planted(net, grad, flip), params, mode="directional", rng=4)
+    assert not result.passed
+    assert result["weight1"].failed[:, 5].any() and not result["weight1"].failed[:, :5].any()
+    assert gradcheck.check(loss, grad, params, mode="directional", rng=4).passed
+
+
+def test_non_finite_analytic_elements_are_reported():
+    net, params, loss, grad = _network()
+
+    def nan_at_7(flat):
+        flat = flat.copy()
+        flat[7] = np.nan
+        return flat
+
+    result = gradcheck.check(loss, _planted(net, grad, nan_at_7), params, mode="directional", rng=5)
+    assert not result.passed
+    assert result["weight1"].failed.ravel()[7]
+    assert "non-finite" in result.directional["summary"]
+
+
+def test_relu_network_passes_without_false_alarm():
+    net, params, loss, grad = _network(activations=("relu", "identity"))
+    result = gradcheck.check(loss, grad, params, mode="directional", rng=6)
+    assert result.passed, str(result)
+    wrong = _planted(net, grad, _one_element(100, 1e-3))
+    assert not gradcheck.check(loss, wrong, params, mode="directional", rng=6).passed
+
+
+def test_float32_network():
+    net, params, loss, grad = _network(dtype=np.float32)
+    assert gradcheck.check(loss, grad, params, mode="directional", rng=7).passed
+    wrong = _planted(net, grad, lambda flat: -flat)
+    assert not gradcheck.check(loss, wrong, params, mode="directional", rng=7).passed
+
+
+def test_directional_check_directly_and_the_user_params_untouched():
+    net, params, loss, grad = _network()
+    before = {k: v.copy() for k, v in params.items()}
+    space = ParameterSpace(params)
+    objective = Evaluator(loss, space)
+    sigma = estimate_noise(objective, rng=np.random.default_rng(0)).sigma
+    analytic = net.flatten(grad(params))
+    outcome = directional_check(
+        objective, analytic, sigma=sigma, use_complex=True, rng=np.random.default_rng(1)
+    )
+    assert outcome.passed
+    assert len(outcome.top) == 3 * len(params)
+    assert outcome.n_evaluations == len(outcome.top)  # one complex evaluation per probe
+    assert all(p.passed for p in outcome.probes)
+    for key in params:
+        np.testing.assert_array_equal(params[key], before[key])
+
+
+# -- the automatic mode choice ----------------------------------------------------------------
+def test_auto_mode_runs_full_on_small_problems_and_directional_over_budget():
+    net, params, loss, grad = _network()
+    small = gradcheck.check(loss, grad, params, rng=0)
+    assert small.mode == "full"
+    assert any("mode full (auto)" in note for note in small.notes)
+    tight = gradcheck.check(loss, grad, params, rng=0, budget=100)  # 100 loss evaluations
+    assert tight.mode == "directional" and tight.passed
+    assert any("over the budget of 100 loss evaluations" in note for note in tight.notes)
+    sampled = gradcheck.check(loss, grad, params, rng=0, elements=3)
+    assert sampled.mode == "sampled"
+    forced = gradcheck.check(loss, grad, params, rng=0, mode="sampled", budget=200)
+    assert forced.mode == "sampled" and forced.passed
+    assert forced["weight1"].n_checked < net.param_shapes()["weight1"][0] * 32
+
+
+def test_choose_mode_rules():
+    common = dict(n_elements=100_000, n_parameters=4, elements=None, seconds_per_evaluation=1e-4,
+                  evaluations_per_element=2.0, user_tolerance=False)
+    assert choose_mode("auto", budget=Budget(seconds=100.0), **common)[0] == "full"
+    assert choose_mode("auto", budget=Budget(seconds=1.0), **common)[0] == "directional"
+    mode, k, note = choose_mode("auto", budget=Budget(seconds=1.0), **{**common, "user_tolerance": True})
+    assert mode == "sampled" and k == 1250 and "atol/rtol" in note
+    assert choose_mode("auto", budget=Budget(evaluations=10), **{**common, "elements": 5})[:2] == (
+        "sampled", 5
+    )
+    with pytest.raises(InvalidParameterError, match="mode"):
+        choose_mode("directional", budget=Budget(seconds=1.0), **{**common, "user_tolerance": True})
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "name"),
+    [
+        ({"mode": "fast"}, InvalidParameterError, "mode"),
+        ({"mode": 3}, ParameterTypeError, "mode"),
+        ({"budget": -1.0}, InvalidParameterError, "budget"),
+        ({"budget": "1s"}, ParameterTypeError, "budget"),
+        ({"budget": True}, ParameterTypeError, "budget"),
+        ({"mode": "directional", "atol": 1e-6}, InvalidParameterError, "mode"),
+        ({"executor": "pool"}, ParameterTypeError, "executor"),
+        ({"vectorized": "yes"}, ParameterTypeError, "vectorized"),
+        ({"progress": "loud"}, ParameterTypeError, "progress"),
+    ],
+)
+def test_bad_options_name_the_argument(options, error, name):
+    net, params, loss, grad = _network(sizes=(3, 2, 1))
+    with pytest.raises(error, match=f"^{name}"):
+        gradcheck.check(loss, grad, params, **options)
