@@ -25,8 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .diagnosis import validate_layer_inputs
-from .errors import InvalidParameterError, ParameterTypeError
 from .directional import directional_check
+from .errors import InvalidParameterError, ParameterTypeError
 from .evaluation import Evaluator, choose_mode, validate_budget, validate_mode
 from .objective import Objective
 from .references.base import Estimate
@@ -552,6 +552,7 @@ def check(
     objective.close()
     tolerance_source = _tolerance_source(options, noise.source, complex_ok)
     results = _parameter_results(space, state, per_element_cost, tolerance_source)
+    hazards += _low_precision(results)
     result = CheckResult(
         parameters=results,
         hazards=tuple(_dedupe(hazards)),
@@ -569,6 +570,31 @@ def check(
     if options.diagnose and not result.passed:
         result = _with_diagnosis(result, objective, grad, space, state, layer_inputs)
     return result
+
+
+def _low_precision(results: tuple[ParameterResult, ...]) -> list[Hazard]:
+    """One note when parameters are narrower than float64: the accuracy the check can reach."""
+    narrow, achievable = [], 0.0
+    for result in results:
+        dtype = np.dtype(result.dtype)
+        if not np.issubdtype(dtype, np.floating) or np.finfo(dtype).eps <= np.finfo(np.float64).eps:
+            continue
+        narrow.append(result)
+        mask = result.checked & np.isfinite(result.reference) & np.isfinite(result.tolerance)
+        scale = float(np.max(np.abs(result.reference[mask]), initial=0.0))
+        if scale > 0:
+            achievable = max(achievable, float(np.max(result.tolerance[mask])) / scale)
+    if not narrow:
+        return []
+    dtypes = sorted({r.dtype for r in narrow})
+    eps = max(float(np.finfo(np.dtype(d)).eps) for d in dtypes)
+    return [Hazard(
+        "precision",
+        f"{', '.join(r.name for r in narrow)} {'is' if len(narrow) == 1 else 'are'} "
+        f"{'/'.join(dtypes)} (eps {eps:.2g}): checked at the precision that allows; errors "
+        f"below ~{achievable:.2g} of a parameter's gradient scale cannot be resolved (a bug "
+        "smaller than that passes)",
+    )]
 
 
 def _tolerance_source(options: _Options, noise_source: str, complex_ok: bool) -> str:
