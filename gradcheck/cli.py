@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_argument("--html", metavar="DIR", default="reports",
                          help="directory of the HTML report (default: reports)")
     reports.add_argument("--no-html", action="store_true", help="write no HTML report")
+    reports.add_argument("--every-page", action="store_true",
+                         help="a page for every check, not only for each network's auto check "
+                              "and the failing ones (slower: about a second per page)")
     run.add_argument("--quick", action="store_true",
                      help="skip the slowest reference (SciPy differentiate) and the training runs")
     _add_output(run)
@@ -293,21 +296,29 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower() or "check"
 
 
-def write_run_report(battery: Any, directory: str | Path) -> Path:
-    """Write the main job's HTML: the seed page, one page per check, and the index linking them."""
+def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = False) -> Path:
+    """Write the main job's HTML: the seed page, check pages, and the index linking them.
+
+    Every check is listed in the index; a page of its own (about a second of
+    plotting each) is written for each network's first reference (``auto``) and for
+    every failing check, or for all checks with ``every_page``.
+    """
     from .report import IndexEntry, write_check_report, write_index, write_seed_report
 
     root = Path(directory)
     entries = []
     used: set[str] = set()
+    first = battery.methods[0] if battery.methods else None
     for case, method, result in battery.checks:
-        name = _slug(f"{case}-{method}")
-        while name in used:
-            name += "-x"
-        used.add(name)
-        href = f"checks/{name}.html"
-        write_check_report(result, root / href, title=f"{case}: backprop against {method}",
-                           back_link="../index.html")
+        href = None
+        if every_page or method == first or not result.passed:
+            name = _slug(f"{case}-{method}")
+            while name in used:
+                name += "-x"
+            used.add(name)
+            href = f"checks/{name}.html"
+            write_check_report(result, root / href, title=f"{case}: backprop against {method}",
+                               back_link="../index.html")
         entries.append(IndexEntry(
             label=f"{case} / {method}", result=result, href=href, expect_pass=True,
             description=f"backprop of {case} against {method}",
@@ -331,7 +342,7 @@ def _run_battery(args: argparse.Namespace) -> int:
     battery = run_battery(rng=args.seed, quick=args.quick, progress=progress if chatty else None)
     _emit(battery, args)
     if not args.no_html:
-        path = write_run_report(battery, args.html)
+        path = write_run_report(battery, args.html, every_page=args.every_page)
         _note(args, f"report: {path}")
     return EXIT_OK if battery.passed else EXIT_FAILED
 
