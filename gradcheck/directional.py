@@ -1,4 +1,4 @@
-"""Directional mode: random probes with a stated guarantee, and bisection to find the wrong elements.
+"""Directional mode: random probes with a stated guarantee; bisection finds the wrong elements.
 
 An elementwise check of ``N`` parameters costs ``N`` to ``2N`` loss evaluations.
 A directional probe costs one (complex step) or a few (Richardson): draw
@@ -226,7 +226,9 @@ class Guarantee:
     def sentence(self) -> str:
         if not math.isfinite(self.rho):
             return "the probes could not resolve a relative error in every parameter"
-        extra = ", ".join(f">= {rho:.0e}: <= {p:.1e}" for rho, p in self.at.items() if rho > self.rho)
+        extra = ", ".join(
+            f">= {rho:.0e}: <= {p:.1e}" for rho, p in self.at.items() if rho > self.rho
+        )
         text = (
             f"a bug with |e_p| >= {self.rho:.2g} |g_p| in any parameter p would be missed with "
             f"probability <= {self.miss_probability:.0e}"
@@ -366,7 +368,7 @@ class _Lines:
                 probe = int(indices[k])
                 block, unit = self.blocks[probe], self.units[probe]
                 dtype = space.leaves[block.leaf].dtype
-                original = x0[block.start:block.stop]
+                original = x0[block.start : block.stop]
                 moved = (original + steps[k] * unit).astype(dtype)
                 delta = moved.astype(np.float64) - original.astype(np.float64)
                 along = float(delta @ unit)
@@ -374,7 +376,7 @@ class _Lines:
                 off = float(np.linalg.norm(delta - along * unit))
                 if along != 0:
                     self.residual[probe] = max(self.residual[probe], off / abs(along))
-                points[row, block.start:block.stop] = moved
+                points[row, block.start : block.stop] = moved
             values[start:stop] = self.objective.values_at(points)
         return values, taken
 
@@ -394,7 +396,7 @@ class _Context:
 
     def draw(self, block: Block) -> NDArray[np.float64]:
         v = self.rng.standard_normal(block.size)
-        v[~self.finite[block.start:block.stop]] = 0.0  # non-finite elements are reported directly
+        v[~self.finite[block.start : block.stop]] = 0.0  # non-finite elements are reported directly
         return v
 
     def probe(self, blocks: list[Block], level: int) -> list[Probe]:
@@ -403,64 +405,85 @@ class _Context:
             return []
         directions = [self.draw(block) for block in blocks]
         if self.use_complex:
-            return [self._complex(block, v, level) for block, v in zip(blocks, directions)]
+            pairs = zip(blocks, directions, strict=True)
+            return [self._complex(block, v, level) for block, v in pairs]
         return self._richardson(blocks, directions, level)
 
     def _tolerance(self, block: Block, v: NDArray[np.float64], error: float) -> float:
-        room = PROBE_SIGMAS * float(np.linalg.norm(self.room[block.start:block.stop] * v))
+        room = PROBE_SIGMAS * float(np.linalg.norm(self.room[block.start : block.stop] * v))
         return SAFETY * (error + room)
 
     def _analytic(self, block: Block, v: NDArray[np.float64]) -> float:
-        g = self.analytic[block.start:block.stop]
-        return float(np.where(self.finite[block.start:block.stop], g, 0.0) @ v)
+        g = self.analytic[block.start : block.stop]
+        return float(np.where(self.finite[block.start : block.stop], g, 0.0) @ v)
 
     def _complex(self, block: Block, v: NDArray[np.float64], level: int) -> Probe:
         before = self.objective.n_evaluations
         x0 = self.objective.x0
-        scale = max(float(np.max(np.abs(x0[block.start:block.stop]), initial=0.0)), 1.0)
+        scale = max(float(np.max(np.abs(x0[block.start : block.stop]), initial=0.0)), 1.0)
         h = COMPLEX_STEP * scale / max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
         direction = np.zeros(self.space.size)
-        direction[block.start:block.stop] = v
+        direction[block.start : block.stop] = v
         reference = self.objective.complex_value(None, h, direction).imag / h
-        error = PROBE_SIGMAS * float(np.linalg.norm(self.complex_scale[block.start:block.stop] * v))
+        error = PROBE_SIGMAS * float(
+            np.linalg.norm(self.complex_scale[block.start : block.stop] * v)
+        )
         return Probe(
             self.space.leaves[block.leaf].name,
             block.start - self.space.leaves[block.leaf].offset,
             block.stop - self.space.leaves[block.leaf].offset,
-            self._analytic(block, v), reference, error, self._tolerance(block, v, error),
-            "complex", self.objective.n_evaluations - before, level,
+            self._analytic(block, v),
+            reference,
+            error,
+            self._tolerance(block, v, error),
+            "complex",
+            self.objective.n_evaluations - before,
+            level,
         )
 
     def _richardson(
         self, blocks: list[Block], directions: list[NDArray[np.float64]], level: int
     ) -> list[Probe]:
         norms = [float(np.linalg.norm(v)) or 1.0 for v in directions]
-        units = [v / n for v, n in zip(directions, norms)]
+        units = [v / n for v, n in zip(directions, norms, strict=True)]
         lines = _Lines(self.objective, blocks, units)
         x0 = self.objective.x0
-        base = np.array([
-            np.cbrt(np.finfo(self.space.leaves[b.leaf].dtype).eps)
-            * max(float(np.max(np.abs(x0[b.start:b.stop]), initial=0.0)), 1.0)
-            for b in blocks
-        ])
+        base = np.array(
+            [
+                np.cbrt(np.finfo(self.space.leaves[b.leaf].dtype).eps)
+                * max(float(np.max(np.abs(x0[b.start : b.stop]), initial=0.0)), 1.0)
+                for b in blocks
+            ]
+        )
         before = self.objective.n_evaluations
         estimate = richardson(
             lines,  # type: ignore[arg-type]
-            np.arange(len(blocks)), sigma=self.sigma, base_steps=base,
+            np.arange(len(blocks)),
+            sigma=self.sigma,
+            base_steps=base,
             n_steps=TOP_RUNGS if level == 0 else BISECTION_RUNGS,
         )
         spent = (self.objective.n_evaluations - before) // len(blocks)
         probes = []
-        for k, (block, v, norm) in enumerate(zip(blocks, directions, norms)):
+        for k, (block, v, norm) in enumerate(zip(blocks, directions, norms, strict=True)):
             # The step off the line (rounding x0 + t u) moves the loss by g . off: bound it.
             off_line = 2.0 * PROBE_SIGMAS * self.max_g * lines.residual[k]
             error = norm * (float(estimate.error[k]) + off_line)
             offset = self.space.leaves[block.leaf].offset
-            probes.append(Probe(
-                self.space.leaves[block.leaf].name, block.start - offset, block.stop - offset,
-                self._analytic(block, v), norm * float(estimate.derivative[k]), error,
-                self._tolerance(block, v, error), "richardson", spent, level,
-            ))
+            probes.append(
+                Probe(
+                    self.space.leaves[block.leaf].name,
+                    block.start - offset,
+                    block.stop - offset,
+                    self._analytic(block, v),
+                    norm * float(estimate.derivative[k]),
+                    error,
+                    self._tolerance(block, v, error),
+                    "richardson",
+                    spent,
+                    level,
+                )
+            )
         return probes
 
 
@@ -526,8 +549,16 @@ def directional_check(
     room = ANALYTIC_ROUNDING * eps * scale + GRADIENT_NOISE_FACTOR * noise
     max_g = float(np.max(magnitude, initial=0.0))
     context = _Context(
-        objective, space, analytic, room, COMPLEX_ROUNDING * eps * max_g, max_g,
-        sigma, use_complex, rng, finite,
+        objective,
+        space,
+        analytic,
+        room,
+        COMPLEX_ROUNDING * eps * max_g,
+        max_g,
+        sigma,
+        use_complex,
+        rng,
+        finite,
     )
     before = objective.n_evaluations
     leaves = [Block(k, leaf.offset, leaf.offset + leaf.size) for k, leaf in enumerate(space.leaves)]
@@ -537,9 +568,11 @@ def directional_check(
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]
     located: list[str] = []
     bisection: list[Probe] = []
-    failing = [b for b in leaves if any(
-        not p.passed for p in top if p.parameter == space.leaves[b.leaf].name
-    )]
+    failing = [
+        b
+        for b in leaves
+        if any(not p.passed for p in top if p.parameter == space.leaves[b.leaf].name)
+    ]
     if locate and failing:
         found, extra, notes = _bisect(context, failing)
         suspects += found
@@ -551,8 +584,10 @@ def directional_check(
             suspects.append(leaf.offset + pick)
     if np.any(~finite):
         located.insert(0, f"{int(np.sum(~finite))} non-finite analytic element(s)")
-    all_suspects = np.unique(np.concatenate(suspects).astype(np.intp)) if suspects else np.array(
-        [], dtype=np.intp
+    all_suspects = (
+        np.unique(np.concatenate(suspects).astype(np.intp))
+        if suspects
+        else np.array([], dtype=np.intp)
     )
     return DirectionalOutcome(
         probes=tuple(top + bisection),
@@ -566,7 +601,10 @@ def directional_check(
 
 
 def _guarantee(
-    space: ParameterSpace, top: list[Probe], analytic: NDArray[np.float64], finite: NDArray[np.bool_]
+    space: ParameterSpace,
+    top: list[Probe],
+    analytic: NDArray[np.float64],
+    finite: NDArray[np.bool_],
 ) -> Guarantee:
     scales: dict[str, float] = {}
     slacks: dict[str, list[float]] = {}

@@ -1,4 +1,4 @@
-"""The evaluation engine: many loss evaluations, in chunks, vectorized or in parallel, with progress.
+"""The evaluation engine: many loss evaluations, chunked, vectorized or in parallel, with progress.
 
 Every reference asks :class:`~gradcheck.objective.Objective` for batches of
 loss values: ``perturbed_many`` (one element moved per evaluation),
@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InvalidLossError, InvalidParameterError, ParameterTypeError, UserFunctionError
-from .objective import Objective
+from .objective import Objective, as_real_scalar
 from .tree import ParameterSpace, _walk, call_user
 
 __all__ = [
@@ -111,14 +111,16 @@ class Budget:
 def validate_mode(mode: Any) -> str:
     """``mode`` if it is one of :data:`MODES`, else a clear error naming it."""
     if not isinstance(mode, str):
-        raise ParameterTypeError(f"mode: expected one of {', '.join(MODES)}, got {type(mode).__name__}")
+        raise ParameterTypeError(
+            f"mode: expected one of {', '.join(MODES)}, got {type(mode).__name__}"
+        )
     if mode not in MODES:
         raise InvalidParameterError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
     return mode
 
 
 def validate_budget(budget: Any) -> Budget:
-    """A :class:`Budget` from ``None`` (the default time), seconds (a float) or evaluations (an int).
+    """A :class:`Budget` from ``None`` (the default), seconds (a float) or evaluations (an int).
 
     Raises
     ------
@@ -131,7 +133,9 @@ def validate_budget(budget: Any) -> Budget:
         return Budget(seconds=DEFAULT_BUDGET_SECONDS)
     if isinstance(budget, Budget):
         return budget
-    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, float, np.integer, np.floating)):
+    if isinstance(budget, (bool, np.bool_)) or not isinstance(
+        budget, (int, float, np.integer, np.floating)
+    ):
         raise ParameterTypeError(
             f"budget: expected seconds (a float) or loss evaluations (an int), got "
             f"{type(budget).__name__}"
@@ -205,9 +209,13 @@ def choose_mode(
         return "full", None, f"mode full (auto): {cost}, within the budget of {budget}"
     if user_tolerance:
         k = sampled_k()
-        return "sampled", k, (
-            f"mode sampled (auto): {cost}, over the budget of {budget}; atol/rtol given, so "
-            f"{k} element(s) per parameter instead of directional probes"
+        return (
+            "sampled",
+            k,
+            (
+                f"mode sampled (auto): {cost}, over the budget of {budget}; atol/rtol given, so "
+                f"{k} element(s) per parameter instead of directional probes"
+            ),
         )
     return "directional", None, f"mode directional (auto): {cost}, over the budget of {budget}"
 
@@ -249,7 +257,7 @@ def _batch_values(values: Any, rows: int, context: str, *, allow_complex: bool) 
 
 
 class Evaluator(Objective):
-    """An :class:`~gradcheck.objective.Objective` whose batches run chunked, vectorized or in parallel.
+    """An :class:`~gradcheck.objective.Objective` whose batches run chunked, vectorized or parallel.
 
     Parameters
     ----------
@@ -299,25 +307,33 @@ class Evaluator(Objective):
         self.show_progress = sys.stderr.isatty() if progress is None else bool(progress)
         self._bar: Any = None
         itemsize = np.dtype(np.complex128).itemsize
-        self.chunk_rows = int(np.clip(chunk_bytes // max(space.size * itemsize, 1), 1, MAX_CHUNK_ROWS))
+        self.chunk_rows = int(
+            np.clip(chunk_bytes // max(space.size * itemsize, 1), 1, MAX_CHUNK_ROWS)
+        )
         self._user_loss = loss
-        single = self._single_from_batch if self.vectorized else loss
-        super().__init__(single, space)
+        super().__init__(loss, space)
 
     # -- single evaluations through a vectorized loss -------------------------------------
-    def _single_from_batch(self, tree: Any) -> Any:
-        assert self.batch_loss is not None
+    def _value(self, tree: Any, context: str, *, allow_complex: bool = False) -> Any:
+        if not self.vectorized:
+            return super()._value(tree, context, allow_complex=allow_complex)
         flat = _flat_of_tree(self.space, tree)
-        values = self.batch_loss(flat[np.newaxis, :])
-        return _batch_values(values, 1, "one point", allow_complex=True)[0]
+        value = self._batch(flat[np.newaxis, :], context, allow_complex=True)[0]
+        return as_real_scalar(value, context=context, allow_complex=allow_complex)
 
     def __call__(self, x: NDArray[Any]) -> float:
         if not self.vectorized:
             return super().__call__(x)
-        return float(self._batch(np.asarray(x, dtype=self.space.dtype)[np.newaxis, :],
-                                 "evaluating the loss at a perturbed point")[0])
+        return float(
+            self._batch(
+                np.asarray(x, dtype=self.space.dtype)[np.newaxis, :],
+                "evaluating the loss at a perturbed point",
+            )[0]
+        )
 
-    def _batch(self, stack: NDArray[Any], context: str, *, allow_complex: bool = False) -> NDArray[Any]:
+    def _batch(
+        self, stack: NDArray[Any], context: str, *, allow_complex: bool = False
+    ) -> NDArray[Any]:
         """The vectorized loss on a stack, counted and validated."""
         assert self.batch_loss is not None
         self.n_evaluations += len(stack)
@@ -332,8 +348,13 @@ class Evaluator(Objective):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
-                total=None, unit="eval", desc="gradcheck", delay=PROGRESS_DELAY,
-                file=sys.stderr, leave=False, dynamic_ncols=True,
+                total=None,
+                unit="eval",
+                desc="gradcheck",
+                delay=PROGRESS_DELAY,
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
             )
         self._bar.update(n)
 
@@ -381,7 +402,9 @@ class Evaluator(Objective):
             return values, taken
         moved, taken = self._moved(indices, steps)
         values = np.empty(len(indices))
-        stack = np.empty((min(self.chunk_rows, len(indices)), self.space.size), dtype=self.space.dtype)
+        stack = np.empty(
+            (min(self.chunk_rows, len(indices)), self.space.size), dtype=self.space.dtype
+        )
         for start, stop in _chunks(len(indices), self.chunk_rows):
             rows = stack[: stop - start]
             rows[...] = self.x0
@@ -450,7 +473,7 @@ class Evaluator(Objective):
     def _parallel(
         self, kind: str, items: NDArray[Any], steps: NDArray[np.float64] | None
     ) -> tuple[NDArray[Any], NDArray[np.float64]]:
-        """Run a batch as tasks on the executor; values (complex for ``complex``) and steps taken."""
+        """Run a batch as executor tasks: the values (complex for ``complex``) and steps taken."""
         assert self.executor is not None
         n = len(items)
         size = max(MIN_TASK, -(-n // (TASKS_PER_WORKER * self._workers())))
@@ -458,8 +481,13 @@ class Evaluator(Objective):
         futures: list[tuple[int, int, Future[Any]]] = []
         for start, stop in _chunks(n, size):
             payload = (
-                kind, self._user_loss, params, self.vectorized, self.chunk_rows,
-                items[start:stop], None if steps is None else steps[start:stop],
+                kind,
+                self._user_loss,
+                params,
+                self.vectorized,
+                self.chunk_rows,
+                items[start:stop],
+                None if steps is None else steps[start:stop],
             )
             try:
                 future = self.executor.submit(_run_task, payload)
@@ -511,10 +539,14 @@ def _run_task(payload: tuple[Any, ...]) -> tuple[Any, ...]:
     try:
         space = ParameterSpace(params)
         worker = Evaluator(
-            loss, space, vectorized=vectorized, progress=False,
+            loss,
+            space,
+            vectorized=vectorized,
+            progress=False,
             chunk_bytes=chunk_rows * max(space.size, 1) * np.dtype(np.complex128).itemsize,
         )
         taken = None
+        values: NDArray[Any]
         if kind == "perturbed":
             values, taken = worker.perturbed_many(items, steps)
         elif kind == "complex":
@@ -538,9 +570,10 @@ def _run_task(payload: tuple[Any, ...]) -> tuple[Any, ...]:
 def _raise_remote(outcome: tuple[Any, ...]) -> None:
     if outcome[1] == "user":
         _, _, function, context, original = outcome
-        raise UserFunctionError(function, f"{context}, on an executor worker", original) from original
+        raise UserFunctionError(
+            function, f"{context}, on an executor worker", original
+        ) from original
     _, _, name, message, _ = outcome
     if name == "InvalidLossError":
         raise InvalidLossError(f"{message} (on an executor worker)")
     raise InvalidParameterError(f"executor: a task failed with {name}: {message}")
-

@@ -1,4 +1,4 @@
-"""Directional mode: probes with a stated miss probability, bisection, and the automatic mode choice.
+"""Directional mode: probes with a stated miss probability, bisection, automatic mode choice.
 
 Every bug claimed caught has its correct twin that must pass.  Networks are small or medium
 (64-32-10: 2,410 parameters); the whole file runs in a few seconds.  Speed is measured by
@@ -203,14 +203,23 @@ def test_auto_mode_runs_full_on_small_problems_and_directional_over_budget():
 
 
 def test_choose_mode_rules():
-    common = dict(n_elements=100_000, n_parameters=4, elements=None, seconds_per_evaluation=1e-4,
-                  evaluations_per_element=2.0, user_tolerance=False)
+    common = dict(
+        n_elements=100_000,
+        n_parameters=4,
+        elements=None,
+        seconds_per_evaluation=1e-4,
+        evaluations_per_element=2.0,
+        user_tolerance=False,
+    )
     assert choose_mode("auto", budget=Budget(seconds=100.0), **common)[0] == "full"
     assert choose_mode("auto", budget=Budget(seconds=1.0), **common)[0] == "directional"
-    mode, k, note = choose_mode("auto", budget=Budget(seconds=1.0), **{**common, "user_tolerance": True})
+    mode, k, note = choose_mode(
+        "auto", budget=Budget(seconds=1.0), **{**common, "user_tolerance": True}
+    )
     assert mode == "sampled" and k == 1250 and "atol/rtol" in note
     assert choose_mode("auto", budget=Budget(evaluations=10), **{**common, "elements": 5})[:2] == (
-        "sampled", 5
+        "sampled",
+        5,
     )
     with pytest.raises(InvalidParameterError, match="mode"):
         choose_mode("directional", budget=Budget(seconds=1.0), **{**common, "user_tolerance": True})

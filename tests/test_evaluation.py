@@ -1,0 +1,195 @@
+"""The evaluation engine: every path (serial, vectorized, chunked, executor) gives the same values.
+
+A 20-12-5 network (317 parameters); one test starts a 2-process pool (about a second).
+No timing is asserted: speed is measured by ``benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import gradcheck
+import gradcheck.evaluation as evaluation
+from gradcheck.errors import InvalidLossError, InvalidParameterError, UserFunctionError
+from gradcheck.evaluation import Evaluator, validate_budget
+from gradcheck.network import Network, random_data
+from gradcheck.objective import Objective
+from gradcheck.tree import ParameterSpace
+
+NET = Network((20, 12, 5), ("tanh", "sigmoid"))
+X, Y = random_data(NET, 16, rng=1)
+
+
+def flat_loss(thetas, x=X, y=Y):
+    """A module-level vectorized loss (picklable for process pools)."""
+    return NET.vectorized_loss(x, y)(thetas)
+
+
+def tree_loss(params, x=X, y=Y):
+    """A module-level plain loss (picklable)."""
+    return NET.loss_value(params, x, y)
+
+
+def _params(dtype=np.float64):
+    return NET.init_params(rng=0, dtype=dtype)
+
+
+def _batch(space, n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    indices = rng.choice(space.size, size=n, replace=False)
+    steps = rng.uniform(1e-6, 1e-4, size=n) * rng.choice([-1, 1], size=n)
+    return indices.astype(np.intp), steps
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorized_and_chunked_paths_equal_the_serial_path(dtype):
+    params = _params(dtype)
+    serial = Objective(tree_loss, ParameterSpace(params))
+    indices, steps = _batch(serial.space)
+    expected, expected_taken = serial.perturbed_many(indices, steps)
+    for chunk_bytes in (1, 10 * NET.n_params * 16, evaluation.CHUNK_BYTES):
+        vectorized = Evaluator(
+            flat_loss, ParameterSpace(params), vectorized=True, chunk_bytes=chunk_bytes
+        )
+        values, taken = vectorized.perturbed_many(indices, steps)
+        np.testing.assert_array_equal(taken, expected_taken)  # the same rounded steps
+        np.testing.assert_allclose(values, expected, rtol=1e-6 if dtype == np.float32 else 1e-13)
+        assert vectorized.n_evaluations == 1 + len(indices)  # value at x0, then the batch
+    assert serial.n_evaluations == 1 + len(indices)
+
+
+def test_complex_and_point_batches_agree():
+    params = _params()
+    serial = Objective(tree_loss, ParameterSpace(params))
+    vectorized = Evaluator(flat_loss, ParameterSpace(params), vectorized=True, chunk_bytes=50_000)
+    indices, _ = _batch(serial.space, n=40)
+    steps = np.full(len(indices), 1e-20)
+    np.testing.assert_allclose(
+        vectorized.complex_many(indices, steps).imag,
+        serial.complex_many(indices, steps).imag,
+        rtol=1e-12,
+    )
+    points = serial.x0 + 1e-3 * np.random.default_rng(1).standard_normal((7, serial.space.size))
+    np.testing.assert_allclose(vectorized.values_at(points), serial.values_at(points), rtol=1e-13)
+
+
+def test_thread_executor_gives_the_serial_values_and_counts():
+    params = _params()
+    serial = Objective(tree_loss, ParameterSpace(params))
+    indices, steps = _batch(serial.space)
+    expected, expected_taken = serial.perturbed_many(indices, steps)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parallel = Evaluator(tree_loss, ParameterSpace(params), executor=pool)
+        values, taken = parallel.perturbed_many(indices, steps)
+        assert parallel.parallelism == 2
+    np.testing.assert_array_equal(values, expected)
+    np.testing.assert_array_equal(taken, expected_taken)
+    # Each task rebuilds the parameters and evaluates the loss once there: counted.
+    assert parallel.n_evaluations > 1 + len(indices)
+
+
+def test_process_pool_check_matches_the_serial_check():
+    params = _params()
+    grad = NET.functions(X, Y)[1]
+    plain = gradcheck.check(tree_loss, grad, params, mode="full", method="central", rng=0)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        parallel = gradcheck.check(
+            functools.partial(tree_loss),
+            grad,
+            params,
+            mode="full",
+            method="central",
+            rng=0,
+            executor=pool,
+        )
+    assert plain.passed and parallel.passed
+    for a, b in zip(plain.parameters, parallel.parameters, strict=True):
+        np.testing.assert_array_equal(a.reference, b.reference)
+
+
+def test_process_pool_with_a_closure_says_the_loss_must_be_picklable():
+    params = _params()
+    loss, grad = NET.functions(X, Y)
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(InvalidParameterError, match="^executor: .*picklable"):
+            gradcheck.check(loss, grad, params, mode="full", executor=pool, rng=0)
+
+
+def test_worker_exceptions_come_back_with_their_context():
+    def failing(params):
+        if params["bias2"][0] > 10:
+            raise ZeroDivisionError("boom")
+        return tree_loss(params)
+
+    space = ParameterSpace(_params())
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        objective = Evaluator(failing, space, executor=pool)
+        index = space.leaves[-1].offset
+        indices = np.full(100, index, dtype=np.intp)
+        with pytest.raises(UserFunctionError, match="executor worker") as info:
+            objective.perturbed_many(indices, np.full(100, 100.0))
+    assert isinstance(info.value.original, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("method", ["auto", "central"])
+def test_vectorized_check_gives_the_plain_verdicts(method):
+    params = _params()
+    loss, grad = NET.functions(X, Y)
+    vloss = NET.vectorized_loss(X, Y)
+
+    def wrong(p):
+        g = grad(p)
+        g["weight2"] = g["weight2"] * (1 + 1e-4)
+        return g
+
+    for g, passed in ((grad, True), (wrong, False)):
+        plain = gradcheck.check(loss, g, params, mode="full", method=method, rng=0)
+        fast = gradcheck.check(vloss, g, params, mode="full", method=method, rng=0, vectorized=True)
+        assert plain.passed is passed and fast.passed is passed
+        np.testing.assert_allclose(
+            fast["weight1"].reference, plain["weight1"].reference, rtol=1e-9, atol=1e-15
+        )
+
+
+def test_vectorized_loss_with_the_wrong_output_shape_is_named():
+    params = _params()
+    grad = NET.functions(X, Y)[1]
+    with pytest.raises(InvalidLossError, match="vectorized=True"):
+        gradcheck.check(
+            lambda thetas: flat_loss(thetas)[:1].repeat(2), grad, params, vectorized=True
+        )
+
+
+def test_user_params_are_not_modified_by_any_path():
+    params = _params()
+    before = {k: v.copy() for k, v in params.items()}
+    grad = NET.functions(X, Y)[1]
+    gradcheck.check(NET.vectorized_loss(X, Y), grad, params, vectorized=True, rng=0)
+    gradcheck.check(tree_loss, grad, params, mode="directional", rng=0)
+    for key in params:
+        np.testing.assert_array_equal(params[key], before[key])
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(evaluation, "PROGRESS_DELAY", 0.0)
+    space = ParameterSpace(_params())
+    indices, steps = _batch(space, n=50)
+    Evaluator(tree_loss, space).perturbed_many(indices, steps)  # stderr is not a terminal
+    assert capsys.readouterr().err == ""
+    Evaluator(tree_loss, space, progress=False).perturbed_many(indices, steps)
+    assert capsys.readouterr().err == ""
+    shown = Evaluator(tree_loss, space, progress=True)
+    shown.perturbed_many(indices, steps)
+    shown.close()
+    assert "gradcheck" in capsys.readouterr().err
+
+
+def test_budget_forms():
+    assert validate_budget(None).seconds == evaluation.DEFAULT_BUDGET_SECONDS
+    assert validate_budget(2.5).seconds == 2.5
+    assert validate_budget(1000).evaluations == 1000
+    assert str(validate_budget(1000)) == "1000 loss evaluations"
