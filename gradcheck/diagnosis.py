@@ -28,6 +28,7 @@ What each pattern means (``a`` the analytic gradient, ``r`` the reference, both 
                           direction the loss has curvature but the gradient does not change
                           (a stale cached forward pass, weights captured before an update).
 ``unknown``               none of the above.
+``inconclusive``          nothing mismatched: a hazard (nondeterminism...) withheld the verdict.
 ========================  =====================================================================
 
 The per-sample-delta and missing-samples patterns need to know what each layer's input was
@@ -475,7 +476,8 @@ def _per_parameter(view: _View) -> Diagnosis | None:
     return Diagnosis(
         known[0].kind, summary, " / ".join(d.evidence for d in known),
         tuple(p.name for p, _ in found),
-        {"per_parameter": {p.name: (d.kind if d else "unknown") for p, d in found}},
+        {**{k: v for d in known for k, v in d.details.items()},
+         "per_parameter": {p.name: (d.kind if d else "unknown") for p, d in found}},
     )
 
 
@@ -566,6 +568,11 @@ def diagnose(evidence: Evidence) -> Diagnosis:
         ``evidence`` the numbers behind it.
     """
     view = _View(evidence)
+    if not view.failing:
+        return Diagnosis(
+            "inconclusive", "no element mismatches: the verdict is withheld because of a hazard "
+            "(see the hazards), not because the gradient is wrong",
+        )
     for detector in DETECTORS.values():
         diagnosis = detector(view)
         if diagnosis is not None:
