@@ -70,27 +70,36 @@ class Activation:
         return self.derivative is not None
 
 
-# -- sigmoid: a = 1 / (1 + exp(-z)),  da/dz = a (1 - a) -------------------------------------
+def _minus_abs(z: Array) -> Array:
+    # -|z| for real z, written without abs so that it also passes a complex step through.
+    return np.where(z.real >= 0, -z, z)
+
+
+# -- sigmoid: a = 1 / (1 + exp(-z)),  da/dz = a (1 - a) = sigmoid(z) sigmoid(-z) --------------
 def _sigmoid(z: Array) -> Array:
     # exp of an argument with non-positive real part never overflows, so evaluate
     # 1/(1+e^-z) where Re z >= 0 and the equal e^z/(1+e^z) where Re z < 0.  This is
     # also what keeps complex input finite: 1/(1+e^-z) gives nan+nanj at z = -1000+1e-20j.
-    right = z.real >= 0
-    e = np.exp(np.where(right, -z, z))
-    return np.where(right, 1, e) / (1 + e)
+    e = np.exp(_minus_abs(z))
+    return np.where(z.real >= 0, 1, e) / (1 + e)
 
 
 def _sigmoid_derivative(z: Array, a: Array) -> Array:
-    return a * (1 - a)
+    # a (1 - a), but with 1 - a = sigmoid(-z): once a rounds to 1 (z > 37 in float64),
+    # a (1 - a) is 0 while the true slope, about e^-z, is what a gradient check compares.
+    return a * _sigmoid(-z)
 
 
-# -- tanh: a = tanh(z),  da/dz = 1 - a^2 -----------------------------------------------------
+# -- tanh: a = tanh(z),  da/dz = 1 - a^2 = sech^2 z --------------------------------------------
 def _tanh(z: Array) -> Array:
     return np.tanh(z)
 
 
 def _tanh_derivative(z: Array, a: Array) -> Array:
-    return 1 - a**2
+    # 1 - a^2, but computed as sech^2 z = 4e / (1 + e)^2 with e = exp(-2|z|): 1 - a^2 is 0
+    # once a rounds to +-1 (|z| > 19 in float64) while the true slope is about 4 e^-2|z|.
+    e = np.exp(2 * _minus_abs(z))
+    return 4 * e / (1 + e) ** 2
 
 
 # -- relu: a = z if z > 0 else 0,  da/dz = 1 if z > 0 else 0 ---------------------------------
@@ -127,7 +136,7 @@ def _softmax(z: Array) -> Array:
 
 
 def log_softmax(z: Array) -> Array:
-    """Logarithm of the softmax of ``z`` over the last axis, by log-sum-exp.
+    """Logarithm of the softmax of ``z`` over the last axis, by log-sum-exp with ``log1p``.
 
     Parameters
     ----------
@@ -138,11 +147,19 @@ def log_softmax(z: Array) -> Array:
     -------
     ndarray
         ``log(softmax(z))`` with ``z``'s shape and dtype.  Finite wherever ``z`` is, even
-        where ``softmax(z)`` underflows to 0 (where ``log(softmax(z))`` would be ``-inf``).
+        where ``softmax(z)`` underflows to 0 (where ``log(softmax(z))`` would be ``-inf``),
+        and accurate to rounding relative to itself, even at the most likely class where
+        ``log p`` is tiny.
 
     Notes
     -----
-    ``log p_k = z_k - m - log(sum_j exp(z_j - m))`` with ``m = max_j Re z_j``.
+    With ``m`` the row's entry of largest real part,
+    ``log p_k = (z_k - m) - log1p(sum_{j != m} exp(z_j - m))``.  Shifting by ``m`` keeps
+    ``exp`` from overflowing; leaving the maximum's ``exp(0) = 1`` out of the sum and adding
+    it back through ``log1p`` keeps the other classes' share when it is below ``eps``
+    (``log(1 + 1e-26)`` is 0 in floating point, ``log1p(1e-26)`` is not).  The shift is
+    by the complex ``m`` itself, so a complex step enters only as differences
+    ``z_j - m`` and is not lost to cancellation.
 
     Examples
     --------
@@ -150,8 +167,11 @@ def log_softmax(z: Array) -> Array:
     >>> log_softmax(np.array([[0.0, 1000.0]]))
     array([[-1000.,     0.]])
     """
-    shifted = _shifted(z)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    top = z.real.argmax(axis=-1)[..., np.newaxis]
+    shifted = z - np.take_along_axis(z, top, axis=-1)  # exactly 0 at the maximum
+    is_top = np.arange(z.shape[-1]) == top
+    others = np.where(is_top, 0, np.exp(shifted)).sum(axis=-1, keepdims=True)
+    return shifted - np.log1p(others)
 
 
 #: The activation functions by name.

@@ -114,7 +114,17 @@ def _cross_entropy_delta(z: Array, p: Array, y: Array, activation: Activation) -
         )
     # dL/dz_k = (p_k * sum_j y_j - y_k) / n: the familiar (p - y) / n when each row of y sums
     # to 1 (one-hot or probabilities), and still exact when it does not.
-    return (p * y.sum(axis=-1, keepdims=True) - y) / z.shape[-2]
+    total = y.sum(axis=-1, keepdims=True)
+    delta = p * total - y
+    # At the most likely class p rounds to 1 once the others' share is below eps, and
+    # p * total - y cancels to 0.  There (p - 1) * total + (total - y) is exact with
+    # p - 1 = expm1(log p) and total - y = the sum of the other classes' targets.
+    top = z.real.argmax(axis=-1)[..., np.newaxis]
+    is_top = np.arange(z.shape[-1]) == top
+    log_p_top = np.take_along_axis(log_softmax(z), top, axis=-1)
+    other_targets = np.where(is_top, 0, y).sum(axis=-1, keepdims=True)
+    delta = np.where(is_top, np.expm1(log_p_top) * total + other_targets, delta)
+    return delta / z.shape[-2]
 
 
 #: The loss functions by name.

@@ -207,8 +207,11 @@ def test_activations_accept_complex_input_and_keep_dtype():
 
 
 def test_activation_derivatives_match_the_complex_step():
-    z = np.linspace(-4.0, 4.0, 17) + 0.05  # away from relu's kink at 0
-    h = 1e-30
+    # Out to saturation, where a (1 - a) and 1 - a**2 would round to 0: the derivative must
+    # stay accurate relative to itself, since that is what a gradient check compares.
+    z = np.concatenate([np.linspace(-4.0, 4.0, 17), [-300.0, -40.0, -20.0, 20.0, 40.0, 300.0]])
+    z = z + 0.05  # away from relu's kink at 0
+    h = 1e-20
     for name, activation in ACTIVATIONS.items():
         if activation.derivative is None:
             continue
@@ -233,6 +236,29 @@ def test_softmax_rows_sum_to_one_and_log_softmax_stays_finite():
     logp = log_softmax(z)
     assert np.all(np.isfinite(logp))
     np.testing.assert_allclose(np.exp(logp), p, atol=1e-300)
+
+
+def test_saturated_softmax_keeps_the_loss_and_gradient_accurate():
+    # The most likely class has p = 1 - 1e-26, which rounds to 1: log p and p - y must not.
+    net = Network((1, 2), ("softmax",), loss="cross_entropy", bias=False)
+    params = {"weight1": np.array([[345.58419206, 821.6181435]])}
+    x, y = np.array([[0.12573022]]), np.array([[0.0, 1.0]])
+    d = x[0, 0] * (params["weight1"][0, 0] - params["weight1"][0, 1])  # z0 - z1 = -59.85
+    p0 = np.exp(d) / (1 + np.exp(d))
+    assert net.loss_value(params, x, y) == pytest.approx(np.log1p(np.exp(d)), rel=1e-14)
+    expected = np.array([[x[0, 0] * p0, -x[0, 0] * p0]])  # dL/dW = x^T (p - y)
+    np.testing.assert_allclose(net.backward(params, x, y)["weight1"], expected, rtol=1e-13)
+    np.testing.assert_allclose(
+        complex_step(net, params, x, y), expected.ravel(), rtol=1e-13, atol=0
+    )
+
+
+def test_saturated_hidden_units_keep_their_gradient():
+    net = Network((2, 3, 1), ("sigmoid", "tanh"), bias=True)
+    params = net.init_params(rng=0, scale=60.0)
+    x, y = random_data(net, 4, rng=1)
+    analytic = net.flatten(net.backward(params, x, y))
+    np.testing.assert_allclose(analytic, complex_step(net, params, x, y), rtol=1e-11, atol=0)
 
 
 def test_cross_entropy_is_finite_where_softmax_underflows():
