@@ -2,8 +2,10 @@
 
 Every activation is an :class:`Activation` in the :data:`ACTIVATIONS` registry.  The
 forward maps the pre-activation ``z`` to the output ``a``; the derivative returns
-``da/dz`` elementwise and is given both ``z`` and ``a`` because for most activations the
-output is the cheaper argument (``sigmoid' = a * (1 - a)``).
+``da/dz`` elementwise and is given both ``z`` and ``a``: the textbook writes most
+derivatives in terms of the output (``sigmoid' = a * (1 - a)``, ``tanh' = 1 - a**2``), but
+those forms cancel to 0 once ``a`` rounds to 1, so sigmoid and tanh use ``z`` to stay
+accurate relative to the true slope at saturation, which is what a gradient check compares.
 
 The forwards are written for gradient checking:
 
