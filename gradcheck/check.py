@@ -527,6 +527,9 @@ def check(
                     "checked (e.g. a perfectly fit softmax, whose tiny gradients round away)",
                 ))
                 still = still[~hidden]
+        # Elements that pass only because a difference straddling a kink inflated their error
+        # estimate are probed too: the kink is reported, not silently absorbed.
+        still = np.union1d(still, indices[state.unresolved(indices) & state.checked[indices]])
         if len(still) and options.method in ("auto", "complex", "richardson"):
             accepted = _kinks(objective, state, still, sigma)
             per_element_cost[still] += 8
