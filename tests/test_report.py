@@ -215,7 +215,8 @@ def test_check_report_content(pages: dict[str, Path], case: dict[str, Any]) -> N
                       "SciPy differentiate"):
         assert reference in text
     assert "Not computed" not in text
-    assert _text(pages["bad"]).count("<svg") == 2  # heatmaps and step curves
+    assert _text(pages["bad"]).count('<svg class="heat"') == 3  # one error map per parameter
+    assert _text(pages["bad"]).count('<svg class="plot"') == 1  # the step curves
 
 
 def test_passing_report_without_loss(pages: dict[str, Path]) -> None:
@@ -231,6 +232,16 @@ def test_heatmap_shows_the_wrong_row(case: dict[str, Any]) -> None:
     assert np.all(np.delete(picture, 1, axis=0) < 0)  # ...and nothing else does
     assert np.all(ratio_picture(case["good"]["W1"]) < 0)
     assert ratio_picture(case["good"][HOSTILE]).shape == (1, 5)
+
+
+def test_error_map_cells_are_red_exactly_in_the_wrong_row(pages: dict[str, Path]) -> None:
+    text = _text(pages["bad"])
+    cells = re.findall(r'<rect [^>]*fill="#([0-9a-f]{6})"[^>]*><title>([^<]*)</title>', text)
+    assert len(cells) == 15 + 5 + 10  # every element, with its tooltip
+    for colour, title in cells:
+        red, green = int(colour[:2], 16), int(colour[2:4], 16)
+        wrong_row = title.startswith("w$_2$ &amp; &#34;q&#34; \\[1, ")
+        assert (red > green + 60) == wrong_row, (title, colour)
 
 
 def test_seed_report_content(pages: dict[str, Path]) -> None:
@@ -326,7 +337,7 @@ def test_render_failure_leaves_no_file(case: dict[str, Any], tmp_path: Path,
     def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("disk of figures full")
 
-    monkeypatch.setattr(plots, "error_heatmaps", broken)
+    monkeypatch.setattr(plots, "ratio_colors", broken)
     with pytest.raises(RuntimeError):
         write_check_report(case["good"], tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
@@ -381,3 +392,13 @@ def test_importing_gradcheck_does_not_import_matplotlib() -> None:
 def test_render_check_report_returns_text(case: dict[str, Any]) -> None:
     text = render_check_report(case["good"], title="t")
     assert text.startswith("<!DOCTYPE html>") and "<h1>t</h1>" in text
+
+
+def test_large_parameter_is_drawn_as_an_image() -> None:
+    big = {"big": np.random.default_rng(0).normal(size=(70, 70))}
+    result = gradcheck.check(lambda p: np.sum(np.sin(p["big"])),
+                             lambda p: {"big": np.cos(p["big"])}, big, elements=5, rng=0)
+    text = render_check_report(result)
+    assert '<svg class="heat"' not in text  # 4900 cells: too many to draw one by one
+    assert '<svg class="plot"' in text and "data:image/png;base64," in text
+    assert "5 of 4900 sampled" in text

@@ -171,6 +171,65 @@ def _parameter_rows(result: CheckResult) -> list[dict[str, Any]]:
     return rows
 
 
+#: Parameters up to this many elements are drawn cell by cell as SVG by the template (fast,
+#: crisp, with a tooltip per element); larger ones as a matplotlib image.
+SVG_CELLS_MAX = 4096
+#: Up to this many elements each cell gets a tooltip with its numbers.
+TOOLTIPS_MAX = 1024
+
+
+def _heatmap_panels(result: CheckResult) -> tuple[list[dict[str, Any]], list[ParameterResult]]:
+    """Cell-by-cell heatmaps for the template, and the parameters too large for them."""
+    panels = []
+    large = []
+    for p in result.parameters:
+        if p.analytic.size == 0:
+            continue
+        if p.analytic.size > SVG_CELLS_MAX:
+            large.append(p)
+            continue
+        picture = plots.ratio_picture(p)
+        rows, cols = picture.shape
+        cell = float(np.clip(min(30.0, 520.0 / cols, 320.0 / rows), 4.0, 30.0))
+        colors = plots.ratio_colors(picture)
+        abs_error = p.abs_error.ravel()
+        cells = []
+        tooltips = p.analytic.size <= TOOLTIPS_MAX
+        for k, value in enumerate(picture.ravel()):
+            i, j = divmod(k, cols)
+            index = tuple(int(v) for v in np.unravel_index(k, p.shape)) if p.shape else ()
+            title = ""
+            if tooltips:
+                title = f"{p.name}{format_index(index)}: "
+                if np.isnan(value):
+                    title += "not compared"
+                else:
+                    title += (f"analytic {float(p.analytic.ravel()[k]):.6g}, reference "
+                              f"{float(p.reference.ravel()[k]):.6g}, |error| "
+                              f"{float(abs_error[k]):.2g}, tolerance "
+                              f"{float(p.tolerance.ravel()[k]):.2g}")
+            label = ""
+            if cell >= 20 and np.isfinite(value) and value > plots.RATIO_RANGE[0]:
+                label = f"{value:.0f}".replace("-", "−")
+            cells.append({"x": j * cell, "y": i * cell, "color": colors[k], "title": title,
+                          "label": label, "dark": bool(np.isfinite(value) and value > 1.5)})
+        worst = None
+        if p.checked.any():
+            flat = int(np.ravel_multi_index(p.worst_index, p.shape)) if p.shape else 0
+            worst = ((flat % cols) * cell, (flat // cols) * cell)
+        panels.append({
+            "name": p.name,
+            "shape": "×".join(str(v) for v in p.shape) or "scalar",
+            "passed": p.passed,
+            "verdict": "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail",
+            "rows": rows, "cols": cols, "cell": cell,
+            "width": cols * cell, "height": rows * cell,
+            "cells": cells, "worst": worst,
+            "row_ticks": rows > 1 or p.analytic.ndim > 1,
+        })
+    return panels, large
+
+
 def _headline(result: CheckResult) -> str:
     if result.status == "passed":
         worst = max((p.worst_ratio for p in result.parameters), default=0.0)
@@ -199,6 +258,7 @@ def render_check_report(
         raise ParameterTypeError(
             f"result: expected a gradcheck CheckResult, not {type(result).__name__}")
     rows = _parameter_rows(result)
+    panels, large = _heatmap_panels(result)
     sources = sorted({row["source"] for row in rows})
     dtypes = sorted({p.dtype for p in result.parameters})
     n_elements = sum(p.analytic.size for p in result.parameters)
@@ -213,7 +273,9 @@ def render_check_report(
         common_source=sources[0] if len(sources) == 1 else None,
         n_elements=n_elements,
         n_checked=sum(p.n_checked for p in result.parameters),
-        heatmaps=plots.error_heatmaps(result.parameters),
+        heatmap_panels=panels,
+        heatmaps=plots.error_heatmaps(large) if large else None,
+        ratio_gradient=plots.ratio_gradient_css(),
         evidence=evidence,
         back_link=back_link,
         env=environment(**{

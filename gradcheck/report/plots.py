@@ -31,6 +31,8 @@ __all__ = [
     "to_svg",
     "mpl_text",
     "ratio_picture",
+    "ratio_colors",
+    "ratio_gradient_css",
     "error_heatmaps",
     "step_curves",
     "battery_overview",
@@ -135,15 +137,37 @@ def _matrix(values: NDArray[Any]) -> NDArray[Any]:
     return values.reshape(values.shape[0], -1)
 
 
+#: Calm blues well below the tolerance, white near it, red beyond it (position, colour).
+RATIO_STOPS = ((0.0, "#dbe9f6"), (0.35, "#9ecae1"), (0.62, "#f7fbff"), (0.75, "#fdd0a2"),
+               (0.87, "#ef6548"), (1.0, "#7f0000"))
+#: Colour of elements that were not compared.
+UNCHECKED = "#eaeef2"
+
+
 def _ratio_cmap() -> Any:
     from matplotlib.colors import LinearSegmentedColormap
 
-    # Calm blue-greys well below the tolerance, white near it, red beyond it.
-    return LinearSegmentedColormap.from_list(
-        "gradcheck_ratio",
-        [(0.0, "#dbe9f6"), (0.35, "#9ecae1"), (0.62, "#f7fbff"), (0.75, "#fdd0a2"),
-         (0.87, "#ef6548"), (1.0, "#7f0000")],
-    )
+    return LinearSegmentedColormap.from_list("gradcheck_ratio", list(RATIO_STOPS))
+
+
+def ratio_colors(values: NDArray[np.float64]) -> list[str]:
+    """Hex colours of log10 ratios (as :func:`ratio_picture` gives), without matplotlib."""
+    positions = np.array([p for p, _ in RATIO_STOPS])
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for _, c in RATIO_STOPS], float)
+    low, high = RATIO_RANGE
+    t = np.clip((np.asarray(values, dtype=float).ravel() - low) / (high - low), 0.0, 1.0)
+    channels = np.stack([np.interp(t, positions, rgb[:, k]) for k in range(3)], axis=1)
+    out = []
+    for value, (r, g, b) in zip(np.asarray(values, dtype=float).ravel(), channels.round(),
+                                strict=True):
+        out.append(UNCHECKED if np.isnan(value) else f"#{int(r):02x}{int(g):02x}{int(b):02x}")
+    return out
+
+
+def ratio_gradient_css() -> str:
+    """The colour scale as a CSS ``linear-gradient`` (for the legend of SVG heatmaps)."""
+    stops = ", ".join(f"{c} {100 * p:.0f}%" for p, c in RATIO_STOPS)
+    return f"linear-gradient(to right, {stops})"
 
 
 #: log10(|error| / tolerance) is shown between these limits.
