@@ -276,5 +276,5 @@ def save_params(path: str | os.PathLike[str], params: Any) -> Path:
     space = ParameterSpace(params)
     file = Path(path)
     arrays = dict(zip(space.names, space.arrays, strict=True))
-    np.savez(file, **arrays)
+    np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle=
     return file if file.suffix == ".npz" else file.with_name(file.name + ".npz")
