@@ -343,7 +343,7 @@ def battery_overview(
 ) -> str:
     """A dot per check: its worst ``|error| / tolerance`` on a log axis, the pass line at 1."""
     n = len(labels)
-    fig = figure(8.6, 0.8 + 0.28 * n)
+    fig = figure(8.6, 0.8 + (0.28 if n <= 16 else 0.19) * n)
     width = max((len(str(label)) for label in labels), default=4)
     ax = fig.add_subplot(fig.add_gridspec(1, 1, **margins(
         fig, left=min(0.3 + 0.075 * width, 4.0), right=0.3, top=0.15, bottom=0.55))[0, 0])
@@ -362,7 +362,8 @@ def battery_overview(
                         color=COLORS["fail"], fontsize=8, fontweight="bold")
     ax.set_xscale("log")
     ax.set_xlim(1e-6, 1e7)
-    ax.set_yticks(y, [mpl_text(label) for label in labels])
+    ax.set_yticks(y, [mpl_text(_short(label, 48)) for label in labels])
+    ax.tick_params(axis="y", labelsize=9 if n <= 16 else 7.5)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel("worst |error| / tolerance  (right of the line: the gradient is wrong)")
     ax.tick_params(axis="y", length=0)
