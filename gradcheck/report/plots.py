@@ -51,7 +51,7 @@ COLORS = {
     "ink": "#1f2328",
 }
 
-_RC = {
+_RC: dict[str, Any] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 9.5,
