@@ -428,11 +428,19 @@ class CheckResult:
             "directional": _clean_directional(self.directional),
         }
 
-    def to_html(self, path: Any = None, *, title: str | None = None) -> Any:
-        """Write a self-contained HTML report of this check (see :mod:`gradcheck.report`)."""
+    def to_html(
+        self, path: Any = None, *, title: str | None = None, loss: Any = None, params: Any = None
+    ) -> Any:
+        """Write a self-contained HTML report of this check; return its path.
+
+        With the ``loss`` and ``params`` that were checked, the report adds the
+        error-versus-step curve of the finite difference and the agreement of
+        every reference on the worst elements (a few hundred loss evaluations).
+        See :func:`gradcheck.report.write_check_report`.
+        """
         from .report import write_check_report
 
-        return write_check_report(self, path, title=title)
+        return write_check_report(self, path, title=title, loss=loss, params=params)
 
 
 def _clean_directional(directional: dict[str, Any] | None) -> dict[str, Any] | None:
