@@ -1,9 +1,20 @@
 """gradcheck: verify hand-written gradients against independent references.
 
 The public API lives here; the modules behind it are implementation detail.
+Names are imported lazily on first use, so ``import gradcheck`` (and the
+pytest plugin, which pytest imports at start-up) stays cheap.
+
+>>> import numpy as np, gradcheck
+>>> loss = lambda w: float(np.sum(w ** 3))
+>>> gradcheck.check(loss, lambda w: 3 * w ** 2, np.arange(3.0)).passed
+True
 """
 
-from .check import assert_check, check
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     GradcheckError,
     GradientMismatchError,
@@ -13,17 +24,36 @@ from .errors import (
     ParameterTypeError,
     UserFunctionError,
 )
-from .results import CheckResult, Diagnosis, Hazard, ParameterResult
 
 __version__ = "0.1.0"
 
+#: public name -> module that defines it
+_LAZY = {
+    "check": "check",
+    "assert_check": "check",
+    "METHODS": "check",
+    "CheckResult": "results",
+    "ParameterResult": "results",
+    "Diagnosis": "results",
+    "Hazard": "results",
+    "check_update": "update",
+    "assert_update": "update",
+    "UpdateResult": "update",
+    "ParameterUpdate": "update",
+    "Network": "network",
+    "random_data": "network",
+    "demonstrate": "seed",
+    "SeedDemonstration": "seed",
+    "run_battery": "battery",
+    "BatteryResult": "battery",
+    "load_params": "targets",
+    "save_params": "targets",
+    "TargetError": "targets",
+    "write_check_report": "report",
+}
+
 __all__ = [
-    "check",
-    "assert_check",
-    "CheckResult",
-    "ParameterResult",
-    "Diagnosis",
-    "Hazard",
+    *_LAZY,
     "GradcheckError",
     "GradientMismatchError",
     "GradientStructureError",
@@ -31,4 +61,29 @@ __all__ = [
     "InvalidParameterError",
     "ParameterTypeError",
     "UserFunctionError",
+    "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gradcheck' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .battery import BatteryResult, run_battery
+    from .check import METHODS, assert_check, check
+    from .network import Network, random_data
+    from .report import write_check_report
+    from .results import CheckResult, Diagnosis, Hazard, ParameterResult
+    from .seed import SeedDemonstration, demonstrate
+    from .targets import TargetError, load_params, save_params
+    from .update import ParameterUpdate, UpdateResult, assert_update, check_update
