@@ -1,8 +1,9 @@
 """gradcheck: verify hand-written gradients against independent references.
 
 The public API lives here; the modules behind it are implementation detail.
-Names are imported lazily on first use, so ``import gradcheck`` (and the
-pytest plugin, which pytest imports at start-up) stays cheap.
+Most names are imported lazily on first use, so ``import gradcheck`` (and
+the pytest plugin, which pytest imports at start-up) stays cheap: numpy, but
+no SciPy, matplotlib or jinja2.
 
 >>> import numpy as np, gradcheck
 >>> loss = lambda w: float(np.sum(w ** 3))
@@ -15,6 +16,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# ``check`` is eager: the submodule of the same name would otherwise shadow the function
+# as soon as anything imports ``gradcheck.check``.
+from .check import METHODS, assert_check, check
 from .errors import (
     GradcheckError,
     GradientMismatchError,
@@ -29,9 +33,6 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _LAZY = {
-    "check": "check",
-    "assert_check": "check",
-    "METHODS": "check",
     "CheckResult": "results",
     "ParameterResult": "results",
     "Diagnosis": "results",
@@ -53,6 +54,9 @@ _LAZY = {
 }
 
 __all__ = [
+    "check",
+    "assert_check",
+    "METHODS",
     *_LAZY,
     "GradcheckError",
     "GradientMismatchError",
@@ -80,7 +84,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .battery import BatteryResult, run_battery
-    from .check import METHODS, assert_check, check
     from .network import Network, random_data
     from .report import write_check_report
     from .results import CheckResult, Diagnosis, Hazard, ParameterResult
