@@ -449,16 +449,11 @@ def check(
     gradient_noise = measure_gradient_noise(grad, space, analytic, generator)
     grad_calls = 2 + GRADIENT_NOISE_SAMPLES
 
-    timer = time.perf_counter()
     noise = estimate_noise(objective, rng=generator)
-    per_evaluation = (time.perf_counter() - timer) / max(noise.n_evaluations, 1)
-    per_complex = 0.0
     sigma = noise.sigma
     capability = None
     if options.method in ("auto", "complex"):
-        timer = time.perf_counter()
         capability = complex_step_capability(objective, sigma=sigma, rng=generator)
-        per_complex = max(time.perf_counter() - timer - 4 * per_evaluation, per_evaluation)
         if not capability.usable:
             if options.method == "complex":
                 raise InvalidParameterError(f"method: 'complex' cannot be used: {capability.reason}")
@@ -467,8 +462,8 @@ def check(
 
     chosen, sample, why = choose_mode(
         mode, n_elements=space.size, n_parameters=len(space.leaves), elements=options.elements,
-        seconds_per_evaluation=per_evaluation / objective.parallelism,
-        evaluations_per_element=per_complex / per_evaluation if complex_ok else 3.0,
+        seconds_per_evaluation=objective.seconds_per_evaluation / objective.parallelism,
+        evaluations_per_element=objective.complex_cost if complex_ok else 3.0,
         budget=spend, user_tolerance=options.atol is not None or options.rtol is not None,
     )
     notes.append(why)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -74,6 +76,8 @@ PROGRESS_DELAY = 0.5
 TASKS_PER_WORKER = 4
 #: Fewest evaluations worth one executor task.
 MIN_TASK = 32
+#: Recent evaluations whose median time estimates the cost of one.
+TIMED_EVALUATIONS = 32
 
 
 def validate_executor(executor: Any) -> Executor | None:
@@ -311,15 +315,37 @@ class Evaluator(Objective):
             np.clip(chunk_bytes // max(space.size * itemsize, 1), 1, MAX_CHUNK_ROWS)
         )
         self._user_loss = loss
+        self._real_times: deque[float] = deque(maxlen=TIMED_EVALUATIONS)
+        self._complex_times: deque[float] = deque(maxlen=TIMED_EVALUATIONS)
         super().__init__(loss, space)
 
     # -- single evaluations through a vectorized loss -------------------------------------
     def _value(self, tree: Any, context: str, *, allow_complex: bool = False) -> Any:
         if not self.vectorized:
-            return super()._value(tree, context, allow_complex=allow_complex)
+            started = time.perf_counter()
+            value = super()._value(tree, context, allow_complex=allow_complex)
+            self._timed(time.perf_counter() - started, 1, complex_=allow_complex)
+            return value
         flat = _flat_of_tree(self.space, tree)
         value = self._batch(flat[np.newaxis, :], context, allow_complex=True)[0]
         return as_real_scalar(value, context=context, allow_complex=allow_complex)
+
+    def _timed(self, seconds: float, count: int, *, complex_: bool) -> None:
+        times = self._complex_times if complex_ else self._real_times
+        times.append(seconds / max(count, 1))
+
+    @property
+    def seconds_per_evaluation(self) -> float:
+        """Median time of the recent real loss evaluations (warm-up outliers do not count)."""
+        return float(np.median(self._real_times)) if self._real_times else 0.0
+
+    @property
+    def complex_cost(self) -> float:
+        """A complex evaluation's time in units of a real one (1 when none was timed)."""
+        real = self.seconds_per_evaluation
+        if not self._complex_times or real <= 0:
+            return 1.0
+        return max(float(np.median(self._complex_times)) / real, 1.0)
 
     def __call__(self, x: NDArray[Any]) -> float:
         if not self.vectorized:
@@ -337,7 +363,9 @@ class Evaluator(Objective):
         """The vectorized loss on a stack, counted and validated."""
         assert self.batch_loss is not None
         self.n_evaluations += len(stack)
+        started = time.perf_counter()
         values = call_user(self.batch_loss, "loss", context, stack)
+        self._timed(time.perf_counter() - started, len(stack), complex_=np.iscomplexobj(stack))
         return _batch_values(values, len(stack), context, allow_complex=allow_complex)
 
     # -- progress --------------------------------------------------------------------------

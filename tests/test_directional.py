@@ -179,7 +179,7 @@ def test_directional_check_directly_and_the_user_params_untouched():
         objective, analytic, sigma=sigma, use_complex=True, rng=np.random.default_rng(1)
     )
     assert outcome.passed
-    assert len(outcome.top) == 3 * len(params)
+    assert len(outcome.top) == 2 * len(params)  # two complex-step probes per parameter
     assert outcome.n_evaluations == len(outcome.top)  # one complex evaluation per probe
     assert all(p.passed for p in outcome.probes)
     for key in params:
