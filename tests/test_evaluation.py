@@ -193,3 +193,19 @@ def test_budget_forms():
     assert validate_budget(2.5).seconds == 2.5
     assert validate_budget(1000).evaluations == 1000
     assert str(validate_budget(1000)) == "1000 loss evaluations"
+
+
+def test_dask_example_gives_the_serial_verdict():
+    """``examples/dask_cluster.py`` on a local cluster (a few seconds; skipped without dask)."""
+    pytest.importorskip("dask.distributed")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "dask_cluster.py"
+    spec = importlib.util.spec_from_file_location("dask_cluster", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.run(n_workers=2, processes=True)
+    assert result.passed and result.mode == "full"
+    assert result["weight1"].checked.all()
