@@ -16,9 +16,10 @@ The pipeline for each element checked:
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,9 @@ class _Comparison:
         self.method = np.array([""] * n, dtype=object)
         self.kink = np.zeros(n, dtype=bool)
         self.eps = space.eps()
+        self.subnormal = np.concatenate([
+            np.full(leaf.size, float(np.finfo(leaf.dtype).smallest_subnormal)) for leaf in space.leaves
+        ])
 
     def record(self, estimate: Estimate, *, only_if_better: bool = False) -> None:
         """Store an estimate; with ``only_if_better``, only where its error estimate is smaller."""
@@ -159,12 +163,19 @@ class _Comparison:
             scale[leaf.slice] = float(np.max(np.abs(finite), initial=0.0))
         return scale
 
+    def analytic_room(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The derived tolerance with no reference error: the analytic gradient's own room."""
+        return derived_tolerance(
+            np.zeros(len(indices)), self.eps[indices], self.scale()[indices],
+            self.gradient_noise[indices], self.subnormal[indices],
+        )
+
     def judge(self, options: _Options) -> None:
         if options.atol is not None or options.rtol is not None:
             self.tolerance = user_tolerance(self.reference, options.atol, options.rtol)
         else:
             self.tolerance = derived_tolerance(
-                self.error, self.eps, self.scale(), self.gradient_noise
+                self.error, self.eps, self.scale(), self.gradient_noise, self.subnormal
             )
 
     def failing(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
@@ -261,10 +272,24 @@ def _kinks(
     spread2 = np.abs(forward2 - backward2)
     roundoff = 2 * ROUNDOFF_SIGMAS * sigma / (steps / 2)
     is_kink = (spread2 > 0.75 * spread) & (spread2 > 4 * roundoff)
-    low = np.minimum(forward2, backward2) - state.tolerance[indices] - roundoff
-    high = np.maximum(forward2, backward2) + state.tolerance[indices] + roundoff
+    # The band is the slopes' own error: roundoff, the change of each slope from h to h/2
+    # (its truncation on a smooth side), and the analytic gradient's own rounding room;
+    # not the element's tolerance, which a straddled kink has inflated.
+    truncation = np.abs(forward2 - forward) + np.abs(backward2 - backward)
+    room = roundoff + truncation + state.analytic_room(indices)
+    low = np.minimum(forward2, backward2) - room
+    high = np.maximum(forward2, backward2) + room
     analytic = state.analytic[indices]
     return is_kink & (analytic >= low) & (analytic <= high)
+
+
+def _on_copies(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``function`` called on a deep copy of its argument: what it writes goes nowhere."""
+
+    def guarded(tree: Any) -> Any:
+        return function(copy.deepcopy(tree))
+
+    return guarded
 
 
 def _call_grad(grad: Callable[[Any], Any], space: ParameterSpace, context: str) -> NDArray[Any]:
@@ -283,40 +308,74 @@ def measure_gradient_noise(
     analytic: NDArray[Any],
     rng: np.random.Generator,
 ) -> NDArray[np.float64]:
-    """How much the analytic gradient moves when the parameters move by a few ulps.
+    """How much the analytic gradient jitters when the parameters barely move.
 
-    A parameter is only known to within its last bit, so a gradient formula
-    whose value changes by ``d`` under ulp-sized perturbations of the
-    parameters is only determined to within ``d``.  This is how rounding
-    amplified by cancellation inside the user's backward pass shows itself:
-    a saturated sigmoid's ``a * (1 - a)`` with ``a = 1 - 1e-4`` loses four
-    digits, and its gradient jitters accordingly.  The spread is measured,
-    not assumed, so a correct but ill-conditioned formula is not called a bug;
-    a float64 problem whose backprop casts to float32 does not jitter under
-    float64 ulps (the cast absorbs them), so it gets no such room.
+    A parameter is only known to within its last bits, so a gradient formula
+    whose value jumps by ``d`` under such moves is only determined to within
+    ``d``.  This is how rounding amplified by cancellation inside the user's
+    backward pass shows itself, and it is measured rather than assumed, so a
+    correct but ill-conditioned formula is not called a bug.  Two scales:
+
+    * a few ulps (``GRADIENT_NOISE_ULPS``), ``GRADIENT_NOISE_SAMPLES`` times:
+      the largest change;
+    * ``sqrt(eps)`` relative, as a second difference
+      ``(g(x + d) + g(x - d) - 2 g(x)) / 2``, which cancels the gradient's true
+      (linear) change and leaves its rounding.  This scale is what unfreezes
+      rounding that ulp moves cannot reach: a saturated sigmoid's ``a * (1 - a)``
+      with ``1 - a = 1e-10`` loses ten digits, yet ``a`` itself does not move
+      under ulp perturbations of the weights.
+
+    A gradient whose values are all exactly float32 numbers while the
+    parameters are wider was computed in float32; its float32 rounding is the
+    bug under test, so it gets no second-difference room.
 
     Returns
     -------
     ndarray
-        Per element, the largest change over ``GRADIENT_NOISE_SAMPLES``
-        perturbations of ``GRADIENT_NOISE_ULPS`` ulps.
+        Per element, the larger of the two measurements.
     """
-    spread = np.zeros(space.size)
     reference = analytic.astype(np.float64)
-    for _ in range(GRADIENT_NOISE_SAMPLES):
+    spread = np.zeros(space.size)
+
+    def moved_by(relative: Callable[[Any], NDArray[np.float64]]) -> NDArray[np.float64]:
         for leaf, array in zip(space.leaves, space.arrays):
-            eps = np.finfo(leaf.dtype).eps
-            jitter = rng.uniform(-GRADIENT_NOISE_ULPS, GRADIENT_NOISE_ULPS, size=leaf.shape) * eps
-            array[...] = array * (1 + jitter).astype(leaf.dtype)
+            array[...] = array * (1 + relative(leaf)).astype(leaf.dtype)
         try:
-            moved = _call_grad(grad, space, "evaluating the gradient at ulp-perturbed parameters")
+            moved = _call_grad(grad, space, "evaluating the gradient at slightly moved parameters")
         finally:
             space.restore()
+        return moved.astype(np.float64)
+
+    for _ in range(GRADIENT_NOISE_SAMPLES):
+        moved = moved_by(
+            lambda leaf: rng.uniform(-GRADIENT_NOISE_ULPS, GRADIENT_NOISE_ULPS, size=leaf.shape)
+            * np.finfo(leaf.dtype).eps
+        )
         with np.errstate(invalid="ignore"):
-            change = np.abs(moved.astype(np.float64) - reference)
+            change = np.abs(moved - reference)
         spread = np.fmax(spread, np.where(np.isfinite(change), change, 0.0))
+
+    if not _float32_valued(analytic, space):
+        signs = {leaf.name: rng.choice([-1.0, 1.0], size=leaf.shape) for leaf in space.leaves}
+        scale = {leaf.name: np.sqrt(np.finfo(leaf.dtype).eps) for leaf in space.leaves}
+        plus = moved_by(lambda leaf: signs[leaf.name] * scale[leaf.name])
+        minus = moved_by(lambda leaf: -signs[leaf.name] * scale[leaf.name])
+        with np.errstate(invalid="ignore"):
+            second = np.abs(plus + minus - 2 * reference) / 2
+        spread = np.fmax(spread, np.where(np.isfinite(second), second, 0.0))
     return spread
 
+
+def _float32_valued(analytic: NDArray[Any], space: ParameterSpace) -> bool:
+    """True when the parameters are wider than float32 but every gradient value is a float32."""
+    if np.finfo(space.dtype).eps >= np.finfo(np.float32).eps:
+        return False
+    values = analytic.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    interesting = finite[finite != np.round(finite)]  # zeros and small integers prove nothing
+    if interesting.size < 3:
+        return False
+    return bool(np.all(interesting.astype(np.float32).astype(np.float64) == interesting))
 
 def check(
     loss: Callable[[Any], Any],
@@ -440,14 +499,19 @@ def check(
     objective = Evaluator(loss, space, vectorized=vectorized, executor=executor, progress=progress)
     if space.restore():
         hazards.append(Hazard("mutation", "the loss function modifies its input arrays in place; "
-                              "gradcheck restored them before every evaluation"))
+                              "gradcheck hands it a fresh copy at every evaluation"))
+        loss = _on_copies(loss)
+        objective = Evaluator(
+            loss, space, vectorized=vectorized, executor=executor, progress=progress
+        )
     analytic = _call_grad(grad, space, "evaluating the gradient at the given parameters")
     if space.restore():
         hazards.append(Hazard("mutation", "the gradient function modifies its input arrays in place; "
-                              "gradcheck restored them"))
+                              "gradcheck hands it a fresh copy at every evaluation"))
+        grad = _on_copies(grad)
     hazards += _determinism(objective, grad, space, analytic)
     gradient_noise = measure_gradient_noise(grad, space, analytic, generator)
-    grad_calls = 2 + GRADIENT_NOISE_SAMPLES
+    grad_calls = 4 + GRADIENT_NOISE_SAMPLES
 
     noise = estimate_noise(objective, rng=generator)
     sigma = noise.sigma
@@ -485,30 +549,37 @@ def check(
     state.judge(options)
 
     if options.atol is None and options.rtol is None and options.method in ("auto", "complex"):
-        # Richardson over a ladder of larger steps decides every element the first pass
-        # failed, and, after a central first pass, every element whose tolerance was too
-        # coarse to mean anything.  A discrepancy that even the best finite difference
-        # cannot resolve is below what the loss itself can tell apart, so it is no bug:
-        # this is what keeps the complex step's extra digits from flagging rounding a
-        # correct formula cannot avoid (a saturated sigmoid's 1 - a).
+        # Richardson over a ladder of larger steps is a second, real-arithmetic reference
+        # for every element the first pass failed and, after a central first pass, for
+        # every element whose tolerance was too coarse to mean anything (saturated
+        # networks).  After a complex-step failure the two references are compared first:
+        # when they agree within Richardson's error the complex step's extra digits decide;
+        # when they disagree the loss is not complex-analytic at that element and Richardson
+        # decides.
         doubtful = state.failing(indices)
         unresolved = np.zeros_like(doubtful)
         if options.method == "auto" and first.method == "central":
             unresolved = state.unresolved(indices) & ~doubtful
         if (doubtful | unresolved).any():
-            again = indices[doubtful | unresolved]
+            pick = doubtful | unresolved
+            again = indices[pick]
             base = None
             if first.method == "central":
-                pick = doubtful | unresolved
                 base = Estimate(
                     again, first.derivative[pick], first.error[pick], first.step[pick], 0, "central"
                 )
             refined = richardson(objective, again, sigma=sigma, first=base)
             per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
-            # Failing elements: Richardson decides.  Unresolved ones: the more precise wins.
-            fail_mask = doubtful[doubtful | unresolved]
-            state.record(_subset(refined, fail_mask))
-            state.record(_subset(refined, ~fail_mask), only_if_better=True)
+            if first.method == "complex":
+                disagree = np.abs(refined.derivative - state.reference[again]) > derived_tolerance(
+                    refined.error, state.eps[again], state.scale()[again],
+                    state.gradient_noise[again], state.subnormal[again],
+                )
+                state.record(_subset(refined, disagree))
+            else:
+                fail_mask = doubtful[pick]
+                state.record(_subset(refined, fail_mask))
+                state.record(_subset(refined, ~fail_mask), only_if_better=True)
             state.judge(options)
         still = indices[state.failing(indices)]
         if len(still) and noise.measured == 0.0 and float(objective.value0) == 0.0:
@@ -565,7 +636,12 @@ def check(
         directional=None if directional is None else directional.to_dict(),
         seconds=time.perf_counter() - started,
     )
-    if options.diagnose and not result.passed:
+    if options.diagnose and result.status == "inconclusive":
+        blocking = "; ".join(h.message for h in result.hazards if h.blocking)
+        result = replace(result, diagnosis=Diagnosis(
+            "inconclusive", "no bug is named: a hazard withholds the verdict", blocking,
+        ))
+    elif options.diagnose and not result.passed:
         result = _with_diagnosis(result, objective, grad, space, state, layer_inputs)
     return result
 

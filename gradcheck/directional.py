@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from .objective import Objective
-from .references.complex_step import COMPLEX_ROUNDING, COMPLEX_STEP
+from .references.complex_step import COMPLEX_ROUNDING, complex_step_size
 from .references.finite_difference import richardson
 from .tolerance import ANALYTIC_ROUNDING, GRADIENT_NOISE_FACTOR, SAFETY
 from .tree import ParameterSpace
@@ -421,7 +421,8 @@ class _Context:
         before = self.objective.n_evaluations
         x0 = self.objective.x0
         scale = max(float(np.max(np.abs(x0[block.start : block.stop]), initial=0.0)), 1.0)
-        h = COMPLEX_STEP * scale / max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
+        eps = float(np.max(self.space.eps()[block.start : block.stop]))
+        h = complex_step_size(eps) * scale / max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
         direction = np.zeros(self.space.size)
         direction[block.start : block.stop] = v
         reference = self.objective.complex_value(None, h, direction).imag / h

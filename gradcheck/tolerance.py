@@ -17,10 +17,14 @@ An element passes when ``|analytic - reference| <= tolerance`` with
   room, so backprop silently done in float32 (errors near 1e-7) fails.
 * ``GRADIENT_NOISE_FACTOR * gradient_noise`` is room for rounding the
   analytic formula amplifies beyond that (cancellation, as in a saturated
-  sigmoid's ``a * (1 - a)``): ``gradient_noise`` is *measured* as the largest
-  change of the user's gradient when the parameters move by a few ulps
-  (:func:`gradcheck.check.measure_gradient_noise`).  The factor turns the
-  largest of three samples into a bound.
+  sigmoid's ``a * (1 - a)``): ``gradient_noise`` is *measured* as the jitter
+  of the user's gradient when the parameters move by a few ulps and, as a
+  second difference that cancels the true change, by ``sqrt(eps)``
+  (:func:`gradcheck.check.measure_gradient_noise`).  The factor turns a few
+  samples into a bound.
+* ``SUBNORMAL_SPACINGS * smallest_subnormal`` of the dtype: near zero the
+  representable numbers are that far apart, so no two computations of a
+  gradient of ~1e-43 in float32 can agree better.
 * ``SAFETY`` covers that both error estimates are estimates (a factor of 2).
 
 Nothing here depends on the size of the gradient alone, so saturated networks
@@ -38,6 +42,7 @@ __all__ = [
     "SAFETY",
     "ANALYTIC_ROUNDING",
     "GRADIENT_NOISE_FACTOR",
+    "SUBNORMAL_SPACINGS",
     "derived_tolerance",
     "user_tolerance",
     "resolution_target",
@@ -49,6 +54,8 @@ SAFETY = 2.0
 ANALYTIC_ROUNDING = 32.0
 #: Room for the measured jitter of the analytic gradient under ulp perturbations.
 GRADIENT_NOISE_FACTOR = 4.0
+#: Absolute floor, in units of the dtype's smallest subnormal (its spacing near zero).
+SUBNORMAL_SPACINGS = 4.0
 
 
 def derived_tolerance(
@@ -56,10 +63,14 @@ def derived_tolerance(
     eps: NDArray[np.float64],
     scale: NDArray[np.float64],
     gradient_noise: NDArray[np.float64] | float = 0.0,
+    subnormal: NDArray[np.float64] | float = 0.0,
 ) -> NDArray[np.float64]:
     """The derived tolerance of each element (see the module docstring)."""
     return SAFETY * (
-        reference_error + ANALYTIC_ROUNDING * eps * scale + GRADIENT_NOISE_FACTOR * gradient_noise
+        reference_error
+        + ANALYTIC_ROUNDING * eps * scale
+        + GRADIENT_NOISE_FACTOR * gradient_noise
+        + SUBNORMAL_SPACINGS * subnormal
     )
 
 

@@ -222,19 +222,8 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "zero-row": (("deep",), "zeroed"),
 }
 
-#: Misses of the core verdict, reported: on a saturated network (loss ~1, gradients ~1e-10)
-#: the complex step resolves the gradient to ~1e-16 relative and sees these bugs (1e-4 and
-#: ~1e-7 relative), but check.py lets Richardson "arbitrate" every complex-step failure, and
-#: central differences of a loss ~1 have roundoff ~eps/h ~ 5e-13, ~1% of a 1e-10 gradient.
-CORE_MISSES = {("off-by-1e-4", True), ("float32-backprop", True)}
-_MISS = pytest.mark.xfail(
-    strict=True, reason="core: Richardson arbitration overrides the complex step on saturated "
-    "networks (see the module's CORE_MISSES)",
-)
-
 CASES = [
-    pytest.param(bug, arch, saturated, id=f"{bug}-{arch}{'-saturated' if saturated else ''}",
-                 marks=[_MISS] if (bug, saturated) in CORE_MISSES else [])
+    pytest.param(bug, arch, saturated, id=f"{bug}-{arch}{'-saturated' if saturated else ''}")
     for bug, (archs, _) in CATALOGUE.items()
     for arch in archs
     for saturated in (False, True)

@@ -40,8 +40,6 @@ def test_loss_that_mutates_its_input_is_a_hazard_and_user_arrays_are_untouched()
     assert all(np.array_equal(params[k], before[k]) for k in params)
 
 
-@pytest.mark.xfail(strict=True, reason="core: Objective.perturbed restores only the element it "
-                   "moved, so a loss that mutates other elements shifts every later evaluation")
 def test_loss_that_mutates_its_input_still_gets_a_correct_verdict() -> None:
     net, params, x, y = problem()
     loss, grad = net.functions(x, y)

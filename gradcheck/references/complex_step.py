@@ -23,11 +23,26 @@ from ..objective import Objective
 from .base import Estimate
 from .finite_difference import ROUNDOFF_SIGMAS
 
-__all__ = ["COMPLEX_STEP", "ComplexCapability", "complex_step_capability", "complex_step"]
+__all__ = [
+    "COMPLEX_STEP",
+    "ComplexCapability",
+    "complex_step_capability",
+    "complex_step",
+    "complex_step_size",
+]
 
-#: The imaginary step, relative to ``max(|x_i|, 1)``.  Truncation is ``h**2 |f'''| / 6``:
-#: nil at this size; there is no roundoff term from the step because nothing is subtracted.
-COMPLEX_STEP = 1e-20
+#: The imaginary step is ``COMPLEX_STEP * sqrt(eps) * max(|x_i|, 1)``.  Truncation is
+#: ``h**2 |f'''| / 6``, below ``1e-6 * eps`` of ``|f'|`` unless ``f'''/f'`` exceeds ``6e6``
+#: per unit of ``x`` squared; nothing is subtracted, so a small step costs no roundoff.  It is
+#: not the classic ``1e-20``: in float32 (complex64) ``f' * 1e-20`` underflows below the
+#: smallest subnormal once ``|f'| < 1e-25`` (a saturated sigmoid), quantising the
+#: imaginary part; ``sqrt(eps)`` keeps it well inside the representable range.
+COMPLEX_STEP = 1e-3
+
+
+def complex_step_size(eps: float | NDArray[np.float64]) -> float | NDArray[np.float64]:
+    """The imaginary step for unit-scale parameters of machine epsilon ``eps``."""
+    return COMPLEX_STEP * np.sqrt(eps)
 
 #: Rounding of the imaginary part, in units of eps times the derivative's scale.
 COMPLEX_ROUNDING = 8.0
@@ -59,8 +74,9 @@ def complex_step_capability(
     direction /= np.linalg.norm(direction) or 1.0
     scale = max(float(np.max(np.abs(x0), initial=0.0)), 1.0)
     eps = float(np.finfo(x0.dtype).eps)
+    h = float(complex_step_size(eps)) * scale
     try:
-        value = objective.complex_value(None, COMPLEX_STEP * scale, direction)
+        value = objective.complex_value(None, h, direction)
     except UserFunctionError as exc:
         return ComplexCapability(
             False,
@@ -72,7 +88,7 @@ def complex_step_capability(
             False, "the loss dropped the imaginary part (returned a real value)",
             objective.n_evaluations - before,
         )
-    slope = value.imag / (COMPLEX_STEP * scale)
+    slope = value.imag / h
     t = np.cbrt(eps) * scale
     d1 = (objective.along(direction, t) - objective.along(direction, -t)) / (2 * t)
     d2 = (objective.along(direction, 2 * t) - objective.along(direction, -2 * t)) / (4 * t)
@@ -94,7 +110,7 @@ def complex_step(
     objective: Objective,
     indices: NDArray[np.intp] | None = None,
     *,
-    step: float = COMPLEX_STEP,
+    step: float | None = None,
 ) -> Estimate:
     """Complex-step derivatives ``Im f(x + i h e_k) / h`` at each element.
 
@@ -104,8 +120,9 @@ def complex_step(
         The loss; it must pass :func:`complex_step_capability`.
     indices : array of int, optional
         Flat indices; all by default.
-    step : float
-        Imaginary step relative to ``max(|x_k|, 1)``.
+    step : float, optional
+        Imaginary step relative to ``max(|x_k|, 1)``; by default
+        :func:`complex_step_size` of each element's dtype.
 
     Returns
     -------
@@ -119,7 +136,8 @@ def complex_step(
         indices = np.arange(objective.space.size)
     indices = np.asarray(indices, dtype=np.intp)
     before = objective.n_evaluations
-    steps = step * np.maximum(np.abs(objective.x0[indices]).astype(np.float64), 1.0)
+    relative = complex_step_size(objective.space.eps()[indices]) if step is None else step
+    steps = relative * np.maximum(np.abs(objective.x0[indices]).astype(np.float64), 1.0)
     derivative = objective.complex_many(indices, steps).imag / steps
     eps = objective.space.eps()[indices]
     scale = float(np.max(np.abs(derivative), initial=0.0))
