@@ -114,14 +114,23 @@ class Problem:
         return lambda params: self.net.unflatten(vector)
 
 
+#: Loss evaluations of the run in progress (read when it times out, to extrapolate).
+DONE = [0]
+
+
 class Counter:
-    def __init__(self, function) -> None:  # noqa: ANN001
+    """Counts evaluations (rows, for a vectorized loss) of the wrapped loss."""
+
+    def __init__(self, function, *, rows: bool = False) -> None:  # noqa: ANN001
         self.function = function
+        self.rows = rows
         self.calls = 0
 
-    def __call__(self, *args: Any) -> Any:
-        self.calls += 1
-        return self.function(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        count = len(args[0]) if self.rows else 1
+        self.calls += count
+        DONE[0] += count
+        return self.function(*args, **kwargs)
 
 
 # -- checkers (run in the child) -------------------------------------------------------------
@@ -129,8 +138,11 @@ def _gradcheck(problem: Problem, **options: Any) -> dict[str, Any]:
     loss = problem.vloss if options.get("vectorized") else problem.loss
     if options.get("executor"):
         loss = functools.partial(problem.net.loss_value, x=problem.x, y=problem.y)  # picklable
+    else:
+        loss = Counter(loss, rows=bool(options.get("vectorized")))
     out: dict[str, Any] = {}
     for bug in ("ok", *BUGS):
+        DONE[0] = 0
         started = time.perf_counter()
         try:
             result = limited(
@@ -182,6 +194,7 @@ def _torch(problem: Problem, fast: bool) -> dict[str, Any]:
                 return grad_output * torch.from_numpy(vector)  # noqa: B023
 
         theta = torch.tensor(problem.x0, dtype=torch.float64, requires_grad=True)
+        DONE[0] = 0
         started = time.perf_counter()
         try:
             passed = limited(
@@ -207,6 +220,7 @@ def _reference_peer(problem: Problem, which: str) -> dict[str, Any]:
     from scipy.optimize import approx_fprime
 
     counter = Counter(problem.flat_loss)
+    DONE[0] = 0
     started = time.perf_counter()
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, LIMIT)
@@ -217,6 +231,7 @@ def _reference_peer(problem: Problem, which: str) -> dict[str, Any]:
 
         def batched(points: np.ndarray) -> np.ndarray:
             counter.calls += int(np.prod(points.shape[1:]))
+            DONE[0] += int(np.prod(points.shape[1:]))
             stack = points.reshape(problem.n, -1).T
             return problem.vloss(stack).reshape(points.shape[1:])
 
@@ -286,7 +301,7 @@ def run_child(network: str, checker: str, *, limit: float) -> dict[str, Any]:
     try:
         out = runners[checker]()
     except _Timeout:
-        return {"timeout": limit}
+        return {"timeout": limit, "evaluations_done": DONE[0], "n_params": problem.n}
     out["rss_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     if os.environ.get("GRADCHECK_BENCH_MEMORY", "1") == "1" and out["seconds"] < 30:
         # A second run of the correct gradient only, traced: tracemalloc slows Python down.
@@ -333,7 +348,13 @@ def run_pair(network: str, checker: str, limit: float, threads: int) -> dict[str
 
 def _seconds(entry: dict[str, Any]) -> str:
     if "timeout" in entry:
-        return f"> {entry['timeout']:g} s"
+        text = f"> {entry['timeout']:g} s"
+        if entry.get("estimated_seconds"):
+            text += (
+                f" (~{entry['estimated_seconds']:.0f} s: {entry['evaluations_done']:,} of "
+                f"~{entry['evaluations_needed']:,.0f} evaluations done)"
+            )
+        return text
     if "skipped" in entry:
         return entry["skipped"]
     if "error" in entry:
@@ -392,6 +413,31 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def extrapolate(entries: dict[str, Any], done: dict[str, Any]) -> None:
+    """Estimate the time of runs that hit the limit from the evaluations they managed.
+
+    The evaluations a run needs are ``N + 1`` for check_grad, else the evaluations per
+    parameter the same checker used on the largest network that finished, times ``N``.
+    """
+    for checker, entry in entries.items():
+        if "timeout" not in entry or not entry.get("evaluations_done"):
+            continue
+        n = entry["n_params"]
+        if checker == "scipy check_grad":
+            needed = n + 1
+        else:
+            finished = [
+                e[checker] for e in done.values()
+                if checker in e and "seconds" in e[checker] and e[checker].get("n_params")
+            ]
+            if not finished:
+                continue
+            largest = max(finished, key=lambda e: e["n_params"])
+            needed = largest["evaluations"] / largest["n_params"] * n
+        entry["evaluations_needed"] = needed
+        entry["estimated_seconds"] = entry["timeout"] * needed / entry["evaluations_done"]
+
+
 def ratios(entries: dict[str, Any]) -> dict[str, str]:
     base = entries.get("gradcheck default", {}).get("seconds")
     out = {}
@@ -402,9 +448,10 @@ def ratios(entries: dict[str, Any]) -> dict[str, str]:
             continue
         if "seconds" in entry and "over_limit" not in entry:
             out[checker] = f"{entry['seconds'] / base:.3g}x"
-        elif "timeout" in entry or "over_limit" in entry:
-            limit = entry.get("timeout", entry.get("seconds"))
-            out[checker] = f"> {limit / base:.3g}x"
+        elif entry.get("estimated_seconds"):
+            out[checker] = f"~{entry['estimated_seconds'] / base:.3g}x (extrapolated)"
+        elif "timeout" in entry:
+            out[checker] = f"> {entry['timeout'] / base:.3g}x"
     return out
 
 
@@ -443,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             entries[checker] = run_pair(network, checker, limit, args.threads)
             print(f" {_seconds(entries[checker]):>14}  {_caught(entries[checker])}", flush=True)
         results["networks"][network] = entries
+        extrapolate(entries, results["networks"])
         results["ratios"][network] = ratios(entries)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
