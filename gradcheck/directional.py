@@ -421,11 +421,12 @@ class _Context:
         before = self.objective.n_evaluations
         x0 = self.objective.x0
         scale = max(float(np.max(np.abs(x0[block.start : block.stop]), initial=0.0)), 1.0)
-        eps = float(np.max(self.space.eps()[block.start : block.stop]))
-        h = complex_step_size(eps) * scale / max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
+        eps = float(np.finfo(self.space.leaves[block.leaf].dtype).eps)
+        largest = max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
+        h = float(complex_step_size(eps)) * scale / largest
         direction = np.zeros(self.space.size)
         direction[block.start : block.stop] = v
-        reference = self.objective.complex_value(None, h, direction).imag / h
+        reference = float(self.objective.complex_value(None, h, direction).imag / h)
         error = PROBE_SIGMAS * float(
             np.linalg.norm(self.complex_scale[block.start : block.stop] * v)
         )
