@@ -163,11 +163,16 @@ class _Comparison:
             scale[leaf.slice] = float(np.max(np.abs(finite), initial=0.0))
         return scale
 
+    def global_scale(self) -> float:
+        """The largest finite reference gradient anywhere in the problem."""
+        finite = self.reference[np.isfinite(self.reference)]
+        return float(np.max(np.abs(finite), initial=0.0))
+
     def analytic_room(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         """The derived tolerance with no reference error: the analytic gradient's own room."""
         return derived_tolerance(
             np.zeros(len(indices)), self.eps[indices], self.scale()[indices],
-            self.gradient_noise[indices], self.subnormal[indices],
+            self.gradient_noise[indices], self.subnormal[indices], self.global_scale(),
         )
 
     def judge(self, options: _Options) -> None:
@@ -175,7 +180,8 @@ class _Comparison:
             self.tolerance = user_tolerance(self.reference, options.atol, options.rtol)
         else:
             self.tolerance = derived_tolerance(
-                self.error, self.eps, self.scale(), self.gradient_noise, self.subnormal
+                self.error, self.eps, self.scale(), self.gradient_noise, self.subnormal,
+                self.global_scale(),
             )
 
     def failing(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
@@ -573,7 +579,7 @@ def check(
             if first.method == "complex":
                 disagree = np.abs(refined.derivative - state.reference[again]) > derived_tolerance(
                     refined.error, state.eps[again], state.scale()[again],
-                    state.gradient_noise[again], state.subnormal[again],
+                    state.gradient_noise[again], state.subnormal[again], state.global_scale(),
                 )
                 state.record(_subset(refined, disagree))
             else:
@@ -677,7 +683,8 @@ def _tolerance_source(options: _Options, noise_source: str, complex_ok: bool) ->
     first = "complex step (8 eps |d|)" if complex_ok else "central difference roundoff (3 sigma/h)"
     return (
         f"2 x ({first} or Richardson error estimate + 32 eps x gradient scale "
-        f"+ 4 x measured gradient jitter); sigma from {noise_source}"
+        f"+ 4 x measured gradient jitter + eps^(2/3) x largest gradient); "
+        f"sigma from {noise_source}"
     )
 
 

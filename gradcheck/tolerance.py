@@ -22,6 +22,18 @@ An element passes when ``|analytic - reference| <= tolerance`` with
   second difference that cancels the true change, by ``sqrt(eps)``
   (:func:`gradcheck.check.measure_gradient_noise`).  The factor turns a few
   samples into a bound.
+* ``eps**(2/3) * global_scale``, with ``global_scale`` the largest reference
+  gradient anywhere in the problem.  ``eps**(2/3)`` is the best relative
+  accuracy a real-arithmetic finite difference reaches (central difference at
+  its optimal step), so errors below it at the problem's own scale are
+  invisible to any reference built from loss values; only the complex step
+  resolves them.  This is room for digits a correct formula loses to
+  cancellation that no perturbation reveals: a saturated sigmoid's textbook
+  derivative ``a * (1 - a)`` with ``1 - a`` near ``eps`` is wrong in its
+  leading digit, yet ``a`` rounds to the same float under any small move, so
+  its error is frozen.  A 1e-4 relative bug, float32 arithmetic (1e-7) and a
+  single element off by 1e-3 of the largest gradient all stay far outside
+  it, also when every gradient is ~1e-10, since the room scales with them.
 * ``SUBNORMAL_SPACINGS * smallest_subnormal`` of the dtype: near zero the
   representable numbers are that far apart, so no two computations of a
   gradient of ~1e-43 in float32 can agree better.
@@ -64,6 +76,7 @@ def derived_tolerance(
     scale: NDArray[np.float64],
     gradient_noise: NDArray[np.float64] | float = 0.0,
     subnormal: NDArray[np.float64] | float = 0.0,
+    global_scale: float = 0.0,
 ) -> NDArray[np.float64]:
     """The derived tolerance of each element (see the module docstring)."""
     return SAFETY * (
@@ -71,6 +84,7 @@ def derived_tolerance(
         + ANALYTIC_ROUNDING * eps * scale
         + GRADIENT_NOISE_FACTOR * gradient_noise
         + SUBNORMAL_SPACINGS * subnormal
+        + np.cbrt(eps) ** 2 * global_scale
     )
 
 

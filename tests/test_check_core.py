@@ -244,3 +244,42 @@ def test_exactly_zero_loss_tiny_gradients_are_unresolved_not_wrong():
     assert result.passed, str(result)
     assert any(h.kind == "unresolved" for h in result.hazards)
     assert not gradcheck.check(loss_fn, lambda v: grad_fn(v) + 1e-3, w, rng=0).passed
+
+
+def _textbook_sigmoid_net():
+    """Two sigmoid layers with the textbook derivative ``a * (1 - a)`` (as in the seed)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 4))
+    y = rng.random((6, 2))
+
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-z))
+
+    def loss(p):
+        return 0.5 * np.sum((sigmoid(sigmoid(x @ p["w1"]) @ p["w2"]) - y) ** 2)
+
+    def grad(p, dtype=np.float64):
+        w1, w2, xx = p["w1"].astype(dtype), p["w2"].astype(dtype), x.astype(dtype)
+        a1 = sigmoid(xx @ w1)
+        a2 = sigmoid(a1 @ w2)
+        delta2 = (a2 - y) * a2 * (1 - a2)
+        delta1 = (delta2 @ w2.T) * a1 * (1 - a1)
+        return {"w1": (xx.T @ delta1).astype(np.float64), "w2": (a1.T @ delta2).astype(np.float64)}
+
+    return loss, grad
+
+
+@pytest.mark.parametrize("scale", [1.0, 20.0, 40.0, 80.0])
+@pytest.mark.parametrize("seed", [0, 1, 3, 4])
+def test_textbook_sigmoid_derivative_passes_saturated_and_bugs_still_fail(scale, seed):
+    # a * (1 - a) loses digits once a rounds near 1 (frozen cancellation): no false alarm,
+    # while float32 arithmetic and a 1e-4 factor are still caught at every saturation level.
+    loss, grad = _textbook_sigmoid_net()
+    r = np.random.default_rng(seed)
+    params = {"w1": scale * r.standard_normal((4, 5)), "w2": scale * r.standard_normal((5, 2))}
+    with np.errstate(over="ignore"):
+        assert gradcheck.check(loss, grad, params, rng=0).passed
+        factor = lambda p: {k: v * (1 + 1e-4) for k, v in grad(p).items()}  # noqa: E731
+        assert not gradcheck.check(loss, factor, params, rng=0, diagnose=False).passed
+        float32 = lambda p: grad(p, np.float32)  # noqa: E731
+        assert not gradcheck.check(loss, float32, params, rng=0, diagnose=False).passed

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import UserFunctionError
+from ..errors import InvalidLossError, UserFunctionError
 from ..objective import Objective
 from .base import Estimate
 from .finite_difference import ROUNDOFF_SIGMAS
@@ -77,6 +77,11 @@ def complex_step_capability(
     h = float(complex_step_size(eps)) * scale
     try:
         value = objective.complex_value(None, h, direction)
+    except InvalidLossError as exc:
+        return ComplexCapability(
+            False, f"the loss is not finite at complex input ({exc})",
+            objective.n_evaluations - before,
+        )
     except UserFunctionError as exc:
         return ComplexCapability(
             False,
