@@ -23,6 +23,7 @@ What each pattern means (``a`` the analytic gradient, ``r`` the reference, both 
 ``missing-samples``       the columns of ``a`` lie in the span of some samples' layer inputs
                           only (needs the layer inputs).
 ``zeroed``                ``a`` is exactly 0 at the failing elements (e.g. a whole row).
+``parameter-proportional``  ``a - r = c x`` with ``x`` the parameter: a penalty's gradient is off.
 ``few-elements``          only a few elements are wrong: listed.
 ``different-point``       the gradient does not follow the parameters: along a random
                           direction the loss has curvature but the gradient does not change
@@ -446,12 +447,37 @@ def _zeroed(part: _Part, view: _View) -> Diagnosis | None:
     )
 
 
+def _proportional_to_parameter(part: _Part, view: _View) -> Diagnosis | None:
+    """``a - r = c * x``: the error is a multiple of the parameter itself (a penalty's gradient)."""
+    x = view.evidence.objective.x0[part.leaf.slice].reshape(part.leaf.shape).astype(np.float64)
+    mask = part.checked & np.isfinite(part.r) & np.isfinite(part.a)
+    difference = (part.a - part.r)[mask]
+    values = x[mask]
+    denominator = float(np.dot(values, values))
+    if denominator == 0 or int(np.sum(np.abs(values) > 0)) < 2:
+        return None
+    c = float(np.dot(difference, values) / denominator)
+    if not np.all(np.abs(difference - c * values) <= part.tol[mask]):
+        return None
+    simple = Fraction(c).limit_denominator(1000)
+    shown = f"{float(simple):.6g}" if abs(float(simple) - c) <= 1e-9 * abs(c) else f"{c:.6g}"
+    return Diagnosis(
+        "parameter-proportional",
+        f"{part.name}: the error is {shown} x {part.name} itself: a penalty or weight-decay "
+        f"term's gradient is off (the gradient of lam * sum(W**2) is 2 * lam * W, not lam * W)",
+        f"analytic - reference = c x parameter, least squares c = {c:.10g}, within tolerance at "
+        f"all {int(mask.sum())} checked elements",
+        (part.name,), {"coefficient": c},
+    )
+
+
 PER_PARAMETER: dict[str, Callable[[_Part, _View], Diagnosis | None]] = {
     "transposed": _transposed,
     "per-sample-delta": _per_sample_delta,
     "missing-samples": _missing_samples,
     "constant-factor": _own_factor,
     "zeroed": _zeroed,
+    "parameter-proportional": _proportional_to_parameter,
 }
 
 

@@ -254,3 +254,22 @@ def test_bad_layer_inputs_raise_naming_the_argument(layer_inputs: Any, error: ty
     loss, grad = net.functions(x, y)
     with pytest.raises(error, match=match):
         gradcheck.check(loss, grad, params, rng=0, layer_inputs=layer_inputs)
+
+
+def test_penalty_gradient_missing_its_factor_two_is_named() -> None:
+    rng = np.random.default_rng(3)
+    x, y, lam = rng.standard_normal((5, 3)), rng.standard_normal(5), 0.1
+
+    def loss(w):
+        return 0.5 * np.sum((x @ w - y) ** 2) + lam * np.sum(w**2)
+
+    def data_grad(w):
+        return x.T @ (x @ w - y)
+
+    w = rng.standard_normal(3)
+    good = gradcheck.check(loss, lambda v: data_grad(v) + 2 * lam * v, w, rng=0)
+    assert good.passed
+    bad = gradcheck.check(loss, lambda v: data_grad(v) + lam * v, w, rng=0)
+    assert not bad.passed
+    assert bad.diagnosis is not None and bad.diagnosis.kind == "parameter-proportional"
+    assert "-0.1 x params" in bad.diagnosis.summary
