@@ -62,7 +62,9 @@ class BatteryCase:
     weight_scale: float = 1.0
     train: bool = False
 
-    def problem(self, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    def problem(
+        self, rng: np.random.Generator
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Random parameters and data for this case."""
         dtype = np.dtype(self.dtype)
         params = self.network.init_params(rng, dtype=dtype)
@@ -72,17 +74,36 @@ class BatteryCase:
 
 
 DEFAULT_CASES: tuple[BatteryCase, ...] = (
-    BatteryCase("seed-like 3-4-1 sigmoid", Network((3, 4, 1), ("sigmoid", "sigmoid"), "half_sse", bias=False),
-                n_samples=4, train=True),
+    BatteryCase(
+        "seed-like 3-4-1 sigmoid",
+        Network((3, 4, 1), ("sigmoid", "sigmoid"), "half_sse", bias=False),
+        n_samples=4,
+        train=True,
+    ),
     BatteryCase("4-8-3 tanh/identity mse", Network((4, 8, 3), ("tanh", "identity"), "mse")),
-    BatteryCase("5-6-6-4 relu softmax-CE", Network((5, 6, 6, 4), ("relu", "relu", "softmax"), "cross_entropy"),
-                n_samples=10, train=True),
-    BatteryCase("3-5-5-5-2 deep mixed", Network((3, 5, 5, 5, 2), ("tanh", "sigmoid", "tanh", "identity"), "half_sse")),
-    BatteryCase("8-10-10-3 no bias", Network((8, 10, 10, 3), ("relu", "tanh", "softmax"), "cross_entropy", bias=False)),
+    BatteryCase(
+        "5-6-6-4 relu softmax-CE",
+        Network((5, 6, 6, 4), ("relu", "relu", "softmax"), "cross_entropy"),
+        n_samples=10,
+        train=True,
+    ),
+    BatteryCase(
+        "3-5-5-5-2 deep mixed",
+        Network((3, 5, 5, 5, 2), ("tanh", "sigmoid", "tanh", "identity"), "half_sse"),
+    ),
+    BatteryCase(
+        "8-10-10-3 no bias",
+        Network((8, 10, 10, 3), ("relu", "tanh", "softmax"), "cross_entropy", bias=False),
+    ),
     BatteryCase("5-3 linear regression", Network((5, 3), ("identity",), "mse"), n_samples=12),
-    BatteryCase("4-6-1 saturated sigmoid", Network((4, 6, 1), ("sigmoid", "sigmoid"), "half_sse"),
-                weight_scale=80.0),
-    BatteryCase("4-6-2 float32 tanh", Network((4, 6, 2), ("tanh", "identity"), "mse"), dtype="float32"),
+    BatteryCase(
+        "4-6-1 saturated sigmoid",
+        Network((4, 6, 1), ("sigmoid", "sigmoid"), "half_sse"),
+        weight_scale=80.0,
+    ),
+    BatteryCase(
+        "4-6-2 float32 tanh", Network((4, 6, 2), ("tanh", "identity"), "mse"), dtype="float32"
+    ),
 )
 
 
@@ -191,23 +212,38 @@ class BatteryResult:
         header = ["network", "params", "dtype", *self.methods, "L-BFGS-B"]
         rows = [header]
         for case in self.cases:
-            training = "-" if case.training is None else ("agree" if case.training.passed else "DIFFER")
-            rows.append([
-                case.case.name, str(case.n_params), case.case.dtype,
-                *(_cell(case.checks.get(m)) for m in self.methods), training,
-            ])
+            training = (
+                "-" if case.training is None else ("agree" if case.training.passed else "DIFFER")
+            )
+            rows.append(
+                [
+                    case.case.name,
+                    str(case.n_params),
+                    case.case.dtype,
+                    *(_cell(case.checks.get(m)) for m in self.methods),
+                    training,
+                ]
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
     def __str__(self) -> str:
         parts = []
         if self.seed is not None:
-            parts += ["== The seed network: why W += lr * a_prev.T @ dC_dw works ==", str(self.seed), ""]
+            parts += [
+                "== The seed network: why W += lr * a_prev.T @ dC_dw works ==",
+                str(self.seed),
+                "",
+            ]
         parts += [
             f"== Backprop on {len(self.cases)} random networks, against every reference ==",
-            "(cell: verdict, and the largest |backprop - reference| / max|reference| of any parameter)",
+            "(cell: verdict, and the largest |backprop - reference| / max|reference| "
+            "of any parameter)",
             self.table(),
             "",
         ]

@@ -78,31 +78,44 @@ def _validate(
     loss: Any, grad: Any, method: Any, atol: Any, rtol: Any, elements: Any, diagnose: Any
 ) -> _Options:
     if not callable(loss):
-        raise ParameterTypeError(f"loss: expected a callable loss(params) -> float, got {type(loss).__name__}")
+        raise ParameterTypeError(
+            f"loss: expected a callable loss(params) -> float, got {type(loss).__name__}"
+        )
     if not callable(grad):
-        raise ParameterTypeError(f"grad: expected a callable grad(params), got {type(grad).__name__}")
+        raise ParameterTypeError(
+            f"grad: expected a callable grad(params), got {type(grad).__name__}"
+        )
     if method not in METHODS:
         raise InvalidParameterError(f"method: {method!r} is not one of {', '.join(METHODS)}")
     for name, value in (("atol", atol), ("rtol", rtol)):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-            raise ParameterTypeError(f"{name}: expected a number or None, got {type(value).__name__}")
+            raise ParameterTypeError(
+                f"{name}: expected a number or None, got {type(value).__name__}"
+            )
         if not np.isfinite(value) or value < 0:
             raise InvalidParameterError(f"{name}: must be finite and >= 0, got {value!r}")
     if elements is not None:
         if isinstance(elements, bool) or not isinstance(elements, (int, np.integer)):
-            raise ParameterTypeError(f"elements: expected an int or None, got {type(elements).__name__}")
+            raise ParameterTypeError(
+                f"elements: expected an int or None, got {type(elements).__name__}"
+            )
         if elements < 1:
             raise InvalidParameterError(f"elements: must be >= 1, got {elements}")
     return _Options(
-        method, None if atol is None else float(atol), None if rtol is None else float(rtol),
-        None if elements is None else int(elements), bool(diagnose),
+        method,
+        None if atol is None else float(atol),
+        None if rtol is None else float(rtol),
+        None if elements is None else int(elements),
+        bool(diagnose),
     )
 
 
-def _choose_indices(space: ParameterSpace, elements: int | None, rng: np.random.Generator) -> NDArray[np.intp]:
-    """All flat indices, or ``elements`` random ones per parameter (the largest-gradient ones first)."""
+def _choose_indices(
+    space: ParameterSpace, elements: int | None, rng: np.random.Generator
+) -> NDArray[np.intp]:
+    """All flat indices, or ``elements`` random ones of each parameter."""
     if elements is None:
         return np.arange(space.size)
     chosen = []
@@ -133,9 +146,12 @@ class _Comparison:
         self.method = np.array([""] * n, dtype=object)
         self.kink = np.zeros(n, dtype=bool)
         self.eps = space.eps()
-        self.subnormal = np.concatenate([
-            np.full(leaf.size, float(np.finfo(leaf.dtype).smallest_subnormal)) for leaf in space.leaves
-        ])
+        self.subnormal = np.concatenate(
+            [
+                np.full(leaf.size, float(np.finfo(leaf.dtype).smallest_subnormal))
+                for leaf in space.leaves
+            ]
+        )
 
     def record(self, estimate: Estimate, *, only_if_better: bool = False) -> None:
         """Store an estimate; with ``only_if_better``, only where its error estimate is smaller."""
@@ -144,8 +160,12 @@ class _Comparison:
             better = ~(estimate.error >= self.error[i])  # NaN (nothing yet) counts as worse
             keep = np.flatnonzero(better)
             estimate = Estimate(
-                i[keep], estimate.derivative[keep], estimate.error[keep], estimate.step[keep],
-                estimate.n_evaluations, estimate.method,
+                i[keep],
+                estimate.derivative[keep],
+                estimate.error[keep],
+                estimate.step[keep],
+                estimate.n_evaluations,
+                estimate.method,
             )
             i = estimate.indices
         self.reference[i] = estimate.derivative
@@ -171,8 +191,12 @@ class _Comparison:
     def analytic_room(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         """The derived tolerance with no reference error: the analytic gradient's own room."""
         return derived_tolerance(
-            np.zeros(len(indices)), self.eps[indices], self.scale()[indices],
-            self.gradient_noise[indices], self.subnormal[indices], self.global_scale(),
+            np.zeros(len(indices)),
+            self.eps[indices],
+            self.scale()[indices],
+            self.gradient_noise[indices],
+            self.subnormal[indices],
+            self.global_scale(),
         )
 
     def judge(self, options: _Options) -> None:
@@ -180,7 +204,11 @@ class _Comparison:
             self.tolerance = user_tolerance(self.reference, options.atol, options.rtol)
         else:
             self.tolerance = derived_tolerance(
-                self.error, self.eps, self.scale(), self.gradient_noise, self.subnormal,
+                self.error,
+                self.eps,
+                self.scale(),
+                self.gradient_noise,
+                self.subnormal,
                 self.global_scale(),
             )
 
@@ -265,8 +293,12 @@ ZERO_LOSS_TERMS = 16.0
 
 def _subset(estimate: Estimate, mask: NDArray[np.bool_]) -> Estimate:
     return Estimate(
-        estimate.indices[mask], estimate.derivative[mask], estimate.error[mask],
-        estimate.step[mask], estimate.n_evaluations, estimate.method,
+        estimate.indices[mask],
+        estimate.derivative[mask],
+        estimate.error[mask],
+        estimate.step[mask],
+        estimate.n_evaluations,
+        estimate.method,
     )
 
 
@@ -353,7 +385,7 @@ def measure_gradient_noise(
     spread = np.zeros(space.size)
 
     def moved_by(relative: Callable[[Any], NDArray[np.float64]]) -> NDArray[np.float64]:
-        for leaf, array in zip(space.leaves, space.arrays):
+        for leaf, array in zip(space.leaves, space.arrays, strict=True):
             array[...] = array * (1 + relative(leaf)).astype(leaf.dtype)
         try:
             moved = _call_grad(grad, space, "evaluating the gradient at slightly moved parameters")
@@ -363,8 +395,10 @@ def measure_gradient_noise(
 
     for _ in range(GRADIENT_NOISE_SAMPLES):
         moved = moved_by(
-            lambda leaf: rng.uniform(-GRADIENT_NOISE_ULPS, GRADIENT_NOISE_ULPS, size=leaf.shape)
-            * np.finfo(leaf.dtype).eps
+            lambda leaf: (
+                rng.uniform(-GRADIENT_NOISE_ULPS, GRADIENT_NOISE_ULPS, size=leaf.shape)
+                * np.finfo(leaf.dtype).eps
+            )
         )
         with np.errstate(invalid="ignore"):
             change = np.abs(moved - reference)
@@ -391,6 +425,7 @@ def _float32_valued(analytic: NDArray[Any], space: ParameterSpace) -> bool:
     if interesting.size < 3:
         return False
     return bool(np.all(interesting.astype(np.float32).astype(np.float64) == interesting))
+
 
 def check(
     loss: Callable[[Any], Any],
@@ -513,16 +548,26 @@ def check(
     spend = validate_budget(budget)
     objective = Evaluator(loss, space, vectorized=vectorized, executor=executor, progress=progress)
     if space.restore():
-        hazards.append(Hazard("mutation", "the loss function modifies its input arrays in place; "
-                              "gradcheck hands it a fresh copy at every evaluation"))
+        hazards.append(
+            Hazard(
+                "mutation",
+                "the loss function modifies its input arrays in place; "
+                "gradcheck hands it a fresh copy at every evaluation",
+            )
+        )
         loss = _on_copies(loss)
         objective = Evaluator(
             loss, space, vectorized=vectorized, executor=executor, progress=progress
         )
     analytic = _call_grad(grad, space, "evaluating the gradient at the given parameters")
     if space.restore():
-        hazards.append(Hazard("mutation", "the gradient function modifies its input arrays in place; "
-                              "gradcheck hands it a fresh copy at every evaluation"))
+        hazards.append(
+            Hazard(
+                "mutation",
+                "the gradient function modifies its input arrays in place; "
+                "gradcheck hands it a fresh copy at every evaluation",
+            )
+        )
         grad = _on_copies(grad)
     hazards += _determinism(objective, grad, space, analytic)
     gradient_noise = measure_gradient_noise(grad, space, analytic, generator)
@@ -535,21 +580,31 @@ def check(
         capability = complex_step_capability(objective, sigma=sigma, rng=generator)
         if not capability.usable:
             if options.method == "complex":
-                raise InvalidParameterError(f"method: 'complex' cannot be used: {capability.reason}")
+                raise InvalidParameterError(
+                    f"method: 'complex' cannot be used: {capability.reason}"
+                )
             notes.append(f"complex step not used: {capability.reason}")
     complex_ok = bool(capability and capability.usable)
 
     chosen, sample, why = choose_mode(
-        mode, n_elements=space.size, n_parameters=len(space.leaves), elements=options.elements,
+        mode,
+        n_elements=space.size,
+        n_parameters=len(space.leaves),
+        elements=options.elements,
         seconds_per_evaluation=objective.seconds_per_evaluation / objective.parallelism,
         evaluations_per_element=objective.complex_cost if complex_ok else 3.0,
-        budget=spend, user_tolerance=options.atol is not None or options.rtol is not None,
+        budget=spend,
+        user_tolerance=options.atol is not None or options.rtol is not None,
     )
     notes.append(why)
     directional = None
     if chosen == "directional":
         directional = directional_check(
-            objective, analytic, sigma=sigma, rng=generator, gradient_noise=gradient_noise,
+            objective,
+            analytic,
+            sigma=sigma,
+            rng=generator,
+            gradient_noise=gradient_noise,
             use_complex=complex_ok and options.method in ("auto", "complex"),
         )
         indices = directional.suspects
@@ -587,8 +642,12 @@ def check(
             per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
             if first.method == "complex":
                 disagree = np.abs(refined.derivative - state.reference[again]) > derived_tolerance(
-                    refined.error, state.eps[again], state.scale()[again],
-                    state.gradient_noise[again], state.subnormal[again], state.global_scale(),
+                    refined.error,
+                    state.eps[again],
+                    state.scale()[again],
+                    state.gradient_noise[again],
+                    state.subnormal[again],
+                    state.global_scale(),
                 )
                 state.record(_subset(refined, disagree))
             else:
@@ -601,12 +660,15 @@ def check(
             hidden = _below_zero_loss_quantum(state, objective, still)
             if hidden.any():
                 state.checked[still[hidden]] = False
-                hazards.append(Hazard(
-                    "unresolved",
-                    f"the loss is exactly 0.0 and constant near the parameters, so {int(hidden.sum())} "
-                    "gradient element(s) too small to change it by one rounding quantum were not "
-                    "checked (e.g. a perfectly fit softmax, whose tiny gradients round away)",
-                ))
+                hazards.append(
+                    Hazard(
+                        "unresolved",
+                        "the loss is exactly 0.0 and constant near the parameters, so "
+                        f"{int(hidden.sum())} gradient element(s) too small to change it by one "
+                        "rounding quantum were not "
+                        "checked (e.g. a perfectly fit softmax, whose tiny gradients round away)",
+                    )
+                )
                 still = still[~hidden]
         # Elements that pass only because a difference straddling a kink inflated their error
         # estimate are probed too: the kink is reported, not silently absorbed.
@@ -621,17 +683,24 @@ def check(
                     mine = at[(at >= leaf.offset) & (at < leaf.offset + leaf.size)]
                     if len(mine):
                         where = tuple(space.leaf_index(int(i))[1] for i in mine)
-                        hazards.append(Hazard(
-                            "kink",
-                            f"non-differentiable point (kink) at element(s) "
-                            f"{', '.join(format_index(w) for w in where[:5])}"
-                            f"{' ...' if len(where) > 5 else ''} of {leaf.name}: the one-sided "
-                            "slopes differ and the analytic value lies between them (accepted)",
-                            parameter=leaf.name, indices=where,
-                        ))
+                        hazards.append(
+                            Hazard(
+                                "kink",
+                                f"non-differentiable point (kink) at element(s) "
+                                f"{', '.join(format_index(w) for w in where[:5])}"
+                                f"{' ...' if len(where) > 5 else ''} of {leaf.name}: the one-sided "
+                                "slopes differ and the analytic value lies between them (accepted)",
+                                parameter=leaf.name,
+                                indices=where,
+                            )
+                        )
     if space.restore():
-        hazards.append(Hazard("mutation", "the loss function modified its input during the check; "
-                              "gradcheck restored it"))
+        hazards.append(
+            Hazard(
+                "mutation",
+                "the loss function modified its input during the check; gradcheck restored it",
+            )
+        )
 
     objective.close()
     tolerance_source = _tolerance_source(options, noise.source, complex_ok)
@@ -653,9 +722,14 @@ def check(
     )
     if options.diagnose and result.status == "inconclusive":
         blocking = "; ".join(h.message for h in result.hazards if h.blocking)
-        result = replace(result, diagnosis=Diagnosis(
-            "inconclusive", "no bug is named: a hazard withholds the verdict", blocking,
-        ))
+        result = replace(
+            result,
+            diagnosis=Diagnosis(
+                "inconclusive",
+                "no bug is named: a hazard withholds the verdict",
+                blocking,
+            ),
+        )
     elif options.diagnose and not result.passed:
         result = _with_diagnosis(result, objective, grad, space, state, layer_inputs)
     return result
@@ -677,13 +751,15 @@ def _low_precision(results: tuple[ParameterResult, ...]) -> list[Hazard]:
         return []
     dtypes = sorted({r.dtype for r in narrow})
     eps = max(float(np.finfo(np.dtype(d)).eps) for d in dtypes)
-    return [Hazard(
-        "precision",
-        f"{', '.join(r.name for r in narrow)} {'is' if len(narrow) == 1 else 'are'} "
-        f"{'/'.join(dtypes)} (eps {eps:.2g}): checked at the precision that allows; errors "
-        f"below ~{achievable:.2g} of a parameter's gradient scale cannot be resolved (a bug "
-        "smaller than that passes)",
-    )]
+    return [
+        Hazard(
+            "precision",
+            f"{', '.join(r.name for r in narrow)} {'is' if len(narrow) == 1 else 'are'} "
+            f"{'/'.join(dtypes)} (eps {eps:.2g}): checked at the precision that allows; errors "
+            f"below ~{achievable:.2g} of a parameter's gradient scale cannot be resolved (a bug "
+            "smaller than that passes)",
+        )
+    ]
 
 
 def _tolerance_source(options: _Options, noise_source: str, complex_ok: bool) -> str:
@@ -703,26 +779,35 @@ def _determinism(
     hazards = []
     again = objective._value(space.tree, "re-evaluating the loss to test that it is deterministic")
     if again != objective.value0:
-        hazards.append(Hazard(
-            "nondeterministic",
-            f"two calls of the loss at the same parameters gave {float(objective.value0)!r} and "
-            f"{float(again)!r}: randomness (dropout, noise, sampling) left on? Finite differences of "
-            "a random function are meaningless, so no verdict is possible",
-            blocking=True,
-        ))
-    analytic_again = _call_grad(grad, space, "re-evaluating the gradient to test that it is deterministic")
+        hazards.append(
+            Hazard(
+                "nondeterministic",
+                "two calls of the loss at the same parameters gave "
+                f"{float(objective.value0)!r} and {float(again)!r}: randomness (dropout, noise, "
+                "sampling) left on? Finite differences of "
+                "a random function are meaningless, so no verdict is possible",
+                blocking=True,
+            )
+        )
+    analytic_again = _call_grad(
+        grad, space, "re-evaluating the gradient to test that it is deterministic"
+    )
     space.restore()
     same = np.array_equal(analytic, analytic_again, equal_nan=True)
     if not same:
         diff = np.abs(analytic.astype(np.float64) - analytic_again.astype(np.float64))
         k = int(np.nanargmax(diff))
         leaf, where = space.leaf_index(k)
-        hazards.append(Hazard(
-            "nondeterministic",
-            f"two calls of the gradient at the same parameters differ (by {float(diff[k]):.3g} at "
-            f"{leaf.name}{format_index(where)}): randomness left on in the backward pass?",
-            parameter=leaf.name, blocking=True,
-        ))
+        hazards.append(
+            Hazard(
+                "nondeterministic",
+                "two calls of the gradient at the same parameters differ "
+                f"(by {float(diff[k]):.3g} at "
+                f"{leaf.name}{format_index(where)}): randomness left on in the backward pass?",
+                parameter=leaf.name,
+                blocking=True,
+            )
+        )
     return hazards
 
 
@@ -740,22 +825,25 @@ def _parameter_results(
             tuple(int(i) for i in np.unravel_index(k, leaf.shape))
             for k in np.flatnonzero(state.kink[s])
         )
-        results.append(ParameterResult(
-            name=leaf.name,
-            analytic=state.analytic[s].reshape(leaf.shape).astype(leaf.dtype)
-            if np.all(np.isfinite(state.analytic[s])) else state.analytic[s].reshape(leaf.shape),
-            reference=state.reference[s].reshape(leaf.shape),
-            error_estimate=state.error[s].reshape(leaf.shape),
-            tolerance=state.tolerance[s].reshape(leaf.shape),
-            checked=state.checked[s].reshape(leaf.shape),
-            step=state.step[s].reshape(leaf.shape),
-            method=method,
-            tolerance_source=source,
-            n_evaluations=int(cost[s].sum()),
-            kinks=kinks,
-            kink_mask=state.kink[s].reshape(leaf.shape),
-            dtype=str(leaf.dtype),
-        ))
+        results.append(
+            ParameterResult(
+                name=leaf.name,
+                analytic=state.analytic[s].reshape(leaf.shape).astype(leaf.dtype)
+                if np.all(np.isfinite(state.analytic[s]))
+                else state.analytic[s].reshape(leaf.shape),
+                reference=state.reference[s].reshape(leaf.shape),
+                error_estimate=state.error[s].reshape(leaf.shape),
+                tolerance=state.tolerance[s].reshape(leaf.shape),
+                checked=state.checked[s].reshape(leaf.shape),
+                step=state.step[s].reshape(leaf.shape),
+                method=method,
+                tolerance_source=source,
+                n_evaluations=int(cost[s].sum()),
+                kinks=kinks,
+                kink_mask=state.kink[s].reshape(leaf.shape),
+                dtype=str(leaf.dtype),
+            )
+        )
     return tuple(results)
 
 
@@ -771,8 +859,12 @@ def _dedupe(hazards: list[Hazard]) -> list[Hazard]:
 
 
 def _with_diagnosis(
-    result: CheckResult, objective: Objective, grad: Callable[[Any], Any],
-    space: ParameterSpace, state: _Comparison, layer_inputs: Any = None,
+    result: CheckResult,
+    objective: Objective,
+    grad: Callable[[Any], Any],
+    space: ParameterSpace,
+    state: _Comparison,
+    layer_inputs: Any = None,
 ) -> CheckResult:
     from dataclasses import replace
 

@@ -74,7 +74,9 @@ class Objective:
     def __call__(self, x: NDArray[Any]) -> float:
         """``loss`` at the flat vector ``x`` (a fresh tree is built; nothing shared)."""
         x = np.asarray(x)
-        return float(self._value(self.space.unflatten(x), "evaluating the loss at a perturbed point"))
+        return float(
+            self._value(self.space.unflatten(x), "evaluating the loss at a perturbed point")
+        )
 
     def perturbed(self, index: int, step: float) -> tuple[float, float]:
         """``loss`` with element ``index`` moved by ``step``, and the step really taken.
@@ -103,7 +105,7 @@ class Objective:
         """:meth:`perturbed` for each ``(indices[k], steps[k])``: the values and steps taken."""
         values = np.empty(len(indices))
         taken = np.empty(len(indices))
-        for k, (index, step) in enumerate(zip(indices, steps)):
+        for k, (index, step) in enumerate(zip(indices, steps, strict=True)):
             values[k], taken[k] = self.perturbed(int(index), float(step))
         return values, taken
 
@@ -112,7 +114,7 @@ class Objective:
     ) -> NDArray[np.complex128]:
         """:meth:`complex_value` at ``x0 + i steps[k] e_indices[k]`` for each ``k``."""
         values = np.empty(len(indices), dtype=np.complex128)
-        for k, (index, step) in enumerate(zip(indices, steps)):
+        for k, (index, step) in enumerate(zip(indices, steps, strict=True)):
             values[k] = self.complex_value(int(index), float(step))
         return values
 
@@ -121,10 +123,14 @@ class Objective:
         return np.array([self(point) for point in points], dtype=np.float64)
 
     # -- complex step --------------------------------------------------------------------
-    def complex_value(self, index: int | None, step: float, direction: NDArray[Any] | None = None) -> complex:
+    def complex_value(
+        self, index: int | None, step: float, direction: NDArray[Any] | None = None
+    ) -> complex:
         """``loss`` at ``x0 + i * step * e_index`` (or along ``direction``), complex result."""
         if self._complex_tree is None:
-            arrays = tuple(np.array(a, dtype=np.result_type(a.dtype, np.complex64)) for a in self.space.arrays)
+            arrays = tuple(
+                np.array(a, dtype=np.result_type(a.dtype, np.complex64)) for a in self.space.arrays
+            )
             self._complex_arrays = arrays
             self._complex_flat = tuple(a.reshape(-1) for a in arrays)
             self._complex_tree = self.space.build(arrays)
@@ -132,7 +138,7 @@ class Objective:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             if direction is not None:
-                for leaf, flat in zip(self.space.leaves, self._complex_flat):
+                for leaf, flat in zip(self.space.leaves, self._complex_flat, strict=True):
                     flat.imag = step * direction[leaf.slice]
                 try:
                     return complex(self._value(self._complex_tree, context, allow_complex=True))

@@ -38,7 +38,7 @@ def _json_array(array: NDArray[Any]) -> Any:
 
 @dataclass(frozen=True)
 class Hazard:
-    """Something that makes a check unreliable or needs the user's attention, but is no wrong gradient.
+    """A problem that makes a check unreliable or needs attention, but is not a wrong gradient.
 
     Attributes
     ----------
@@ -185,7 +185,7 @@ class ParameterResult:
 
     @property
     def abs_error(self) -> NDArray[np.float64]:
-        """``|analytic - reference|`` at each element (NaN where unchecked; inf where non-finite)."""
+        """``|analytic - reference|`` per element (NaN where unchecked, inf where non-finite)."""
         analytic = self.analytic.astype(np.float64)
         with np.errstate(invalid="ignore"):
             error = np.array(np.abs(analytic - self.reference), dtype=np.float64)
@@ -376,7 +376,9 @@ class CheckResult:
         for parameter in self.parameters:
             if parameter.name == name:
                 return parameter
-        raise KeyError(f"no parameter named {name!r}; parameters are {[p.name for p in self.parameters]}")
+        raise KeyError(
+            f"no parameter named {name!r}; parameters are {[p.name for p in self.parameters]}"
+        )
 
     def __bool__(self) -> bool:
         return self.passed
@@ -392,8 +394,10 @@ class CheckResult:
             f"{head} ({len(self.parameters)} parameter(s), {n} element(s), mode {self.mode}, "
             f"{self.n_evaluations} loss evaluations)"
         ]
-        shown = self.parameters if len(self.parameters) <= 12 else (
-            self.failed_parameters or self.parameters[:12]
+        shown = (
+            self.parameters
+            if len(self.parameters) <= 12
+            else (self.failed_parameters or self.parameters[:12])
         )
         lines += ["  " + p.summary_line() for p in shown]
         if self.directional is not None:

@@ -107,7 +107,8 @@ def _as_float_array(name: str, value: Any, *, role: str) -> NDArray[Any]:
         if not np.all(np.isfinite(array)):
             bad = np.argwhere(~np.isfinite(array))[0]
             raise InvalidParameterError(
-                f"parameter {name!r}: contains a non-finite value at index {tuple(int(i) for i in bad)}"
+                f"parameter {name!r}: contains a non-finite value at index "
+                f"{tuple(int(i) for i in bad)}"
             )
     return array
 
@@ -183,7 +184,9 @@ class ParameterSpace:
         """Return the leaf holding ``flat_index`` and the element's index within it."""
         leaf = self.leaves[int(self._leaf_of[flat_index])]
         local = int(flat_index) - leaf.offset
-        return leaf, tuple(int(i) for i in np.unravel_index(local, leaf.shape)) if leaf.shape else ()
+        return leaf, tuple(
+            int(i) for i in np.unravel_index(local, leaf.shape)
+        ) if leaf.shape else ()
 
     # -- flat vectors ----------------------------------------------------------------
     def flatten(self) -> NDArray[Any]:
@@ -194,7 +197,7 @@ class ParameterSpace:
         return np.concatenate([a.reshape(-1).astype(self.dtype) for a in self._originals])
 
     def unflatten(self, vector: NDArray[Any], *, dtype: Any = None) -> Any:
-        """A new tree (fresh arrays) holding ``vector``; leaves keep their dtype unless ``dtype``."""
+        """A new tree (fresh arrays) holding ``vector``; leaves keep their dtype by default."""
         vector = np.asarray(vector)
         arrays = [
             vector[leaf.slice].reshape(leaf.shape).astype(dtype or leaf.dtype, copy=True)
@@ -216,7 +219,7 @@ class ParameterSpace:
     def restore(self) -> bool:
         """Put the original values back into the working copies; True if any had changed."""
         changed = False
-        for array, original in zip(self.arrays, self._originals):
+        for array, original in zip(self.arrays, self._originals, strict=True):
             if not np.array_equal(array, original, equal_nan=True):
                 changed = True
                 array[...] = original

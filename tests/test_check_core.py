@@ -68,7 +68,9 @@ def test_method_choice_is_reported():
     result = gradcheck.check(real_loss, grad, PARAMS, rng=0)
     assert result["w"].method.startswith("central")
     assert any("complex step not used" in note for note in result.notes)
-    assert gradcheck.check(loss, grad, PARAMS, method="richardson", rng=0)["w"].method == "richardson"
+    assert (
+        gradcheck.check(loss, grad, PARAMS, method="richardson", rng=0)["w"].method == "richardson"
+    )
     with pytest.raises(InvalidParameterError, match="method: 'complex' cannot be used"):
         gradcheck.check(real_loss, grad, PARAMS, method="complex")
 
@@ -93,8 +95,15 @@ def test_to_dict_is_json_safe_and_complete():
     names = [p["name"] for p in data["parameters"]]
     assert names == ["w", "b"]
     for entry in data["parameters"]:
-        for key in ("max_abs_error", "max_rel_error", "worst_index", "method", "step",
-                    "n_evaluations", "tolerance_source"):
+        for key in (
+            "max_abs_error",
+            "max_rel_error",
+            "worst_index",
+            "method",
+            "step",
+            "n_evaluations",
+            "tolerance_source",
+        ):
             assert key in entry
 
 

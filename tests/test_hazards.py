@@ -6,7 +6,6 @@ Cost: ~12 small checks, ~2 s.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import gradcheck
 from gradcheck.network import Network, random_data
@@ -90,8 +89,10 @@ def test_nondeterministic_gradient_is_inconclusive() -> None:
     loss, grad = net.functions(x, y)
     rng = np.random.default_rng(0)
     result = gradcheck.check(
-        loss, lambda p: {k: v + 1e-3 * rng.standard_normal(v.shape) for k, v in grad(p).items()},
-        params, rng=0,
+        loss,
+        lambda p: {k: v + 1e-3 * rng.standard_normal(v.shape) for k, v in grad(p).items()},
+        params,
+        rng=0,
     )
     assert result.status == "inconclusive"
     hazard = next(h for h in result.hazards if h.kind == "nondeterministic")
@@ -111,8 +112,12 @@ def test_relu_kink_hit_by_the_check_is_a_hazard_and_the_analytic_value_is_accept
         forward = net.forward(p, x)
         delta2 = forward.output - y
         delta1 = (delta2 @ p["weight2"].T) * (forward.z[0] >= 0)
-        return {"weight1": x.T @ delta1, "bias1": delta1.sum(0),
-                "weight2": forward.a_prev[1].T @ delta2, "bias2": delta2.sum(0)}
+        return {
+            "weight1": x.T @ delta1,
+            "bias1": delta1.sum(0),
+            "weight2": forward.a_prev[1].T @ delta2,
+            "bias2": delta2.sum(0),
+        }
 
     result = gradcheck.check(loss, grad_with_subgradient_one, params, rng=0)
     assert result.passed, str(result)
@@ -137,8 +142,7 @@ def test_float32_problem_is_checked_at_float32_precision_with_the_accuracy_state
     assert "float32" in hazard.message and "cannot be resolved" in hazard.message
     assert not hazard.blocking
     # and a real bug is still caught at that precision
-    bad = gradcheck.check(loss, lambda p: {k: v * 1.01 for k, v in grad(p).items()}, params,
-                          rng=0)
+    bad = gradcheck.check(loss, lambda p: {k: v * 1.01 for k, v in grad(p).items()}, params, rng=0)
     assert not bad.passed
 
 

@@ -20,7 +20,9 @@ class ArrayLike:
 
 
 def test_nested_paths_are_readable():
-    params = {"layers": [{"weight": np.ones((2, 3)), "bias": np.zeros(3)}, {"weight": np.ones((3, 1))}]}
+    params = {
+        "layers": [{"weight": np.ones((2, 3)), "bias": np.zeros(3)}, {"weight": np.ones((3, 1))}]
+    }
     space = ParameterSpace(params)
     assert space.names == ("layers[0].weight", "layers[0].bias", "layers[1].weight")
     assert space.size == 12

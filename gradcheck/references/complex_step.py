@@ -44,6 +44,7 @@ def complex_step_size(eps: float | NDArray[np.float64]) -> float | NDArray[np.fl
     """The imaginary step for unit-scale parameters of machine epsilon ``eps``."""
     return COMPLEX_STEP * np.sqrt(eps)
 
+
 #: Rounding of the imaginary part, in units of eps times the derivative's scale.
 COMPLEX_ROUNDING = 8.0
 
@@ -79,18 +80,21 @@ def complex_step_capability(
         value = objective.complex_value(None, h, direction)
     except InvalidLossError as exc:
         return ComplexCapability(
-            False, f"the loss is not finite at complex input ({exc})",
+            False,
+            f"the loss is not finite at complex input ({exc})",
             objective.n_evaluations - before,
         )
     except UserFunctionError as exc:
         return ComplexCapability(
             False,
-            f"the loss does not accept complex input ({type(exc.original).__name__}: {exc.original})",
+            "the loss does not accept complex input "
+            f"({type(exc.original).__name__}: {exc.original})",
             objective.n_evaluations - before,
         )
     if value.imag == 0.0:
         return ComplexCapability(
-            False, "the loss dropped the imaginary part (returned a real value)",
+            False,
+            "the loss dropped the imaginary part (returned a real value)",
             objective.n_evaluations - before,
         )
     slope = value.imag / h

@@ -107,8 +107,10 @@ def central_difference(
     if truncation:
         plus2, minus2, h_plus2, h_minus2 = _differences(objective, indices, 2.0 * steps)
         wide = (plus2 - minus2) / (h_plus2 + h_minus2)
-        error = error + np.abs(wide - derivative) / 3.0 + ROUNDOFF_SIGMAS * sigma * 2.0 / (
-            3.0 * (h_plus2 + h_minus2)
+        error = (
+            error
+            + np.abs(wide - derivative) / 3.0
+            + ROUNDOFF_SIGMAS * sigma * 2.0 / (3.0 * (h_plus2 + h_minus2))
         )
     return Estimate(
         indices=indices,
