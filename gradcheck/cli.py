@@ -257,7 +257,10 @@ def _run_check(args: argparse.Namespace) -> int:
     grad = load_target(args.grad, role="grad")
     params = _load_params(args.params)
     try:
-        result = check(loss, grad, params, **check_kwargs(_values(args)))
+        result = check(
+            loss, grad, params, progress=False if args.quiet else None,
+            **check_kwargs(_values(args)),
+        )
     except GradientStructureError as exc:
         return _structure_failure(args, exc)
     _emit(result, args)

@@ -86,6 +86,33 @@ def _elements(value: Any, name: str) -> int:
     return _int(value, name, minimum=1)
 
 
+def _mode(value: Any, name: str) -> str:
+    from .evaluation import MODES
+
+    if value not in MODES:
+        raise InvalidParameterError(f"{name}: {value!r} is not one of {', '.join(MODES)}")
+    return str(value)
+
+
+def _budget(value: Any, name: str) -> float | int:
+    """Seconds (``2.5``, ``2.5s``) or a number of loss evaluations (``20000``)."""
+    if isinstance(value, bool):
+        raise ParameterTypeError(f"{name}: expected seconds or a number of evaluations")
+    if isinstance(value, (int, float)):
+        number: float | int = value
+    else:
+        text = str(value).strip().lower()
+        try:
+            number = float(text.rstrip("s")) if ("." in text or text.endswith("s")) else int(text)
+        except ValueError:
+            raise InvalidParameterError(
+                f"{name}: expected seconds (e.g. 2.5) or evaluations (e.g. 20000), got {value!r}"
+            ) from None
+    if not math.isfinite(number) or number <= 0:
+        raise InvalidParameterError(f"{name}: must be > 0, got {value!r}")
+    return number
+
+
 def _path(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ParameterTypeError(f"{name}: expected a path, got {value!r}")
@@ -175,6 +202,15 @@ OPTIONS: dict[str, Option] = {
         Option("elements", _elements,
                "check only this many random elements of each parameter (default: all)",
                metavar="N", check_kwarg="elements"),
+        Option("mode", _mode,
+               "full (every element), sampled (--elements per parameter), directional (random "
+               "probes with a stated miss probability, then bisection to the wrong elements) or "
+               "auto (full when it fits the budget, else directional)",
+               default="auto", metavar="MODE", check_kwarg="mode"),
+        Option("budget", _budget,
+               "what auto mode may spend on a full check: seconds (2.5) or loss evaluations "
+               "(20000); default 5 seconds",
+               metavar="BUDGET", check_kwarg="budget"),
         Option("html", _path,
                "write a self-contained HTML report to this path (a directory in pytest)",
                metavar="PATH"),

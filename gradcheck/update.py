@@ -507,6 +507,18 @@ def _layer_inputs(layer_inputs: Any, space: ParameterSpace) -> dict[str, NDArray
     return out
 
 
+def _elementwise_mode(mode: Any, elements: int | None) -> str:
+    """``check``'s mode for an update check: elementwise always (see :func:`check_update`)."""
+    if mode == "directional":
+        raise InvalidParameterError(
+            "mode: check_update classifies the update element by element; use 'auto', 'full' "
+            "or 'sampled', not 'directional'"
+        )
+    if mode == "auto":
+        return "sampled" if elements is not None else "full"
+    return str(mode)
+
+
 def check_update(
     step: Callable[[Any], Any],
     loss: Callable[[Any], Any],
@@ -520,6 +532,8 @@ def check_update(
     elements: int | None = None,
     rng: Any = None,
     diagnose: bool = True,
+    mode: str = "auto",
+    budget: float | int | None = None,
 ) -> UpdateResult:
     """Check that ``step`` is gradient descent on ``loss``: ``step(p) == p - lr * dL/dp``.
 
@@ -541,6 +555,10 @@ def check_update(
         per-sample delta in place of ``a_prev.T @ delta``.
     method, atol, rtol, elements, rng, diagnose
         As in :func:`gradcheck.check`, which judges the implied gradient.
+    mode, budget
+        As in :func:`gradcheck.check`, except that ``directional`` is refused:
+        an update is classified element by element, so ``auto`` checks every
+        element (``sampled`` with ``elements``).
 
     Returns
     -------
@@ -601,7 +619,7 @@ def check_update(
         )
     result = check(
         loss, as_gradient, params, method=method, atol=atol, rtol=rtol, elements=elements,
-        rng=rng, diagnose=diagnose,
+        rng=rng, diagnose=diagnose, mode=_elementwise_mode(mode, elements), budget=budget,
     )
     result = _widen(result, rounding, space)
     if result.status == "inconclusive":

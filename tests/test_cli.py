@@ -190,3 +190,15 @@ def test_run_quick_prints_the_table_and_writes_the_report(tmp_path: Path) -> Non
     pages = list((tmp_path / "reports" / "checks").glob("*.html"))
     assert pages and all(page.name in index.read_text() for page in pages)
     assert all("-auto" in page.name for page in pages)  # one page per network, all passed
+
+
+def test_mode_and_budget_options_reach_the_check() -> None:
+    base = ["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad_fixed", "--params", f"{EXAMPLE}:params",
+            "--json"]
+    out = gradcheck_cmd(*base, "--mode", "directional", cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["mode"] == "directional"
+    out = gradcheck_cmd(*base, "--budget", "2.5", cwd=ROOT)
+    assert out.returncode == 0 and json.loads(out.stdout)["mode"] == "full"
+    bad = gradcheck_cmd(*base, "--budget", "soon", cwd=ROOT)
+    assert bad.returncode == 2 and "--budget" in bad.stderr
