@@ -34,3 +34,12 @@ def test_quickstart_has_exactly_two_setup_commands():
         "pip install -e . && gradcheck run",
         "pip install -e '.[test]' && pytest",
     ]
+
+
+def test_the_fast_at_scale_example_runs_directionally(capsys):
+    block = next(b for b in _blocks() if "784, 128, 10" in b)
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102
+    assert namespace["result"].passed
+    assert namespace["result"].mode == "directional"
+    assert capsys.readouterr().out.startswith("directional")
