@@ -42,7 +42,7 @@ from .references.finite_difference import (
 from .references.noise import estimate_noise
 from .results import CheckResult, Diagnosis, Hazard, ParameterResult, format_index
 from .tolerance import derived_tolerance, resolution_target, user_tolerance
-from .tree import ParameterSpace, call_user
+from .tree import ParameterSpace, call_user, require_callable
 
 __all__ = ["check", "assert_check", "METHODS", "REFERENCES", "as_generator"]
 
@@ -77,14 +77,8 @@ class _Options:
 def _validate(
     loss: Any, grad: Any, method: Any, atol: Any, rtol: Any, elements: Any, diagnose: Any
 ) -> _Options:
-    if not callable(loss):
-        raise ParameterTypeError(
-            f"loss: expected a callable loss(params) -> float, got {type(loss).__name__}"
-        )
-    if not callable(grad):
-        raise ParameterTypeError(
-            f"grad: expected a callable grad(params), got {type(grad).__name__}"
-        )
+    require_callable(loss, "loss", "loss(params) -> float")
+    require_callable(grad, "grad", "grad(params)")
     if method not in METHODS:
         raise InvalidParameterError(f"method: {method!r} is not one of {', '.join(METHODS)}")
     for name, value in (("atol", atol), ("rtol", rtol)):

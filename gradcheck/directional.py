@@ -57,6 +57,7 @@ from scipy import special
 from .objective import Objective
 from .references.complex_step import COMPLEX_ROUNDING, complex_step_size
 from .references.finite_difference import richardson
+from .results import json_float
 from .tolerance import ANALYTIC_ROUNDING, GRADIENT_NOISE_FACTOR, SAFETY
 from .tree import ParameterSpace
 
@@ -168,10 +169,10 @@ class Probe:
         return {
             "parameter": self.parameter,
             "elements": [self.start, self.stop],
-            "analytic": _float(self.analytic),
-            "reference": _float(self.reference),
-            "error": _float(self.error),
-            "tolerance": _float(self.tolerance),
+            "analytic": json_float(self.analytic),
+            "reference": json_float(self.reference),
+            "error": json_float(self.error),
+            "tolerance": json_float(self.tolerance),
             "method": self.method,
             "n_evaluations": self.n_evaluations,
             "level": self.level,
@@ -238,10 +239,10 @@ class Guarantee:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rho": _float(self.rho),
+            "rho": json_float(self.rho),
             "miss_probability": self.miss_probability,
-            "at": {f"{rho:.0e}": _float(p) for rho, p in self.at.items()},
-            "scales": {name: _float(value) for name, value in self.scales.items()},
+            "at": {f"{rho:.0e}": json_float(p) for rho, p in self.at.items()},
+            "scales": {name: json_float(value) for name, value in self.scales.items()},
             "statement": self.sentence(),
         }
 
@@ -321,15 +322,6 @@ class DirectionalOutcome:
             "located": list(self.located),
             "probes": [p.to_dict() for p in self.probes],
         }
-
-
-def _float(value: float) -> float | str | None:
-    value = float(value)
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 class _Lines:

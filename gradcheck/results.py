@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Hazard", "Diagnosis", "ParameterResult", "CheckResult", "format_index"]
+__all__ = [
+    "Hazard",
+    "Diagnosis",
+    "ParameterResult",
+    "CheckResult",
+    "format_index",
+    "json_float",
+]
 
 
 def format_index(index: tuple[int, ...]) -> str:
@@ -23,7 +30,8 @@ def format_index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
 
-def _json_float(value: float) -> float | str | None:
+def json_float(value: float) -> float | str | None:
+    """``value`` for JSON: NaN becomes None, infinities the strings ``"inf"``/``"-inf"``."""
     value = float(value)
     if math.isnan(value):
         return None
@@ -33,7 +41,7 @@ def _json_float(value: float) -> float | str | None:
 
 
 def _json_array(array: NDArray[Any]) -> Any:
-    return [_json_float(v) for v in np.asarray(array, dtype=np.float64).ravel()]
+    return [json_float(v) for v in np.asarray(array, dtype=np.float64).ravel()]
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class Diagnosis:
             if isinstance(value, dict):
                 return {str(k): clean(v) for k, v in value.items()}
             if isinstance(value, float):
-                return _json_float(value)
+                return json_float(value)
             return value
 
         return {
@@ -289,14 +297,14 @@ class ParameterResult:
             "n_evaluations": self.n_evaluations,
             "n_checked": self.n_checked,
             "n_failed": self.n_failed,
-            "max_abs_error": _json_float(self.max_abs_error),
-            "max_rel_error": _json_float(self.max_rel_error),
+            "max_abs_error": json_float(self.max_abs_error),
+            "max_rel_error": json_float(self.max_rel_error),
             "worst_index": list(index),
-            "worst_analytic": _json_float(self.analytic[index]) if self.checked.any() else None,
-            "worst_reference": _json_float(self.reference[index]) if self.checked.any() else None,
-            "worst_tolerance": _json_float(self.tolerance[index]) if self.checked.any() else None,
-            "worst_ratio": _json_float(self.worst_ratio),
-            "step": _json_float(np.nanmedian(self.step)) if np.isfinite(self.step).any() else None,
+            "worst_analytic": json_float(self.analytic[index]) if self.checked.any() else None,
+            "worst_reference": json_float(self.reference[index]) if self.checked.any() else None,
+            "worst_tolerance": json_float(self.tolerance[index]) if self.checked.any() else None,
+            "worst_ratio": json_float(self.worst_ratio),
+            "step": json_float(np.nanmedian(self.step)) if np.isfinite(self.step).any() else None,
             "kinks": [list(i) for i in self.kinks],
         }
         if arrays:
@@ -421,10 +429,10 @@ class CheckResult:
             "method": self.method,
             "n_evaluations": self.n_evaluations,
             "n_grad_evaluations": self.n_grad_evaluations,
-            "loss_value": _json_float(self.loss_value),
-            "noise": _json_float(self.noise),
+            "loss_value": json_float(self.loss_value),
+            "noise": json_float(self.noise),
             "seed": self.seed,
-            "seconds": _json_float(self.seconds),
+            "seconds": json_float(self.seconds),
             "notes": list(self.notes),
             "parameters": [p.to_dict(arrays=arrays) for p in self.parameters],
             "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
@@ -455,7 +463,7 @@ def _clean_directional(directional: dict[str, Any] | None) -> dict[str, Any] | N
         if isinstance(value, np.ndarray):
             out[key] = _json_array(value)
         elif isinstance(value, (float, np.floating)):
-            out[key] = _json_float(float(value))
+            out[key] = json_float(float(value))
         elif isinstance(value, np.generic):
             out[key] = value.item()
         else:

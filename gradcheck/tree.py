@@ -269,6 +269,14 @@ class ParameterSpace:
         return {leaf.name: vector[leaf.slice].reshape(leaf.shape) for leaf in self.leaves}
 
 
+def require_callable(function: Any, role: str, signature: str) -> None:
+    """Raise ``ParameterTypeError`` naming ``role`` unless ``function`` is callable."""
+    if not callable(function):
+        raise ParameterTypeError(
+            f"{role}: expected a callable {signature}, got {type(function).__name__}"
+        )
+
+
 def call_user(function: Callable[..., Any], role: str, context: str, *args: Any) -> Any:
     """Call a user's function, re-raising any exception with gradcheck's context."""
     from .errors import UserFunctionError

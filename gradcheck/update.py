@@ -39,7 +39,7 @@ from .errors import (
 )
 from .results import CheckResult, ParameterResult
 from .tolerance import SAFETY
-from .tree import ParameterSpace
+from .tree import ParameterSpace, require_callable
 
 __all__ = ["check_update", "assert_update", "UpdateResult", "ParameterUpdate", "UPDATE_KINDS"]
 
@@ -467,14 +467,8 @@ def _summarise(parameters: tuple[ParameterUpdate, ...]) -> tuple[str, str, float
 
 
 def _validate(step: Any, loss: Any, lr: Any) -> float:
-    if not callable(step):
-        raise ParameterTypeError(
-            f"step: expected a callable step(params) -> new params, got {type(step).__name__}"
-        )
-    if not callable(loss):
-        raise ParameterTypeError(
-            f"loss: expected a callable loss(params) -> float, got {type(loss).__name__}"
-        )
+    require_callable(step, "step", "step(params) -> new params")
+    require_callable(loss, "loss", "loss(params) -> float")
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
         raise ParameterTypeError(f"lr: expected a positive number, got {type(lr).__name__}")
     if not np.isfinite(lr) or lr <= 0:
