@@ -140,9 +140,9 @@ class _Comparison:
         self.method = np.array([""] * n, dtype=object)
         self.kink = np.zeros(n, dtype=bool)
         self.eps = space.eps()
-        self.subnormal = np.concatenate(
+        self.underflow = np.concatenate(
             [
-                np.full(leaf.size, float(np.finfo(leaf.dtype).smallest_subnormal))
+                np.full(leaf.size, float(np.finfo(leaf.dtype).tiny))
                 for leaf in space.leaves
             ]
         )
@@ -189,7 +189,7 @@ class _Comparison:
             self.eps[indices],
             self.scale()[indices],
             self.gradient_noise[indices],
-            self.subnormal[indices],
+            self.underflow[indices],
             self.global_scale(),
         )
 
@@ -202,7 +202,7 @@ class _Comparison:
                 self.eps,
                 self.scale(),
                 self.gradient_noise,
-                self.subnormal,
+                self.underflow,
                 self.global_scale(),
             )
 
@@ -640,7 +640,7 @@ def check(
                     state.eps[again],
                     state.scale()[again],
                     state.gradient_noise[again],
-                    state.subnormal[again],
+                    state.underflow[again],
                     state.global_scale(),
                 )
                 state.record(_subset(refined, disagree))

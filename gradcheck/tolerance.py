@@ -34,9 +34,11 @@ An element passes when ``|analytic - reference| <= tolerance`` with
   its error is frozen.  A 1e-4 relative bug, float32 arithmetic (1e-7) and a
   single element off by 1e-3 of the largest gradient all stay far outside
   it, also when every gradient is ~1e-10, since the room scales with them.
-* ``SUBNORMAL_SPACINGS * smallest_subnormal`` of the dtype: near zero the
-  representable numbers are that far apart, so no two computations of a
-  gradient of ~1e-43 in float32 can agree better.
+* ``tiny``, the dtype's smallest normal number: below it numbers go
+  subnormal and lose significant bits, so a gradient whose computation
+  passes through that range (a float32 ``1 - tanh(z)**2`` at ``|z| ~ 45``)
+  is only known to about ``tiny`` absolutely.  It matters only for gradients
+  near underflow (1e-38 in float32, 1e-308 in float64).
 * ``SAFETY`` covers that both error estimates are estimates (a factor of 2).
 
 Nothing here depends on the size of the gradient alone, so saturated networks
@@ -54,7 +56,6 @@ __all__ = [
     "SAFETY",
     "ANALYTIC_ROUNDING",
     "GRADIENT_NOISE_FACTOR",
-    "SUBNORMAL_SPACINGS",
     "derived_tolerance",
     "user_tolerance",
     "resolution_target",
@@ -66,8 +67,6 @@ SAFETY = 2.0
 ANALYTIC_ROUNDING = 32.0
 #: Room for the measured jitter of the analytic gradient under ulp perturbations.
 GRADIENT_NOISE_FACTOR = 4.0
-#: Absolute floor, in units of the dtype's smallest subnormal (its spacing near zero).
-SUBNORMAL_SPACINGS = 4.0
 
 
 def derived_tolerance(
@@ -75,7 +74,7 @@ def derived_tolerance(
     eps: NDArray[np.float64],
     scale: NDArray[np.float64],
     gradient_noise: NDArray[np.float64] | float = 0.0,
-    subnormal: NDArray[np.float64] | float = 0.0,
+    underflow: NDArray[np.float64] | float = 0.0,
     global_scale: float = 0.0,
 ) -> NDArray[np.float64]:
     """The derived tolerance of each element (see the module docstring)."""
@@ -83,7 +82,7 @@ def derived_tolerance(
         reference_error
         + ANALYTIC_ROUNDING * eps * scale
         + GRADIENT_NOISE_FACTOR * gradient_noise
-        + SUBNORMAL_SPACINGS * subnormal
+        + underflow
         + np.cbrt(eps) ** 2 * global_scale
     )
 
