@@ -28,6 +28,9 @@ __all__ = [
     "BATTERY_METHODS",
     "run_battery",
     "run_case",
+    "run_planted_bugs",
+    "PLANTED_BUGS",
+    "BugResult",
     "scaled_error",
 ]
 
@@ -105,6 +108,91 @@ DEFAULT_CASES: tuple[BatteryCase, ...] = (
         "4-6-2 float32 tanh", Network((4, 6, 2), ("tanh", "identity"), "mse"), dtype="float32"
     ),
 )
+
+
+Params = dict[str, np.ndarray]
+
+
+def _output_delta(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The output layer's delta = dL/dz, one row per sample (what the seed calls -dC_dw2)."""
+    from .activations import ACTIVATIONS
+    from .losses import LOSSES
+
+    forward = network.forward(params, x)
+    activation = ACTIVATIONS[network.activations[-1]]
+    return LOSSES[network.loss].delta(forward.z[-1], forward.a[-1], y, activation)
+
+
+def _delta_as_dw(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> Params:
+    grads = network.backward(params, x, y)
+    last = f"weight{len(network.sizes) - 1}"
+    return {**grads, last: _output_delta(network, params, x, y)}
+
+
+def _one_element(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> Params:
+    grads = network.backward(params, x, y)
+    worst = float(max(np.max(np.abs(g)) for g in grads.values()))
+    weight = grads["weight1"].copy()
+    weight.flat[0] += 1e-3 * worst
+    return {**grads, "weight1": weight}
+
+
+def _float32(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> Params:
+    narrow = {k: v.astype(np.float32) for k, v in params.items()}
+    grads = network.backward(narrow, x.astype(np.float32), y.astype(np.float32))
+    return {k: v.astype(np.float64) for k, v in grads.items()}
+
+
+#: Bugs people write by hand, planted into the battery's first case (the seed's shape: 4
+#: samples, 4 hidden units): the main job shows each is caught and named, not only that
+#: correct gradients pass.
+PLANTED_BUGS: dict[str, Callable[[Network, Params, np.ndarray, np.ndarray], Params]] = {
+    "sign flipped (y - a2 for a2 - y)":
+        lambda n, p, x, y: {k: -v for k, v in n.backward(p, x, y).items()},
+    "per-sample delta returned as dW (the textbook update)": _delta_as_dw,
+    "mean over samples where the loss sums":
+        lambda n, p, x, y: {k: v / len(x) for k, v in n.backward(p, x, y).items()},
+    "every element off by 1e-4": lambda n, p, x, y: {
+        k: v * (1 + 1e-4) for k, v in n.backward(p, x, y).items()
+    },
+    "one element off by 1e-3 of the largest gradient": _one_element,
+    "backprop silently in float32": _float32,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class BugResult:
+    """One planted bug: the check of the buggy gradient, which must fail."""
+
+    case: str
+    bug: str
+    result: CheckResult
+
+    @property
+    def caught(self) -> bool:
+        return not self.result.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "bug": self.bug, "caught": self.caught,
+                "check": self.result.to_dict()}
+
+
+def run_planted_bugs(case: BatteryCase, *, rng: np.random.Generator) -> tuple[BugResult, ...]:
+    """Check every :data:`PLANTED_BUGS` gradient on ``case``; each must fail."""
+    params, x, y = case.problem(rng)
+    loss_fn, _ = case.network.functions(x, y)
+    # What each layer saw, so the diagnosis can prove a per-sample delta (the network has no
+    # bias, whose column sums would otherwise give it away).
+    forward = case.network.forward(params, x)
+    inputs = {f"weight{k + 1}": a_prev for k, a_prev in enumerate(forward.a_prev)}
+    found = []
+    for name, plant in PLANTED_BUGS.items():
+        def buggy(p: Params, plant: Any = plant) -> Params:
+            return plant(case.network, p, x, y)
+
+        result = check(loss_fn, buggy, params, rng=rng, layer_inputs=inputs)
+        found.append(BugResult(case.name, name, result))
+    return tuple(found)
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,11 +284,29 @@ class BatteryResult:
     methods: tuple[str, ...]
     seconds: float
     rng_seed: int | None
+    bugs: tuple[BugResult, ...] = ()
 
     @property
     def passed(self) -> bool:
+        """The seed's claims hold, correct backprop passes, and every planted bug is caught."""
         seed_ok = self.seed is None or bool(self.seed.passed)
-        return seed_ok and all(c.passed for c in self.cases)
+        caught = all(b.caught for b in self.bugs)
+        return seed_ok and caught and all(c.passed for c in self.cases)
+
+    @property
+    def headline(self) -> str:
+        """The one-line verdict (what ``--quiet`` prints)."""
+        verdict = "ALL VERIFIED" if self.passed else "NOT VERIFIED"
+        return f"{verdict} in {self.seconds:.1f} s (seed {self.rng_seed})"
+
+    def bug_table(self) -> str:
+        """One line per planted bug: caught or not, and the diagnosis."""
+        lines = []
+        for b in self.bugs:
+            verdict = "caught " if b.caught else "MISSED "
+            why = b.result.diagnosis.summary if b.result.diagnosis else ""
+            lines.append(f"{verdict} {b.bug}: {why}" if why else f"{verdict} {b.bug}")
+        return "\n".join(lines)
 
     @property
     def checks(self) -> list[tuple[str, str, CheckResult]]:
@@ -247,6 +353,12 @@ class BatteryResult:
             self.table(),
             "",
         ]
+        if self.bugs:
+            parts += [
+                f"== Planted bugs in {self.bugs[0].case}: each must fail, and is named ==",
+                self.bug_table(),
+                "",
+            ]
         failed = [c for c in self.cases if not c.passed]
         for case in failed:
             for method, result in case.checks.items():
@@ -254,8 +366,7 @@ class BatteryResult:
                     parts.append(f"{case.case.name} / {method}:\n{result}")
             if case.training is not None and not case.training.passed:
                 parts.append(f"{case.case.name} / L-BFGS-B:\n{case.training}")
-        verdict = "ALL VERIFIED" if self.passed else "NOT VERIFIED"
-        parts.append(f"{verdict} in {self.seconds:.1f} s (seed {self.rng_seed})")
+        parts.append(self.headline)
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,6 +377,7 @@ class BatteryResult:
             "methods": list(self.methods),
             "seed": self.seed.to_dict() if self.seed is not None else None,
             "cases": [c.to_dict() for c in self.cases],
+            "bugs": [b.to_dict() for b in self.bugs],
         }
 
 
@@ -314,6 +426,7 @@ def run_battery(
     cases: Sequence[BatteryCase] = DEFAULT_CASES,
     methods: Sequence[str] = BATTERY_METHODS,
     seed_demo: bool = True,
+    planted_bugs: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> BatteryResult:
     """Run the main job: the seed demonstration and every battery case.
@@ -330,6 +443,8 @@ def run_battery(
         Reference methods; :data:`BATTERY_METHODS` by default.
     seed_demo : bool
         Include the seed demonstration.
+    planted_bugs : bool
+        Also check the :data:`PLANTED_BUGS` gradients on the first case; each must fail.
     progress : callable, optional
         Called with a line of text as each part starts.
 
@@ -353,4 +468,11 @@ def run_battery(
         if progress:
             progress(f"checking {case.name}")
         results.append(run_case(case, rng=generator, methods=methods, train=not quick))
-    return BatteryResult(seed, tuple(results), tuple(methods), time.perf_counter() - started, rng)
+    bugs: tuple[BugResult, ...] = ()
+    if planted_bugs and cases:
+        if progress:
+            progress(f"planting bugs in {cases[0].name}")
+        bugs = run_planted_bugs(cases[0], rng=generator)
+    return BatteryResult(
+        seed, tuple(results), tuple(methods), time.perf_counter() - started, rng, bugs
+    )

@@ -230,7 +230,7 @@ def _emit(result: Any, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     elif args.quiet:
-        print(str(result).splitlines()[0])
+        print(getattr(result, "headline", None) or str(result).splitlines()[0])
     else:
         print(result)
 
@@ -325,6 +325,15 @@ def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = 
         entries.append(IndexEntry(
             label=f"{case} / {method}", result=result, href=href, expect_pass=True,
             description=f"backprop of {case} against {method}",
+        ))
+    for bug in battery.bugs:
+        name = _slug(f"bug-{bug.bug}")
+        href = f"checks/{name}.html"
+        write_check_report(bug.result, root / href, title=f"Planted bug: {bug.bug}",
+                           back_link="../index.html")
+        entries.append(IndexEntry(
+            label=f"planted bug / {bug.bug}", result=bug.result, href=href, expect_pass=False,
+            description=f"{bug.case} with a planted bug: {bug.bug}",
         ))
     seed_href = None
     if battery.seed is not None:

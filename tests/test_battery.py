@@ -48,3 +48,29 @@ def test_scipy_differentiate_reference_on_a_small_case(method):
     case = BatteryCase("small", Network((2, 3, 1), ("sigmoid", "sigmoid"), "half_sse"), n_samples=4)
     result = run_case(case, rng=np.random.default_rng(1), methods=(method,))
     assert result.passed, str(result.checks[method])
+
+
+def test_every_planted_bug_is_caught_and_named():
+    from gradcheck.battery import PLANTED_BUGS, run_planted_bugs
+
+    bugs = run_planted_bugs(DEFAULT_CASES[0], rng=np.random.default_rng(0))
+    assert [b.bug for b in bugs] == list(PLANTED_BUGS)
+    assert all(b.caught for b in bugs), "\n".join(str(b.result) for b in bugs if not b.caught)
+    kinds = {b.bug: b.result.diagnosis.kind for b in bugs}
+    assert kinds["sign flipped (y - a2 for a2 - y)"] == "sign-flip"
+    assert kinds["per-sample delta returned as dW (the textbook update)"] == "per-sample-delta"
+    assert kinds["mean over samples where the loss sums"] == "constant-factor"
+    assert kinds["backprop silently in float32"] == "precision"
+
+
+def test_a_missed_planted_bug_fails_the_job(monkeypatch):
+    import gradcheck.battery as battery
+
+    honest = battery.PLANTED_BUGS["sign flipped (y - a2 for a2 - y)"]
+    monkeypatch.setitem(battery.PLANTED_BUGS, "not a bug at all",
+                        lambda n, p, x, y: n.backward(p, x, y))
+    result = run_battery(rng=0, quick=True, seed_demo=False, cases=DEFAULT_CASES[:1],
+                         methods=("auto",))
+    assert honest is not None
+    assert not result.passed
+    assert "MISSED  not a bug at all" in str(result)

@@ -189,7 +189,10 @@ def test_run_quick_prints_the_table_and_writes_the_report(tmp_path: Path) -> Non
     assert str(index) in result.stdout
     pages = list((tmp_path / "reports" / "checks").glob("*.html"))
     assert pages and all(page.name in index.read_text() for page in pages)
-    assert all("-auto" in page.name for page in pages)  # one page per network, all passed
+    # one page per network (all passed) and one per planted bug (all caught)
+    assert all("-auto" in page.name or page.name.startswith("bug-") for page in pages)
+    assert any(page.name.startswith("bug-") for page in pages)
+    assert "caught " in result.stdout and "MISSED" not in result.stdout
 
 
 def test_mode_and_budget_options_reach_the_check() -> None:
