@@ -141,10 +141,7 @@ class _Comparison:
         self.kink = np.zeros(n, dtype=bool)
         self.eps = space.eps()
         self.underflow = np.concatenate(
-            [
-                np.full(leaf.size, float(np.finfo(leaf.dtype).tiny))
-                for leaf in space.leaves
-            ]
+            [np.full(leaf.size, float(np.finfo(leaf.dtype).tiny)) for leaf in space.leaves]
         )
 
     def record(self, estimate: Estimate, *, only_if_better: bool = False) -> None:
@@ -649,6 +646,7 @@ def check(
                 state.record(_subset(refined, fail_mask))
                 state.record(_subset(refined, ~fail_mask), only_if_better=True)
             state.judge(options)
+    if options.atol is None and options.rtol is None:
         still = indices[state.failing(indices)]
         if len(still) and noise.measured == 0.0 and float(objective.value0) == 0.0:
             hidden = _below_zero_loss_quantum(state, objective, still)

@@ -292,3 +292,18 @@ def test_textbook_sigmoid_derivative_passes_saturated_and_bugs_still_fail(scale,
         assert not gradcheck.check(loss, factor, params, rng=0, diagnose=False).passed
         float32 = lambda p: grad(p, np.float32)  # noqa: E731
         assert not gradcheck.check(loss, float32, params, rng=0, diagnose=False).passed
+
+
+@pytest.mark.parametrize("method", ["auto", "richardson"])
+def test_kink_is_a_hazard_not_a_bug(method):
+    w = np.array([0.0, 1.0, -1.0])
+
+    def loss(v):
+        return float(np.sum(np.maximum(v, 0.0)))
+
+    result = gradcheck.check(loss, lambda v: (v > 0).astype(float), w, method=method, rng=0)
+    assert result.passed
+    assert [h.kind for h in result.hazards] == ["kink"]
+    assert result["params"].kinks == ((0,),)
+    outside = gradcheck.check(loss, lambda v: np.array([2.0, 1.0, 0.0]), w, method=method, rng=0)
+    assert not outside.passed  # 2 is not between the one-sided slopes 0 and 1
