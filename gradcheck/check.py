@@ -614,9 +614,9 @@ def check(
         # for every element the first pass failed and, after a central first pass, for
         # every element whose tolerance was too coarse to mean anything (saturated
         # networks).  After a complex-step failure the two references are compared first:
-        # when they agree within Richardson's error the complex step's extra digits decide;
-        # when they disagree the loss is not complex-analytic at that element and Richardson
-        # decides.
+        # when they agree within Richardson's error the complex step's extra digits decide
+        # (in float64); when they disagree the loss is not complex-analytic at that element
+        # and Richardson decides.
         doubtful = state.failing(indices)
         unresolved = np.zeros_like(doubtful)
         if options.method == "auto" and first.method == "central":
@@ -640,7 +640,12 @@ def check(
                     state.underflow[again],
                     state.global_scale(),
                 )
-                state.record(_subset(refined, disagree))
+                # Below float64, the complex step resolves derivatives far finer than the loss
+                # itself can show (a float32 sigmoid that rounds to 1 is flat in the loss, yet
+                # its complex step still has the slope): there Richardson, which sees what the
+                # loss sees, decides, as the precision hazard states.
+                narrow = state.eps[again] > np.finfo(np.float64).eps
+                state.record(_subset(refined, disagree | narrow))
             else:
                 fail_mask = doubtful[pick]
                 state.record(_subset(refined, fail_mask))

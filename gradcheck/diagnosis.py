@@ -252,6 +252,8 @@ def _factor_diagnosis(parts: list[_Part], view: _View) -> Diagnosis | None:
     if fit is None or not fit[1]:
         return None
     c, _, informative = fit
+    if c == 0:
+        return None  # an all-zero gradient is the "zeroed" pattern, not a factor
     names = tuple(p.name for p in parts)
     evidence = (f"a least-squares fit of analytic = c x reference over {informative} elements "
                 f"gives c = {c:.10g}; every element fits within its tolerance")
@@ -524,6 +526,8 @@ def _few_elements(view: _View) -> Diagnosis | None:
 
 def _different_point(view: _View) -> Diagnosis | None:
     """The gradient does not respond to the parameters while the loss curves: a stale point."""
+    if all(np.all(p.a[p.failed] == 0) for p in view.failing):
+        return None  # all zero where it fails: the "zeroed" pattern says more
     evidence = view.evidence
     space, objective = evidence.space, evidence.objective
     x0 = objective.x0.astype(np.float64)

@@ -273,3 +273,9 @@ def test_penalty_gradient_missing_its_factor_two_is_named() -> None:
     assert not bad.passed
     assert bad.diagnosis is not None and bad.diagnosis.kind == "parameter-proportional"
     assert "-0.1 x params" in bad.diagnosis.summary
+
+
+def test_an_all_zero_gradient_is_zeroed_not_a_factor_of_zero() -> None:
+    result = gradcheck.check(lambda w: np.sum(np.sin(w)), lambda w: np.zeros(3), np.arange(3.0),
+                             rng=0)
+    assert result.diagnosis is not None and result.diagnosis.kind == "zeroed"

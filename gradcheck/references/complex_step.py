@@ -91,12 +91,6 @@ def complex_step_capability(
             f"({type(exc.original).__name__}: {exc.original})",
             objective.n_evaluations - before,
         )
-    if value.imag == 0.0:
-        return ComplexCapability(
-            False,
-            "the loss dropped the imaginary part (returned a real value)",
-            objective.n_evaluations - before,
-        )
     slope = value.imag / h
     t = np.cbrt(eps) * scale
     d1 = (objective.along(direction, t) - objective.along(direction, -t)) / (2 * t)
@@ -105,6 +99,10 @@ def complex_step_capability(
     bound = abs(d1 - d2) + ROUNDOFF_SIGMAS * sigma * (4 / 3 + 1 / 6) / t
     bound += COMPLEX_ROUNDING * eps * max(abs(slope), abs(extrapolated))
     spent = objective.n_evaluations - before
+    if value.imag == 0.0 and abs(extrapolated) > 2 * bound:
+        return ComplexCapability(
+            False, "the loss dropped the imaginary part (returned a real value)", spent
+        )
     if abs(slope - extrapolated) > 2 * bound:
         return ComplexCapability(
             False,

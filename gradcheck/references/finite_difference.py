@@ -21,6 +21,7 @@ __all__ = [
     "central_difference",
     "richardson",
     "one_sided_slopes",
+    "local_rungs",
 ]
 
 #: A difference quotient's roundoff bound, in standard deviations of the loss noise per step:
@@ -180,6 +181,7 @@ def richardson(
         base_steps = default_steps(objective, indices) if first is None else first.step
     before = objective.n_evaluations
     n = len(indices)
+    n_steps = min(n_steps, local_rungs(objective, indices, factor))
     rungs = np.empty((n_steps, n))
     widths = np.empty((n_steps, n))
     start = 0
@@ -223,6 +225,25 @@ def richardson(
         method="richardson",
         notes={"rungs": rungs},
     )
+
+
+#: The widest rung of a ladder, relative to ``max(|x|, 1)``: ``eps**(1/6)``.  Wider steps leave
+#: the neighbourhood where the loss is one smooth piece (they cross relu kinks a small step
+#: does not see).  In float64 this allows 7 doublings of ``eps**(1/3)``; in float32 only 3.
+WIDEST_RUNG_POWER = 1 / 6
+
+
+def local_rungs(objective: Objective, indices: NDArray[np.intp], factor: float = 2.0) -> int:
+    """How many rungs ``h, factor h, ...`` stay within ``eps**(1/6) * max(|x|, 1)``.
+
+    Objectives that are not over a parameter space (the directional probes' lines, which
+    choose their own ladders) are not limited.
+    """
+    if len(indices) == 0 or not hasattr(objective, "space"):
+        return 1_000_000 if len(indices) else 2
+    eps = float(np.max(objective.space.eps()[indices]))
+    ratio = eps**WIDEST_RUNG_POWER / eps ** (1 / 3)
+    return max(2, 1 + int(np.floor(np.log(ratio) / np.log(factor))))
 
 
 def one_sided_slopes(
