@@ -219,6 +219,11 @@ def describe_factor(factor: float, n_samples: int | None = None) -> str:
                        f"{fraction.denominator} items (samples? outputs?) where the loss sums")
     if simple:
         return sign + f"{fraction} times the true gradient"
+    if abs(abs(c) - 1) < 1e-2:
+        return sign + (f"{c:.8g} times the true gradient: not a simple fraction, slightly off "
+                       "everywhere (a constant such as 1.0001? or, when every gradient is tiny, "
+                       "a derivative formula like a * (1 - a) or 1 - a**2 evaluated where a "
+                       "rounds near 1: saturation)")
     return sign + (f"{c:.8g} times the true gradient: not a simple fraction (a hard-coded "
                    "constant? a learning rate folded into the gradient?)")
 
