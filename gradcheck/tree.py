@@ -84,6 +84,21 @@ def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield (prefix or ROOT_NAME), node
 
 
+def _rebuild(node: Any, leaves: Iterator[Any]) -> Any:
+    """``node``'s structure with its leaves taken from ``leaves`` in order.
+
+    A module-level function, not a closure over itself: a self-referencing closure is a
+    reference cycle that would keep every tree built (one per loss evaluation) alive until
+    the garbage collector runs.
+    """
+    if isinstance(node, Mapping):
+        return {key: _rebuild(value, leaves) for key, value in node.items()}
+    if _is_container(node):
+        items = [_rebuild(value, leaves) for value in node]
+        return tuple(items) if isinstance(node, tuple) else items
+    return next(leaves)
+
+
 def _as_float_array(name: str, value: Any, *, role: str) -> NDArray[Any]:
     try:
         array = np.asarray(value)
@@ -168,17 +183,7 @@ class ParameterSpace:
 
     def build(self, arrays: tuple[NDArray[Any], ...] | list[NDArray[Any]]) -> Any:
         """Return a tree of the user's structure whose leaves are ``arrays`` (in leaf order)."""
-        iterator = iter(arrays)
-
-        def rebuild(node: Any) -> Any:
-            if isinstance(node, Mapping):
-                return {key: rebuild(value) for key, value in node.items()}
-            if _is_container(node):
-                items = [rebuild(value) for value in node]
-                return tuple(items) if isinstance(node, tuple) else items
-            return next(iterator)
-
-        return rebuild(self._structure)
+        return _rebuild(self._structure, iter(arrays))
 
     def leaf_index(self, flat_index: int) -> tuple[Leaf, tuple[int, ...]]:
         """Return the leaf holding ``flat_index`` and the element's index within it."""
