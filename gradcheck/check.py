@@ -122,8 +122,26 @@ def _choose_indices(
     return np.concatenate(chosen).astype(np.intp)
 
 
+#: Reference method names stored per element as small codes (0: not checked).
+_METHOD_CODES: dict[str, int] = {}
+
+
+def _method_code(name: str) -> int:
+    return _METHOD_CODES.setdefault(name, len(_METHOD_CODES) + 1)
+
+
+def _method_name(code: int) -> str:
+    return next(name for name, c in _METHOD_CODES.items() if c == code)
+
+
 class _Comparison:
-    """Mutable working state of one elementwise comparison (flat arrays over all elements)."""
+    """Mutable working state of one elementwise comparison.
+
+    The per-element arrays (reference, error, step, tolerance...) are flat over all elements
+    because the results expose them in each parameter's shape, but everything computed
+    from them (scales, tolerances) runs over the elements actually recorded, so a
+    directional or sampled check of a large network does O(checked) work per step.
+    """
 
     def __init__(
         self, space: ParameterSpace, analytic: NDArray[Any], gradient_noise: NDArray[np.float64]
@@ -131,18 +149,23 @@ class _Comparison:
         n = space.size
         self.gradient_noise = gradient_noise
         self.space = space
-        self.analytic = analytic.astype(np.float64)
+        self.analytic = analytic.astype(np.float64, copy=False)
         self.reference = np.full(n, np.nan)
         self.error = np.full(n, np.nan)
         self.step = np.full(n, np.nan)
         self.tolerance = np.full(n, np.nan)
         self.checked = np.zeros(n, dtype=bool)
-        self.method = np.array([""] * n, dtype=object)
+        self.method = np.zeros(n, dtype=np.int8)  # _METHOD_CODES; 0 where nothing recorded
         self.kink = np.zeros(n, dtype=bool)
-        self.eps = space.eps()
-        self.underflow = np.concatenate(
-            [np.full(leaf.size, float(np.finfo(leaf.dtype).tiny)) for leaf in space.leaves]
-        )
+        self.recorded = np.array([], dtype=np.intp)  # sorted flat indices with an estimate
+        self._tiny = np.array([float(np.finfo(leaf.dtype).tiny) for leaf in space.leaves])
+
+    def eps(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        return self.space.eps_at(indices)
+
+    def underflow(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The smallest normal number of each element's dtype."""
+        return self._tiny[self.space.leaf_of(indices)]
 
     def record(self, estimate: Estimate, *, only_if_better: bool = False) -> None:
         """Store an estimate; with ``only_if_better``, only where its error estimate is smaller."""
@@ -163,45 +186,46 @@ class _Comparison:
         self.error[i] = estimate.error
         self.step[i] = estimate.step
         self.checked[i] = True
-        self.method[i] = estimate.method
+        self.method[i] = _method_code(estimate.method)
+        self.recorded = np.union1d(self.recorded, i).astype(np.intp)
 
-    def scale(self) -> NDArray[np.float64]:
+    def _leaf_scales(self) -> NDArray[np.float64]:
+        """Per parameter, max |reference| over its recorded finite elements (0 if none)."""
+        scales = np.zeros(len(self.space.leaves))
+        values = np.abs(self.reference[self.recorded])
+        finite = np.isfinite(values)
+        np.maximum.at(scales, self.space.leaf_of(self.recorded[finite]), values[finite])
+        return scales
+
+    def scale(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         """Each element's parameter-wide gradient scale: max |reference| over its parameter."""
-        scale = np.zeros(self.space.size)
-        for leaf in self.space.leaves:
-            part = self.reference[leaf.slice]
-            finite = part[np.isfinite(part)]
-            scale[leaf.slice] = float(np.max(np.abs(finite), initial=0.0))
-        return scale
+        return self._leaf_scales()[self.space.leaf_of(indices)]
 
     def global_scale(self) -> float:
         """The largest finite reference gradient anywhere in the problem."""
-        finite = self.reference[np.isfinite(self.reference)]
-        return float(np.max(np.abs(finite), initial=0.0))
+        return float(np.max(self._leaf_scales(), initial=0.0))
 
-    def analytic_room(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
-        """The derived tolerance with no reference error: the analytic gradient's own room."""
+    def derived(self, indices: NDArray[np.intp], error: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The derived tolerance of ``indices`` for a reference with this error estimate."""
         return derived_tolerance(
-            np.zeros(len(indices)),
-            self.eps[indices],
-            self.scale()[indices],
+            error,
+            self.eps(indices),
+            self.scale(indices),
             self.gradient_noise[indices],
-            self.underflow[indices],
+            self.underflow(indices),
             self.global_scale(),
         )
 
+    def analytic_room(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The derived tolerance with no reference error: the analytic gradient's own room."""
+        return self.derived(indices, np.zeros(len(indices)))
+
     def judge(self, options: _Options) -> None:
+        i = self.recorded
         if options.atol is not None or options.rtol is not None:
-            self.tolerance = user_tolerance(self.reference, options.atol, options.rtol)
+            self.tolerance[i] = user_tolerance(self.reference[i], options.atol, options.rtol)
         else:
-            self.tolerance = derived_tolerance(
-                self.error,
-                self.eps,
-                self.scale(),
-                self.gradient_noise,
-                self.underflow,
-                self.global_scale(),
-            )
+            self.tolerance[i] = self.derived(i, self.error[i])
 
     def failing(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
         with np.errstate(invalid="ignore"):
@@ -209,8 +233,17 @@ class _Comparison:
         return ~ok & ~self.kink[indices]
 
     def unresolved(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
-        target = resolution_target(self.eps[indices], self.scale()[indices])
+        target = resolution_target(self.eps(indices), self.scale(indices))
         return self.tolerance[indices] > target
+
+    def methods(self, part: slice) -> str:
+        """The references that decided the checked elements of ``part``, most used first."""
+        counts = np.bincount(self.method[part][self.checked[part]], minlength=1)
+        used = [(int(n), _method_name(code)) for code, n in enumerate(counts) if code and n]
+        if not used:
+            return "none"
+        used.sort(key=lambda pair: -pair[0])
+        return "+".join(name for _, name in used)
 
 
 def _scipy_approx_fprime(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
@@ -275,7 +308,7 @@ def _below_zero_loss_quantum(
     x = np.abs(objective.x0.astype(np.float64))
     terms = ZERO_LOSS_TERMS * max(float(np.max(x, initial=0.0)), 1.0)
     predicted = np.abs(state.analytic[indices]) * np.maximum(x[indices], 1.0)
-    return (state.reference[indices] == 0.0) & (predicted <= state.eps[indices] * terms)
+    return (state.reference[indices] == 0.0) & (predicted <= state.eps(indices) * terms)
 
 
 #: Size of the cancelled terms of an exactly-zero loss, in units of the largest parameter.
@@ -636,19 +669,14 @@ def check(
             refined = richardson(objective, again, sigma=sigma, first=base)
             per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
             if first.method == "complex":
-                disagree = np.abs(refined.derivative - state.reference[again]) > derived_tolerance(
-                    refined.error,
-                    state.eps[again],
-                    state.scale()[again],
-                    state.gradient_noise[again],
-                    state.underflow[again],
-                    state.global_scale(),
+                disagree = np.abs(refined.derivative - state.reference[again]) > state.derived(
+                    again, refined.error
                 )
                 # Below float64, the complex step resolves derivatives far finer than the loss
                 # itself can show (a float32 sigmoid that rounds to 1 is flat in the loss, yet
                 # its complex step still has the slope): there Richardson, which sees what the
                 # loss sees, decides, as the precision hazard states.
-                narrow = state.eps[again] > np.finfo(np.float64).eps
+                narrow = state.eps(again) > np.finfo(np.float64).eps
                 state.record(_subset(refined, disagree | narrow))
             else:
                 fail_mask = doubtful[pick]
@@ -672,8 +700,10 @@ def check(
                 )
                 still = still[~hidden]
         # Elements that pass only because a difference straddling a kink inflated their error
-        # estimate are probed too: the kink is reported, not silently absorbed.
-        still = np.union1d(still, indices[state.unresolved(indices) & state.checked[indices]])
+        # estimate are probed too: the kink is reported, not silently absorbed.  A complex
+        # step takes no real step, so its error estimate cannot have been inflated that way.
+        inflatable = state.checked[indices] & (state.method[indices] != _method_code("complex"))
+        still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
         if len(still) and options.method in ("auto", "complex", "richardson"):
             accepted = _kinks(objective, state, still, sigma)
             per_element_cost[still] += 8
@@ -818,10 +848,7 @@ def _parameter_results(
     results = []
     for leaf in space.leaves:
         s = leaf.slice
-        methods = [m for m in state.method[s][state.checked[s]] if m]
-        method = max(set(methods), key=methods.count) if methods else "none"
-        if len(set(methods)) > 1:
-            method = "+".join(sorted(set(methods), key=lambda m: -methods.count(m)))
+        method = state.methods(s)
         kinks = tuple(
             tuple(int(i) for i in np.unravel_index(k, leaf.shape))
             for k in np.flatnonzero(state.kink[s])

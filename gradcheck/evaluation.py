@@ -399,7 +399,7 @@ class Evaluator(Objective):
         """The perturbed values ``fl(x_i + fl(h))`` in each element's dtype, and the steps taken."""
         moved = np.empty(len(indices), dtype=self.space.dtype)
         taken = np.empty(len(indices))
-        leaf_of = self.space._leaf_of[indices]
+        leaf_of = self.space.leaf_of(indices)
         for k, leaf in enumerate(self.space.leaves):
             mine = leaf_of == k
             if not mine.any():

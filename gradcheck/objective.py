@@ -146,7 +146,7 @@ class Objective:
                     for flat in self._complex_flat:
                         flat.imag = 0
             assert index is not None
-            k = int(self.space._leaf_of[index])
+            k = int(self.space.leaf_of(index))
             flat = self._complex_flat[k]
             local = index - self.space.leaves[k].offset
             flat[local] = flat[local].real + 1j * step

@@ -143,10 +143,10 @@ def complex_step(
         indices = np.arange(objective.space.size)
     indices = np.asarray(indices, dtype=np.intp)
     before = objective.n_evaluations
-    relative = complex_step_size(objective.space.eps()[indices]) if step is None else step
+    relative = complex_step_size(objective.space.eps_at(indices)) if step is None else step
     steps = relative * np.maximum(np.abs(objective.x0[indices]).astype(np.float64), 1.0)
     derivative = objective.complex_many(indices, steps).imag / steps
-    eps = objective.space.eps()[indices]
+    eps = objective.space.eps_at(indices)
     scale = float(np.max(np.abs(derivative), initial=0.0))
     error = COMPLEX_ROUNDING * eps * np.maximum(np.abs(derivative), scale)
     return Estimate(

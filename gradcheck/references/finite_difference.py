@@ -43,7 +43,7 @@ def default_steps(objective: Objective, indices: NDArray[np.intp]) -> NDArray[np
     varies on the scale of its inputs.  ``eps`` is that of each element's own
     dtype, so a float32 parameter gets a float32-sized step.
     """
-    eps = objective.space.eps()[indices]
+    eps = objective.space.eps_at(indices)
     magnitude = np.abs(objective.x0[indices]).astype(np.float64)
     return np.cbrt(eps) * np.maximum(magnitude, 1.0)
 
@@ -241,7 +241,7 @@ def local_rungs(objective: Objective, indices: NDArray[np.intp], factor: float =
     """
     if len(indices) == 0 or not hasattr(objective, "space"):
         return 1_000_000 if len(indices) else 2
-    eps = float(np.max(objective.space.eps()[indices]))
+    eps = float(np.max(objective.space.eps_at(indices)))
     ratio = eps**WIDEST_RUNG_POWER / eps ** (1 / 3)
     return max(2, 1 + int(np.floor(np.log(ratio) / np.log(factor))))
 

@@ -120,7 +120,7 @@ def _noise(
     """
     if sigma is not None:
         return np.full(len(indices), sigma)
-    eps = objective.space.eps()[indices]
+    eps = objective.space.eps_at(indices)
     tiny = float(np.finfo(objective.x0.dtype).tiny)
     return eps * max(abs(float(objective.value0)), tiny)
 
@@ -291,7 +291,7 @@ def approx_fprime_reference(
     base = objective.x0.astype(np.float64)
     z0 = base[idx].copy()
     if step is None:
-        eps = objective.space.eps()[idx]
+        eps = objective.space.eps_at(idx)
         wanted = np.sqrt(eps) * np.maximum(np.abs(z0), 1.0)
     else:
         wanted = _check_steps(step, n, "step", function)

@@ -104,7 +104,7 @@ def step_sweep(
     """
     indices = np.asarray(indices, dtype=np.intp)
     if steps is None:
-        eps = float(np.max(objective.space.eps()[indices], initial=np.finfo(np.float64).eps))
+        eps = float(np.max(objective.space.eps_at(indices), initial=np.finfo(np.float64).eps))
         low = np.log10(eps) + 1.5
         steps = np.logspace(low, -1.0, int(round((-1.0 - low) * 2)) + 1)
     steps = np.asarray(steps, dtype=np.float64)
