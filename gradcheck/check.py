@@ -39,7 +39,7 @@ from .references.finite_difference import (
     one_sided_slopes,
     richardson,
 )
-from .references.noise import estimate_noise
+from .references.noise import NoiseOnDemand
 from .results import CheckResult, Diagnosis, Hazard, ParameterResult, format_index
 from .tolerance import derived_tolerance, resolution_target, user_tolerance
 from .tree import ParameterSpace, call_user, require_callable
@@ -144,10 +144,13 @@ class _Comparison:
     """
 
     def __init__(
-        self, space: ParameterSpace, analytic: NDArray[Any], gradient_noise: NDArray[np.float64]
+        self,
+        space: ParameterSpace,
+        analytic: NDArray[Any],
+        gradient_noise: NDArray[np.float64] | None,
     ) -> None:
         n = space.size
-        self.gradient_noise = gradient_noise
+        self.gradient_noise = gradient_noise  # None until measured: no room for jitter yet
         self.space = space
         self.analytic = analytic.astype(np.float64, copy=False)
         self.reference = np.full(n, np.nan)
@@ -162,6 +165,12 @@ class _Comparison:
 
     def eps(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         return self.space.eps_at(indices)
+
+    def noise(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The analytic gradient's measured jitter at ``indices`` (0 while unmeasured)."""
+        if self.gradient_noise is None:
+            return np.zeros(len(indices))
+        return self.gradient_noise[indices]
 
     def underflow(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         """The smallest normal number of each element's dtype."""
@@ -211,7 +220,7 @@ class _Comparison:
             error,
             self.eps(indices),
             self.scale(indices),
-            self.gradient_noise[indices],
+            self.noise(indices),
             self.underflow(indices),
             self.global_scale(),
         )
@@ -280,14 +289,18 @@ REFERENCES: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] 
 
 
 def _first_pass(
-    objective: Objective, indices: NDArray[np.intp], method: str, sigma: float, complex_ok: bool
+    objective: Objective,
+    indices: NDArray[np.intp],
+    method: str,
+    noise: NoiseOnDemand,
+    complex_ok: bool,
 ) -> Estimate:
+    if method in ("auto", "complex") and complex_ok:
+        return complex_step(objective, indices)
     if method == "auto":
-        if complex_ok:
-            return complex_step(objective, indices)
         # Roundoff-only first pass: the refinement estimates truncation where it matters.
-        return central_difference(objective, indices, sigma=sigma)
-    return REFERENCES[method](objective, indices, sigma)
+        return central_difference(objective, indices, sigma=noise.sigma)
+    return REFERENCES[method](objective, indices, noise.sigma)
 
 
 def _below_zero_loss_quantum(
@@ -437,6 +450,52 @@ def measure_gradient_noise(
             second = np.abs(plus + minus - 2 * reference) / 2
         spread = np.fmax(spread, np.where(np.isfinite(second), second, 0.0))
     return spread
+
+
+class _Jitter:
+    """The analytic gradient's jitter, measured only once a comparison needs its room.
+
+    The derived tolerance grows with the jitter, so an element (or a directional probe)
+    that passes without that room passes with it: the extra gradient calls of
+    :func:`measure_gradient_noise` are made only when something fails without it.
+    The measurement draws from its own random stream, so whether it ran does not
+    change the probes or samples drawn after it.
+    """
+
+    def __init__(
+        self,
+        grad: Callable[[Any], Any],
+        space: ParameterSpace,
+        analytic: NDArray[Any],
+        rng: np.random.Generator,
+        *,
+        enabled: bool,
+    ) -> None:
+        self.grad, self.space, self.analytic, self.rng = grad, space, analytic, rng
+        self.enabled = enabled
+        self.values: NDArray[np.float64] | None = None
+        self.grad_calls = 0
+
+    def measure(self) -> NDArray[np.float64] | None:
+        """The jitter (measured on the first call), or None when the tolerance does not use it."""
+        if self.enabled and self.values is None:
+            counter = _Counted(self.grad)
+            self.values = measure_gradient_noise(counter, self.space, self.analytic, self.rng)
+            self.grad_calls = counter.calls
+        return self.values
+
+
+class _Counted:
+    """A function wrapper that counts its calls."""
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        self.function = function
+        self.calls = 0
+        self.__name__ = getattr(function, "__name__", "grad")
+
+    def __call__(self, tree: Any) -> Any:
+        self.calls += 1
+        return self.function(tree)
 
 
 def _float32_valued(analytic: NDArray[Any], space: ParameterSpace) -> bool:
@@ -594,18 +653,25 @@ def check(
         )
         grad = _on_copies(grad)
     hazards += _determinism(objective, grad, space, analytic)
-    if options.atol is None and options.rtol is None:
-        gradient_noise = measure_gradient_noise(grad, space, analytic, generator)
-        grad_calls = 4 + GRADIENT_NOISE_SAMPLES
-    else:  # the user's atol/rtol replace the derived tolerance, which alone uses the jitter
-        gradient_noise = np.zeros(space.size)
-        grad_calls = 2
+    # The user's atol/rtol replace the derived tolerance, which alone uses the jitter.
+    jitter = _Jitter(
+        grad,
+        space,
+        analytic,
+        generator.spawn(1)[0],
+        enabled=options.atol is None and options.rtol is None,
+    )
 
-    noise = estimate_noise(objective, rng=generator)
-    sigma = noise.sigma
+    # Measured only if a finite difference needs it (a complex-step check never does).
+    noise = NoiseOnDemand(objective, generator.spawn(1)[0])
     capability = None
     if options.method in ("auto", "complex"):
-        capability = complex_step_capability(objective, sigma=sigma, rng=generator)
+        capability = complex_step_capability(
+            objective,
+            sigma=noise.lower_bound,
+            measure_sigma=lambda: noise.sigma,
+            rng=generator,
+        )
         if not capability.usable:
             if options.method == "complex":
                 raise InvalidParameterError(
@@ -630,21 +696,24 @@ def check(
         directional = directional_check(
             objective,
             analytic,
-            sigma=sigma,
+            sigma=lambda: noise.sigma,
             rng=generator,
-            gradient_noise=gradient_noise,
+            measure_noise=jitter.measure,
             use_complex=complex_ok and options.method in ("auto", "complex"),
         )
         indices = directional.suspects
     else:
         indices = _choose_indices(space, sample, generator)
-    state = _Comparison(space, analytic, gradient_noise)
+    state = _Comparison(space, analytic, jitter.values)
     per_element_cost = np.zeros(space.size, dtype=np.int64)
 
-    first = _first_pass(objective, indices, options.method, sigma, complex_ok)
+    first = _first_pass(objective, indices, options.method, noise, complex_ok)
     state.record(first)
     per_element_cost[indices] += first.n_evaluations // max(len(indices), 1)
     state.judge(options)
+    if jitter.values is None and state.failing(indices).any() and jitter.measure() is not None:
+        state.gradient_noise = jitter.values
+        state.judge(options)
 
     if options.atol is None and options.rtol is None and options.method in ("auto", "complex"):
         # Richardson over a ladder of larger steps is a second, real-arithmetic reference
@@ -666,7 +735,7 @@ def check(
                 base = Estimate(
                     again, first.derivative[pick], first.error[pick], first.step[pick], 0, "central"
                 )
-            refined = richardson(objective, again, sigma=sigma, first=base)
+            refined = richardson(objective, again, sigma=noise.sigma, first=base)
             per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
             if first.method == "complex":
                 disagree = np.abs(refined.derivative - state.reference[again]) > state.derived(
@@ -685,7 +754,7 @@ def check(
             state.judge(options)
     if options.atol is None and options.rtol is None:
         still = indices[state.failing(indices)]
-        if len(still) and noise.measured == 0.0 and float(objective.value0) == 0.0:
+        if len(still) and float(objective.value0) == 0.0 and noise.estimate.measured == 0.0:
             hidden = _below_zero_loss_quantum(state, objective, still)
             if hidden.any():
                 state.checked[still[hidden]] = False
@@ -705,7 +774,7 @@ def check(
         inflatable = state.checked[indices] & (state.method[indices] != _method_code("complex"))
         still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
         if len(still) and options.method in ("auto", "complex", "richardson"):
-            accepted = _kinks(objective, state, still, sigma)
+            accepted = _kinks(objective, state, still, noise.sigma)
             per_element_cost[still] += 8
             if accepted.any():
                 at = still[accepted]
@@ -734,7 +803,9 @@ def check(
         )
 
     objective.close()
-    tolerance_source = _tolerance_source(options, noise.source, complex_ok)
+    tolerance_source = _tolerance_source(
+        options, noise.estimate.source if noise.measured_yet else None, complex_ok, jitter.values
+    )
     results = _parameter_results(space, state, per_element_cost, tolerance_source)
     hazards += _low_precision(results)
     result = CheckResult(
@@ -743,9 +814,9 @@ def check(
         mode=chosen,
         method=options.method,
         n_evaluations=objective.n_evaluations,
-        n_grad_evaluations=grad_calls,
+        n_grad_evaluations=2 + jitter.grad_calls,
         loss_value=float(objective.value0),
-        noise=sigma,
+        noise=noise.sigma if noise.measured_yet else float("nan"),
         seed=seed,
         notes=tuple(notes),
         directional=None if directional is None else directional.to_dict(),
@@ -793,14 +864,21 @@ def _low_precision(results: tuple[ParameterResult, ...]) -> list[Hazard]:
     ]
 
 
-def _tolerance_source(options: _Options, noise_source: str, complex_ok: bool) -> str:
+def _tolerance_source(
+    options: _Options, noise_source: str | None, complex_ok: bool, jitter: NDArray[Any] | None
+) -> str:
     if options.atol is not None or options.rtol is not None:
         return f"user: atol={options.atol or 0:g} + rtol={options.rtol or 0:g} * |reference|"
     first = "complex step (8 eps |d|)" if complex_ok else "central difference roundoff (3 sigma/h)"
+    room = (
+        "4 x measured gradient jitter"
+        if jitter is not None
+        else "no jitter room (every comparison passed without it, so it was not measured)"
+    )
     return (
         f"2 x ({first} or Richardson error estimate + 32 eps x gradient scale "
-        f"+ 4 x measured gradient jitter + eps^(2/3) x largest gradient); "
-        f"sigma from {noise_source}"
+        f"+ {room} + eps^(2/3) x largest gradient); "
+        + (f"sigma from {noise_source}" if noise_source else "no finite difference, so no sigma")
     )
 
 

@@ -47,6 +47,7 @@ pattern (one wrong column of a weight matrix) keeps being bisected, within
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -379,13 +380,21 @@ class _Context:
     objective: Objective
     space: ParameterSpace
     analytic: NDArray[np.float64]
-    room: NDArray[np.float64]  # per-element room for the analytic gradient's rounding/jitter
-    complex_scale: NDArray[np.float64]  # per-element complex-step rounding (8 eps max|g|)
+    rounding: NDArray[np.float64]  # per parameter: room for the analytic gradient's rounding
+    complex_rounding: NDArray[np.float64]  # per parameter: complex-step rounding (8 eps max|g|)
     max_g: float  # largest finite |analytic| element
-    sigma: float
+    sigma: float | Callable[[], float]  # or a function measuring it when first needed
     use_complex: bool
     rng: np.random.Generator
     finite: NDArray[np.bool_]
+    noise: NDArray[np.float64] | None = None  # measured jitter of the analytic gradient
+
+    def room(self, block: Block) -> NDArray[np.float64] | float:
+        """Per-element room for the analytic gradient's rounding and jitter over ``block``."""
+        rounding = float(self.rounding[block.leaf])
+        if self.noise is None:
+            return rounding
+        return rounding + GRADIENT_NOISE_FACTOR * self.noise[block.start : block.stop]
 
     def draw(self, block: Block) -> NDArray[np.float64]:
         v = self.rng.standard_normal(block.size)
@@ -403,7 +412,7 @@ class _Context:
         return self._richardson(blocks, directions, level)
 
     def _tolerance(self, block: Block, v: NDArray[np.float64], error: float) -> float:
-        room = PROBE_SIGMAS * float(np.linalg.norm(self.room[block.start : block.stop] * v))
+        room = PROBE_SIGMAS * float(np.linalg.norm(self.room(block) * v))
         return SAFETY * (error + room)
 
     def _analytic(self, block: Block, v: NDArray[np.float64]) -> float:
@@ -419,9 +428,7 @@ class _Context:
         direction = np.zeros(self.space.size)
         direction[block.start : block.stop] = v
         reference = float(self.objective.complex_value(None, h, direction).imag / h)
-        error = PROBE_SIGMAS * float(
-            np.linalg.norm(self.complex_scale[block.start : block.stop] * v)
-        )
+        error = PROBE_SIGMAS * float(self.complex_rounding[block.leaf] * np.linalg.norm(v))
         return Probe(
             self.space.leaves[block.leaf].name,
             block.start - self.space.leaves[block.leaf].offset,
@@ -453,7 +460,7 @@ class _Context:
         estimate = richardson(
             lines,  # type: ignore[arg-type]
             np.arange(len(blocks)),
-            sigma=self.sigma,
+            sigma=self.sigma() if callable(self.sigma) else self.sigma,
             base_steps=base,
             n_steps=TOP_RUNGS if level == 0 else BISECTION_RUNGS,
         )
@@ -485,10 +492,11 @@ def directional_check(
     objective: Objective,
     analytic: NDArray[Any],
     *,
-    sigma: float,
+    sigma: float | Callable[[], float],
     use_complex: bool,
     rng: np.random.Generator,
     gradient_noise: NDArray[np.float64] | None = None,
+    measure_noise: Callable[[], NDArray[np.float64] | None] | None = None,
     probes: int | None = None,
     locate: bool = True,
     samples: int = 1,
@@ -503,8 +511,9 @@ def directional_check(
         vectorized or in parallel).
     analytic : ndarray
         The user's gradient, flat.
-    sigma : float
-        The loss's rounding noise (standard deviation).
+    sigma : float or callable
+        The loss's rounding noise (standard deviation), or a function returning it
+        (called only if a Richardson probe needs it).
     use_complex : bool
         Use the complex step along each probe (the loss must have passed
         :func:`~gradcheck.references.complex_step.complex_step_capability`);
@@ -514,6 +523,11 @@ def directional_check(
     gradient_noise : ndarray, optional
         Measured per-element jitter of the analytic gradient
         (:func:`gradcheck.check.measure_gradient_noise`).
+    measure_noise : callable, optional
+        Measures that jitter on demand (when ``gradient_noise`` is not given): called
+        only if a top-level probe fails without its room, after which the top-level
+        probes are drawn again with it.  The room only widens tolerances, so probes
+        that pass without it pass with it.
     probes : int, optional
         Top-level probes per parameter; :data:`PROBES_PER_PARAMETER` by default.
     locate : bool
@@ -534,31 +548,35 @@ def directional_check(
     space = objective.space
     analytic = np.asarray(analytic, dtype=np.float64)
     finite = np.isfinite(analytic)
-    eps = space.eps()
-    magnitude = np.abs(np.where(finite, analytic, 0.0))
-    scale = np.zeros(space.size)
-    for leaf in space.leaves:
-        scale[leaf.slice] = float(np.max(magnitude[leaf.slice], initial=0.0))
-    noise = np.zeros(space.size) if gradient_noise is None else np.asarray(gradient_noise, float)
-    room = ANALYTIC_ROUNDING * eps * scale + GRADIENT_NOISE_FACTOR * noise
-    max_g = float(np.max(magnitude, initial=0.0))
+    if not finite.all():
+        analytic = np.where(finite, analytic, 0.0)  # non-finite elements are reported, not probed
+    eps = np.array([np.finfo(leaf.dtype).eps for leaf in space.leaves])
+    scale = np.array(
+        [float(np.max(np.abs(analytic[leaf.slice]), initial=0.0)) for leaf in space.leaves]
+    )
+    max_g = float(np.max(scale, initial=0.0))
     context = _Context(
         objective,
         space,
-        np.where(finite, analytic, 0.0),  # non-finite elements are reported, not probed
-        room,
+        analytic,
+        ANALYTIC_ROUNDING * eps * scale,
         COMPLEX_ROUNDING * eps * max_g,
         max_g,
         sigma,
         use_complex,
         rng,
         finite,
+        None if gradient_noise is None else np.asarray(gradient_noise, dtype=np.float64),
     )
     before = objective.n_evaluations
     leaves = [Block(k, leaf.offset, leaf.offset + leaf.size) for k, leaf in enumerate(space.leaves)]
     if probes is None:
         probes = PROBES_PER_PARAMETER["complex" if use_complex else "richardson"]
     top = context.probe([b for b in leaves for _ in range(probes) if b.size], level=0)
+    if context.noise is None and measure_noise is not None and not all(p.passed for p in top):
+        context.noise = measure_noise()
+        if context.noise is not None:  # fresh probes, judged with the jitter's room
+            top = context.probe([b for b in leaves for _ in range(probes) if b.size], level=0)
     guarantee = _guarantee(space, top, analytic, finite)
 
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]

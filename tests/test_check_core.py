@@ -309,3 +309,79 @@ def test_kink_is_a_hazard_not_a_bug(method):
     assert result["params"].kinks == ((0,),)
     outside = gradcheck.check(loss, lambda v: np.array([2.0, 1.0, 0.0]), w, method=method, rng=0)
     assert not outside.passed  # 2 is not between the one-sided slopes 0 and 1
+
+
+def test_jitter_and_noise_are_measured_only_when_a_comparison_needs_them():
+    calls = {"grad": 0}
+
+    def counted(p):
+        calls["grad"] += 1
+        return grad(p)
+
+    # Complex step decides everything and everything passes: no jitter gradient calls, no
+    # noise measurement (the tolerance needed neither).
+    result = gradcheck.check(loss, counted, PARAMS, rng=0)
+    assert result.passed and result.n_grad_evaluations == calls["grad"] == 2
+    assert np.isnan(result.noise)
+    assert "not measured" in result.parameters[0].tolerance_source
+    # A failing element makes the check measure the jitter (and then still fail).
+    calls["grad"] = 0
+    bad = gradcheck.check(loss, lambda p: scaled(1 + 1e-4)(p), PARAMS, rng=0)
+    assert not bad.passed and bad.n_grad_evaluations > 2
+    # Central differences divide by a step: the loss's noise is measured.
+    central = gradcheck.check(real_loss, grad, PARAMS, rng=0)
+    assert central.passed and np.isfinite(central.noise) and central.noise > 0
+
+
+def test_jitter_room_rescues_a_correct_but_ill_conditioned_gradient():
+    # The textbook a * (1 - a) at a saturated unit loses digits to cancellation; without the
+    # measured jitter's room it would fail, with it (measured on demand) it passes.
+    def sig(z):
+        return 1 / (1 + np.exp(-z))
+
+    x = np.array([1.0, -2.0, 0.5])
+
+    def sat_loss(p):
+        return 0.5 * np.sum(sig(15.5 + p["w"] * x) ** 2)
+
+    def sat_grad(p):
+        a = sig(15.5 + p["w"] * x)
+        return {"w": a * a * (1 - a) * x}
+
+    params = {"w": np.array([0.1, 0.2, -0.3])}
+    result = gradcheck.check(sat_loss, sat_grad, params, rng=0)
+    assert result.passed, str(result)
+    assert result.n_grad_evaluations > 2  # the jitter was measured: it was needed
+    assert "measured gradient jitter" in result.parameters[0].tolerance_source
+    # ... and a real bug of the same gradient still fails with that room.
+    bad = gradcheck.check(sat_loss, lambda p: {"w": sat_grad(p)["w"] * (1 + 1e-4)}, params, rng=0)
+    assert not bad.passed
+
+
+def test_complex_step_capability_measures_the_noise_only_to_confirm_a_disagreement():
+    from gradcheck.objective import Objective
+    from gradcheck.references.complex_step import complex_step_capability
+    from gradcheck.tree import ParameterSpace
+
+    asked = []
+
+    def measure():
+        asked.append(1)
+        return 1e-15
+
+    clean = Objective(loss, ParameterSpace(PARAMS))
+    ok = complex_step_capability(
+        clean, sigma=1e-17, measure_sigma=measure, rng=np.random.default_rng(0)
+    )
+    assert ok.usable and not asked  # agreement under the lower bound stands
+
+    def absolute(p):  # abs() is not complex-analytic: the slopes disagree
+        return loss(p) + np.sum(np.abs(p["w"]))
+
+    bad = complex_step_capability(
+        Objective(absolute, ParameterSpace(PARAMS)),
+        sigma=1e-17,
+        measure_sigma=measure,
+        rng=np.random.default_rng(0),
+    )
+    assert not bad.usable and asked == [1]  # judged again with the measured noise

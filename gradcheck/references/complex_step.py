@@ -13,6 +13,7 @@ estimate of the same directional derivative.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,11 @@ class ComplexCapability:
 
 
 def complex_step_capability(
-    objective: Objective, *, sigma: float, rng: np.random.Generator
+    objective: Objective,
+    *,
+    sigma: float,
+    rng: np.random.Generator,
+    measure_sigma: Callable[[], float] | None = None,
 ) -> ComplexCapability:
     """Probe whether ``objective`` supports the complex step, along one random direction.
 
@@ -68,6 +73,11 @@ def complex_step_capability(
     Richardson estimate and its error bound from both).  Agreement within that
     bound (plus rounding) means the loss propagated the imaginary part as an
     analytic function would.
+
+    ``sigma`` may be a lower bound of the loss's rounding noise (``eps |f|``) when
+    ``measure_sigma`` can measure it: the bound only grows with ``sigma``, so
+    agreement under the lower bound stands, and only a disagreement is judged again
+    with the measured noise.
     """
     x0 = objective.x0
     before = objective.n_evaluations
@@ -96,14 +106,24 @@ def complex_step_capability(
     d1 = (objective.along(direction, t) - objective.along(direction, -t)) / (2 * t)
     d2 = (objective.along(direction, 2 * t) - objective.along(direction, -2 * t)) / (4 * t)
     extrapolated = (4 * d1 - d2) / 3
-    bound = abs(d1 - d2) + ROUNDOFF_SIGMAS * sigma * (4 / 3 + 1 / 6) / t
-    bound += COMPLEX_ROUNDING * eps * max(abs(slope), abs(extrapolated))
+
+    def bound(sigma: float) -> float:
+        return (
+            abs(d1 - d2)
+            + ROUNDOFF_SIGMAS * sigma * (4 / 3 + 1 / 6) / t
+            + COMPLEX_ROUNDING * eps * max(abs(slope), abs(extrapolated))
+        )
+
+    agree = abs(slope - extrapolated) <= 2 * bound(sigma)
+    if not agree and measure_sigma is not None:
+        sigma = max(sigma, measure_sigma())
+        agree = abs(slope - extrapolated) <= 2 * bound(sigma)
     spent = objective.n_evaluations - before
-    if value.imag == 0.0 and abs(extrapolated) > 2 * bound:
+    if value.imag == 0.0 and abs(extrapolated) > 2 * bound(sigma):
         return ComplexCapability(
             False, "the loss dropped the imaginary part (returned a real value)", spent
         )
-    if abs(slope - extrapolated) > 2 * bound:
+    if not agree:
         return ComplexCapability(
             False,
             f"the complex-step slope {slope:.6g} disagrees with finite differences "

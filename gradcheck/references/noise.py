@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from ..objective import Objective
 
-__all__ = ["NoiseEstimate", "estimate_noise"]
+__all__ = ["NoiseEstimate", "NoiseOnDemand", "estimate_noise"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +127,47 @@ def estimate_noise(
         measured = 0.0
     sigma = max(measured or 0.0, floor, np.finfo(np.float64).tiny)
     return NoiseEstimate(sigma=sigma, measured=measured, floor=floor, n_evaluations=spent)
+
+
+class NoiseOnDemand:
+    """The loss's rounding noise, measured by :func:`estimate_noise` when first asked for.
+
+    Only references that divide a difference of loss values by a step need it;
+    a check decided by the complex step alone never does, and skips the
+    evaluations.  The measurement draws from its own generator, so whether it
+    ran does not change any other random draw of the check.
+
+    Parameters
+    ----------
+    objective : Objective
+        The loss.
+    rng : numpy.random.Generator
+        Used only by the measurement.
+    """
+
+    def __init__(self, objective: Objective, rng: np.random.Generator) -> None:
+        self._objective = objective
+        self._rng = rng
+        self._estimate: NoiseEstimate | None = None
+
+    @property
+    def measured_yet(self) -> bool:
+        return self._estimate is not None
+
+    @property
+    def estimate(self) -> NoiseEstimate:
+        """The measurement (made now if it was not made yet)."""
+        if self._estimate is None:
+            self._estimate = estimate_noise(self._objective, rng=self._rng)
+        return self._estimate
+
+    @property
+    def sigma(self) -> float:
+        """The measured noise level (see :attr:`NoiseEstimate.sigma`)."""
+        return self.estimate.sigma
+
+    @property
+    def lower_bound(self) -> float:
+        """``eps * |f(x0)|`` (no evaluation is more exact), known without measuring."""
+        eps = float(np.finfo(self._objective.x0.dtype).eps)
+        return max(eps * abs(float(self._objective.value0)), np.finfo(np.float64).tiny)

@@ -71,6 +71,7 @@ def gather_evidence(
     """Spend extra loss evaluations on a few elements: step sweeps and every reference."""
     from ..objective import Objective
     from ..references.complex_step import complex_step_capability
+    from ..references.noise import estimate_noise
     from ..references.sweep import reference_agreement, step_sweep
     from ..tree import ParameterSpace
 
@@ -88,8 +89,12 @@ def gather_evidence(
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
         result.seed if rng is None else rng)
     objective = Objective(loss, space)
-    sigma = float(result.noise) if np.isfinite(result.noise) and result.noise > 0 else float(
-        np.finfo(space.dtype).eps * max(abs(float(objective.value0)), 1e-300))
+    # A check decided by the complex step did not measure the loss's noise; the sweeps
+    # and the agreement table divide differences by steps, so they need it.
+    if np.isfinite(result.noise) and result.noise > 0:
+        sigma = float(result.noise)
+    else:
+        sigma = estimate_noise(objective, rng=generator).sigma
     capability = complex_step_capability(objective, sigma=sigma, rng=generator)
     offsets = {leaf.name: leaf.offset for leaf in space.leaves}
     sample = _sample(result, offsets, samples, generator)
