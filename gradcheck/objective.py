@@ -124,9 +124,18 @@ class Objective:
 
     # -- complex step --------------------------------------------------------------------
     def complex_value(
-        self, index: int | None, step: float, direction: NDArray[Any] | None = None
+        self,
+        index: int | None,
+        step: float,
+        direction: NDArray[Any] | None = None,
+        *,
+        start: int = 0,
     ) -> complex:
-        """``loss`` at ``x0 + i * step * e_index`` (or along ``direction``), complex result."""
+        """``loss`` at ``x0 + i * step * e_index`` (or along ``direction``), complex result.
+
+        ``direction`` covers the flat indices ``[start, start + len(direction))``: a probe
+        over one parameter touches only that parameter's imaginary parts.
+        """
         if self._complex_tree is None:
             arrays = tuple(
                 np.array(a, dtype=np.result_type(a.dtype, np.complex64)) for a in self.space.arrays
@@ -138,13 +147,19 @@ class Objective:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             if direction is not None:
+                stop = start + len(direction)
+                touched = []
                 for leaf, flat in zip(self.space.leaves, self._complex_flat, strict=True):
-                    flat.imag = step * direction[leaf.slice]
+                    low, high = max(start, leaf.offset), min(stop, leaf.offset + leaf.size)
+                    if low < high:
+                        part = flat.imag[low - leaf.offset : high - leaf.offset]
+                        part[...] = step * direction[low - start : high - start]
+                        touched.append(part)
                 try:
                     return complex(self._value(self._complex_tree, context, allow_complex=True))
                 finally:
-                    for flat in self._complex_flat:
-                        flat.imag = 0
+                    for part in touched:
+                        part[...] = 0
             assert index is not None
             k = int(self.space.leaf_of(index))
             flat = self._complex_flat[k]

@@ -65,6 +65,7 @@ def complex_step_capability(
     sigma: float,
     rng: np.random.Generator,
     measure_sigma: Callable[[], float] | None = None,
+    direction: NDArray[np.float64] | None = None,
 ) -> ComplexCapability:
     """Probe whether ``objective`` supports the complex step, along one random direction.
 
@@ -77,12 +78,13 @@ def complex_step_capability(
     ``sigma`` may be a lower bound of the loss's rounding noise (``eps |f|``) when
     ``measure_sigma`` can measure it: the bound only grows with ``sigma``, so
     agreement under the lower bound stands, and only a disagreement is judged again
-    with the measured noise.
+    with the measured noise.  ``direction`` (any nonzero vector, e.g. a Gaussian draw
+    the caller also uses elsewhere) replaces the random line drawn from ``rng``.
     """
     x0 = objective.x0
     before = objective.n_evaluations
-    direction = rng.standard_normal(x0.shape)
-    direction /= np.linalg.norm(direction) or 1.0
+    direction = rng.standard_normal(x0.shape) if direction is None else direction
+    direction = direction / (np.linalg.norm(direction) or 1.0)
     scale = max(float(np.max(np.abs(x0), initial=0.0)), 1.0)
     eps = float(np.finfo(x0.dtype).eps)
     h = float(complex_step_size(eps)) * scale
