@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -191,22 +192,25 @@ class ParameterResult:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.analytic.shape)
 
-    @property
+    # Computed once (read-only): the verdict, the report and the HTML pages all ask again.
+    @cached_property
     def abs_error(self) -> NDArray[np.float64]:
         """``|analytic - reference|`` per element (NaN where unchecked, inf where non-finite)."""
-        analytic = self.analytic.astype(np.float64)
+        analytic = self.analytic.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore"):
             error = np.array(np.abs(analytic - self.reference), dtype=np.float64)
         error[self.checked & ~np.isfinite(analytic)] = np.inf
+        error.setflags(write=False)
         return error
 
-    @property
+    @cached_property
     def failed(self) -> NDArray[np.bool_]:
         """Elements whose error exceeds their tolerance (accepted kinks excepted)."""
         with np.errstate(invalid="ignore"):
             failed = self.checked & ~(self.abs_error <= self.tolerance)
         if self.kink_mask is not None:
             failed &= ~self.kink_mask
+        failed.setflags(write=False)
         return failed
 
     @property

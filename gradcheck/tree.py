@@ -199,10 +199,10 @@ class ParameterSpace:
     # -- flat vectors ----------------------------------------------------------------
     def flatten(self) -> NDArray[Any]:
         """The current parameter values as one flat vector of the widest dtype."""
-        return np.concatenate([a.reshape(-1).astype(self.dtype) for a in self.arrays])
+        return np.concatenate([a.reshape(-1) for a in self.arrays], dtype=self.dtype)
 
     def originals_flat(self) -> NDArray[Any]:
-        return np.concatenate([a.reshape(-1).astype(self.dtype) for a in self._originals])
+        return np.concatenate([a.reshape(-1) for a in self._originals], dtype=self.dtype)
 
     def unflatten(self, vector: NDArray[Any], *, dtype: Any = None) -> Any:
         """A new tree (fresh arrays) holding ``vector``; leaves keep their dtype by default."""
@@ -282,7 +282,7 @@ class ParameterSpace:
                 raise GradientStructureError(f"{role}: {leaf.name!r} is complex; expected real")
             parts.append(array.reshape(-1))
         dtype = np.result_type(*(p.dtype for p in parts), np.float32)
-        return np.concatenate([p.astype(dtype) for p in parts])
+        return np.concatenate(parts, dtype=dtype, casting="unsafe")
 
     def split(self, vector: NDArray[Any]) -> dict[str, NDArray[Any]]:
         """Cut a flat vector into ``{name: array of the leaf's shape}`` (views)."""
