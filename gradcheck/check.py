@@ -134,13 +134,71 @@ def _method_name(code: int) -> str:
     return next(name for name, c in _METHOD_CODES.items() if c == code)
 
 
+class _Cost:
+    """Loss evaluations spent per parameter (a few counters, not one per element)."""
+
+    def __init__(self, space: ParameterSpace) -> None:
+        self.space = space
+        self.per_leaf = np.zeros(len(space.leaves), dtype=np.int64)
+
+    def add(self, indices: NDArray[np.intp], each: int) -> None:
+        """``each`` evaluations were spent on every element of ``indices``."""
+        leaves = self.space.leaf_of(np.asarray(indices, dtype=np.intp))
+        self.per_leaf += each * np.bincount(leaves, minlength=len(self.per_leaf))
+
+
+class _SparseVector:
+    """A flat float vector of length ``n`` that stores only the entries written (NaN elsewhere).
+
+    Supports what :class:`_Comparison` does with its per-element arrays: reading and
+    writing at integer index arrays, and :meth:`dense` for the results.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.keys = np.empty(0, dtype=np.intp)  # sorted, unique
+        self.values = np.empty(0)
+
+    def _find(self, indices: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+        at = np.searchsorted(self.keys, indices)
+        found = at < len(self.keys)
+        found[found] = self.keys[at[found]] == indices[found]
+        return at, found
+
+    def __getitem__(self, indices: Any) -> NDArray[np.float64]:
+        indices = np.asarray(indices, dtype=np.intp)
+        out = np.full(indices.shape, np.nan)
+        at, found = self._find(indices)
+        out[found] = self.values[at[found]]
+        return out
+
+    def __setitem__(self, indices: Any, values: Any) -> None:
+        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), indices.shape)
+        keys = np.union1d(self.keys, indices).astype(np.intp)
+        merged = np.full(len(keys), np.nan)
+        merged[np.searchsorted(keys, self.keys)] = self.values
+        merged[np.searchsorted(keys, indices)] = values
+        self.keys, self.values = keys, merged
+
+    def dense(self) -> NDArray[np.float64]:
+        out = np.full(self.n, np.nan)
+        out[self.keys] = self.values
+        return out
+
+
+def _dense(vector: NDArray[np.float64] | _SparseVector) -> NDArray[np.float64]:
+    return vector.dense() if isinstance(vector, _SparseVector) else vector
+
+
 class _Comparison:
     """Mutable working state of one elementwise comparison.
 
-    The per-element arrays (reference, error, step, tolerance...) are flat over all elements
-    because the results expose them in each parameter's shape, but everything computed
-    from them (scales, tolerances) runs over the elements actually recorded, so a
-    directional or sampled check of a large network does O(checked) work per step.
+    Everything computed from the per-element values (scales, tolerances) runs over the
+    elements actually recorded, so a directional or sampled check of a large network
+    does O(checked) work per step.  With ``sparse`` (few elements to check) the
+    reference, error, step and tolerance are stored for those elements only and become
+    full arrays (NaN where unchecked) only for the results.
     """
 
     def __init__(
@@ -148,15 +206,21 @@ class _Comparison:
         space: ParameterSpace,
         analytic: NDArray[Any],
         gradient_noise: NDArray[np.float64] | None,
+        *,
+        sparse: bool = False,
     ) -> None:
         n = space.size
         self.gradient_noise = gradient_noise  # None until measured: no room for jitter yet
         self.space = space
         self.analytic = analytic.astype(np.float64, copy=False)
-        self.reference = np.full(n, np.nan)
-        self.error = np.full(n, np.nan)
-        self.step = np.full(n, np.nan)
-        self.tolerance = np.full(n, np.nan)
+
+        def vector() -> NDArray[np.float64] | _SparseVector:
+            return _SparseVector(n) if sparse else np.full(n, np.nan)
+
+        self.reference = vector()
+        self.error = vector()
+        self.step = vector()
+        self.tolerance = vector()
         self.checked = np.zeros(n, dtype=bool)
         self.method = np.zeros(n, dtype=np.int8)  # _METHOD_CODES; 0 where nothing recorded
         self.kink = np.zeros(n, dtype=bool)
@@ -708,12 +772,14 @@ def check(
         indices = directional.suspects
     else:
         indices = _choose_indices(space, sample, generator)
-    state = _Comparison(space, analytic, jitter.values)
-    per_element_cost = np.zeros(space.size, dtype=np.int64)
+    line = None  # its parts were the first probe directions; free it
+    # Few elements to check (directional, sampled): per-element state for those only.
+    state = _Comparison(space, analytic, jitter.values, sparse=8 * len(indices) < space.size)
+    cost = _Cost(space)
 
     first = _first_pass(objective, indices, options.method, noise, complex_ok)
     state.record(first)
-    per_element_cost[indices] += first.n_evaluations // max(len(indices), 1)
+    cost.add(indices, first.n_evaluations // max(len(indices), 1))
     state.judge(options)
     if jitter.values is None and state.failing(indices).any() and jitter.measure() is not None:
         state.gradient_noise = jitter.values
@@ -740,7 +806,7 @@ def check(
                     again, first.derivative[pick], first.error[pick], first.step[pick], 0, "central"
                 )
             refined = richardson(objective, again, sigma=noise.sigma, first=base)
-            per_element_cost[again] += refined.n_evaluations // max(len(again), 1)
+            cost.add(again, refined.n_evaluations // max(len(again), 1))
             if first.method == "complex":
                 disagree = np.abs(refined.derivative - state.reference[again]) > state.derived(
                     again, refined.error
@@ -779,7 +845,7 @@ def check(
         still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
         if len(still) and options.method in ("auto", "complex", "richardson"):
             accepted = _kinks(objective, state, still, noise.sigma)
-            per_element_cost[still] += 8
+            cost.add(still, 8)
             if accepted.any():
                 at = still[accepted]
                 state.kink[at] = True
@@ -810,7 +876,8 @@ def check(
     tolerance_source = _tolerance_source(
         options, noise.estimate.source if noise.measured_yet else None, complex_ok, jitter.values
     )
-    results = _parameter_results(space, state, per_element_cost, tolerance_source)
+    objective.release_complex()  # the diagnosis rebuilds it if it needs it
+    results = _parameter_results(space, state, cost.per_leaf, tolerance_source)
     hazards += _low_precision(results)
     result = CheckResult(
         parameters=results,
@@ -931,7 +998,9 @@ def _parameter_results(
     space: ParameterSpace, state: _Comparison, cost: NDArray[np.int64], source: str
 ) -> tuple[ParameterResult, ...]:
     results = []
-    for leaf in space.leaves:
+    reference, error = _dense(state.reference), _dense(state.error)
+    tolerance, step = _dense(state.tolerance), _dense(state.step)
+    for k, leaf in enumerate(space.leaves):
         s = leaf.slice
         method = state.methods(s)
         kinks = tuple(
@@ -941,17 +1010,17 @@ def _parameter_results(
         results.append(
             ParameterResult(
                 name=leaf.name,
-                analytic=state.analytic[s].reshape(leaf.shape).astype(leaf.dtype)
+                analytic=state.analytic[s].reshape(leaf.shape).astype(leaf.dtype, copy=False)
                 if np.all(np.isfinite(state.analytic[s]))
                 else state.analytic[s].reshape(leaf.shape),
-                reference=state.reference[s].reshape(leaf.shape),
-                error_estimate=state.error[s].reshape(leaf.shape),
-                tolerance=state.tolerance[s].reshape(leaf.shape),
+                reference=reference[s].reshape(leaf.shape),
+                error_estimate=error[s].reshape(leaf.shape),
+                tolerance=tolerance[s].reshape(leaf.shape),
                 checked=state.checked[s].reshape(leaf.shape),
-                step=state.step[s].reshape(leaf.shape),
+                step=step[s].reshape(leaf.shape),
                 method=method,
                 tolerance_source=source,
-                n_evaluations=int(cost[s].sum()),
+                n_evaluations=int(cost[k]),
                 kinks=kinks,
                 kink_mask=state.kink[s].reshape(leaf.shape),
                 dtype=str(leaf.dtype),
@@ -986,8 +1055,8 @@ def _with_diagnosis(
     evidence = Evidence(
         space=space,
         analytic=state.analytic,
-        reference=state.reference,
-        tolerance=state.tolerance,
+        reference=_dense(state.reference),
+        tolerance=_dense(state.tolerance),
         checked=state.checked,
         failed=result_failed_mask(result, space),
         objective=objective,

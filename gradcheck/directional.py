@@ -375,6 +375,13 @@ class _Lines:
         return values, taken
 
 
+def _largest_magnitude(values: NDArray[Any]) -> float:
+    """``max |values|`` (0 for none) without a full-size temporary."""
+    if values.size == 0:
+        return 0.0
+    return float(max(values.max(), -values.min()))
+
+
 @dataclass
 class _Context:
     objective: Objective
@@ -399,8 +406,10 @@ class _Context:
 
     def draw(self, block: Block) -> NDArray[np.float64]:
         given = self.initial.pop(block, None)
-        v = self.rng.standard_normal(block.size) if given is None else given.copy()
-        v[~self.finite[block.start : block.stop]] = 0.0  # non-finite elements are reported directly
+        v = self.rng.standard_normal(block.size) if given is None else given
+        finite = self.finite[block.start : block.stop]
+        if not finite.all():  # non-finite elements are reported directly, not probed
+            v = np.where(finite, v, 0.0)
         return v
 
     def probe(self, blocks: list[Block], level: int) -> list[Probe]:
@@ -414,7 +423,11 @@ class _Context:
         return self._richardson(blocks, directions, level)
 
     def _tolerance(self, block: Block, v: NDArray[np.float64], error: float) -> float:
-        room = PROBE_SIGMAS * float(np.linalg.norm(self.room(block) * v))
+        room_v = self.room(block)
+        if isinstance(room_v, float):  # the same room for every element: no temporary
+            room = PROBE_SIGMAS * room_v * float(np.linalg.norm(v))
+        else:
+            room = PROBE_SIGMAS * float(np.linalg.norm(room_v * v))
         return SAFETY * (error + room)
 
     def _analytic(self, block: Block, v: NDArray[np.float64]) -> float:
@@ -422,10 +435,10 @@ class _Context:
 
     def _complex(self, block: Block, v: NDArray[np.float64], level: int) -> Probe:
         before = self.objective.n_evaluations
-        x0 = self.objective.x0
-        scale = max(float(np.max(np.abs(x0[block.start : block.stop]), initial=0.0)), 1.0)
+        part = self.objective.x0[block.start : block.stop]
+        scale = max(_largest_magnitude(part), 1.0)
         eps = float(np.finfo(self.space.leaves[block.leaf].dtype).eps)
-        largest = max(float(np.max(np.abs(v), initial=0.0)), 1e-300)
+        largest = max(_largest_magnitude(v), 1e-300)
         h = float(complex_step_size(eps)) * scale / largest
         value = self.objective.complex_value(None, h, v, start=block.start)
         reference = float(value.imag / h)

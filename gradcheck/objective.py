@@ -62,7 +62,7 @@ class Objective:
         self.loss = loss
         self.space = space
         self.n_evaluations = 0
-        self.x0: NDArray[Any] = space.flatten()
+        self.x0: NDArray[Any] = space.x0  # read-only: the original values, flat
         self.value0 = self._value(space.tree, "evaluating the loss at the given parameters")
         self._complex_tree: Any = None
 
@@ -95,8 +95,26 @@ class Objective:
         return float(value), taken
 
     def along(self, direction: NDArray[Any], t: float) -> float:
-        """``loss`` at ``x0 + t * direction`` (a fresh tree)."""
-        return self(self.x0 + t * direction)
+        """``loss`` at ``x0 + t * direction``, each element rounded to its own dtype.
+
+        The point is written into gradcheck's working copies (one parameter at a time,
+        so no full-size temporary) and they are put back afterwards.
+        """
+        for leaf, flat in zip(self.space.leaves, self.space._flat_views, strict=True):
+            np.add(
+                self.x0[leaf.slice], t * direction[leaf.slice], out=flat, casting="unsafe"
+            )
+        try:
+            value = self._value(self.space.tree, "evaluating the loss at a perturbed point")
+        finally:
+            self.space.restore(force=True)
+        return float(value)
+
+    def release_complex(self) -> None:
+        """Drop the complex working copies (rebuilt on the next complex evaluation)."""
+        self._complex_tree = None
+        self._complex_arrays = ()
+        self._complex_flat = ()
 
     # -- batches (overridden by gradcheck.evaluation.Evaluator: chunks, vectorized, executor) --
     def perturbed_many(
@@ -153,7 +171,7 @@ class Objective:
                     low, high = max(start, leaf.offset), min(stop, leaf.offset + leaf.size)
                     if low < high:
                         part = flat.imag[low - leaf.offset : high - leaf.offset]
-                        part[...] = step * direction[low - start : high - start]
+                        np.multiply(direction[low - start : high - start], step, out=part)
                         touched.append(part)
                 try:
                     return complex(self._value(self._complex_tree, context, allow_complex=True))

@@ -206,10 +206,19 @@ class ParameterResult:
     @cached_property
     def failed(self) -> NDArray[np.bool_]:
         """Elements whose error exceeds their tolerance (accepted kinks excepted)."""
+        # Over the checked elements only: a directional check of a large parameter checks
+        # a handful, and its verdict should not cost full-size temporaries.
+        at = np.flatnonzero(self.checked)
+        analytic = self.analytic.reshape(-1)[at].astype(np.float64)
         with np.errstate(invalid="ignore"):
-            failed = self.checked & ~(self.abs_error <= self.tolerance)
+            error = np.abs(analytic - self.reference.reshape(-1)[at])
+        error[~np.isfinite(analytic)] = np.inf
+        with np.errstate(invalid="ignore"):
+            bad = ~(error <= self.tolerance.reshape(-1)[at])
         if self.kink_mask is not None:
-            failed &= ~self.kink_mask
+            bad &= ~self.kink_mask.reshape(-1)[at]
+        failed = np.zeros(self.checked.shape, dtype=bool)
+        failed.reshape(-1)[at] = bad
         failed.setflags(write=False)
         return failed
 

@@ -164,7 +164,17 @@ class ParameterSpace:
         self._structure = params
         self.leaves: tuple[Leaf, ...] = tuple(leaves)
         self.size = offset
-        self._originals = tuple(a.copy() for a in arrays)
+        # The original values, once: as one flat read-only vector in the widest dtype, whose
+        # pieces are the per-leaf originals when every leaf has that dtype (the usual case).
+        dtype = np.result_type(*(leaf.dtype for leaf in leaves))
+        self.x0: NDArray[Any] = np.concatenate([a.reshape(-1) for a in arrays], dtype=dtype)
+        if all(leaf.dtype == dtype for leaf in leaves):
+            self._originals = tuple(
+                self.x0[leaf.slice].reshape(leaf.shape) for leaf in leaves
+            )
+        else:
+            self._originals = tuple(a.copy() for a in arrays)
+        self.x0.setflags(write=False)
         #: Working copies handed to the user's functions; perturbed in place.
         self.arrays: tuple[NDArray[Any], ...] = tuple(arrays)
         self._flat_views = tuple(a.reshape(-1) for a in self.arrays)
@@ -233,8 +243,16 @@ class ParameterSpace:
             [np.full(leaf.size, np.finfo(leaf.dtype).eps, dtype=np.float64) for leaf in self.leaves]
         )
 
-    def restore(self) -> bool:
-        """Put the original values back into the working copies; True if any had changed."""
+    def restore(self, *, force: bool = False) -> bool:
+        """Put the original values back into the working copies; True if any had changed.
+
+        With ``force`` they are copied back without comparing (after gradcheck itself
+        moved them), and the return value is False.
+        """
+        if force:
+            for array, original in zip(self.arrays, self._originals, strict=True):
+                array[...] = original
+            return False
         changed = False
         for array, original in zip(self.arrays, self._originals, strict=True):
             # Bitwise: any write counts, and comparing the raw words is ~10x faster than a

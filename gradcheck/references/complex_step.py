@@ -84,12 +84,14 @@ def complex_step_capability(
     x0 = objective.x0
     before = objective.n_evaluations
     direction = rng.standard_normal(x0.shape) if direction is None else direction
-    direction = direction / (np.linalg.norm(direction) or 1.0)
+    # Steps along the unit vector u = direction / |direction|, without forming u:
+    # x0 + t u = x0 + (t / |direction|) direction.
+    unit = 1.0 / (float(np.linalg.norm(direction)) or 1.0)
     scale = max(float(np.max(np.abs(x0), initial=0.0)), 1.0)
     eps = float(np.finfo(x0.dtype).eps)
     h = float(complex_step_size(eps)) * scale
     try:
-        value = objective.complex_value(None, h, direction)
+        value = objective.complex_value(None, h * unit, direction)
     except InvalidLossError as exc:
         return ComplexCapability(
             False,
@@ -105,8 +107,10 @@ def complex_step_capability(
         )
     slope = value.imag / h
     t = np.cbrt(eps) * scale
-    d1 = (objective.along(direction, t) - objective.along(direction, -t)) / (2 * t)
-    d2 = (objective.along(direction, 2 * t) - objective.along(direction, -2 * t)) / (4 * t)
+    d1 = (objective.along(direction, t * unit) - objective.along(direction, -t * unit)) / (2 * t)
+    d2 = (
+        objective.along(direction, 2 * t * unit) - objective.along(direction, -2 * t * unit)
+    ) / (4 * t)
     extrapolated = (4 * d1 - d2) / 3
 
     def bound(sigma: float) -> float:
