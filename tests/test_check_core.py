@@ -385,3 +385,26 @@ def test_complex_step_capability_measures_the_noise_only_to_confirm_a_disagreeme
         rng=np.random.default_rng(0),
     )
     assert not bad.usable and asked == [1]  # judged again with the measured noise
+
+
+def test_central_method_spends_two_evaluations_per_element_and_truncation_only_where_needed():
+    params = {"w": np.linspace(-1.0, 1.0, 40)}
+
+    def curved(p):  # a large third derivative: central differences carry truncation error
+        return np.sum(np.exp(20.0 * p["w"]))
+
+    def curved_grad(p):
+        return {"w": 20.0 * np.exp(20.0 * p["w"])}
+
+    result = gradcheck.check(curved, curved_grad, params, rng=0, method="central", mode="full")
+    assert result.passed, str(result)
+    # 2 per element, plus the few that needed a truncation estimate (2 more each), plus the
+    # check's fixed costs (value, determinism, noise probe): far below 4 per element.
+    fixed = 1 + 1 + 7  # value, determinism, noise probe
+    assert 2 * 40 + fixed < result.n_evaluations < 3 * 40 + fixed
+    assert result.parameters[0].method == "central"
+    bad = gradcheck.check(
+        curved, lambda p: {"w": curved_grad(p)["w"] * (1 + 1e-4)}, params, rng=0,
+        method="central", mode="full",
+    )
+    assert not bad.passed
