@@ -364,7 +364,14 @@ class Evaluator(Objective):
         assert self.batch_loss is not None
         self.n_evaluations += len(stack)
         started = time.perf_counter()
-        values = call_user(self.batch_loss, "loss", context, stack)
+        try:
+            values = call_user(self.batch_loss, "loss", context, stack)
+        except UserFunctionError as exc:
+            # A loss that writes into its input gets a private copy of the read-only stack.
+            writes = isinstance(exc.original, ValueError) and "read-only" in str(exc.original)
+            if stack.flags.writeable or not writes:
+                raise
+            values = call_user(self.batch_loss, "loss", context, stack.copy())
         self._timed(time.perf_counter() - started, len(stack), complex_=np.iscomplexobj(stack))
         return _batch_values(values, len(stack), context, allow_complex=allow_complex)
 
@@ -430,13 +437,9 @@ class Evaluator(Objective):
             return values, taken
         moved, taken = self._moved(indices, steps)
         values = np.empty(len(indices))
-        stack = np.empty(
-            (min(self.chunk_rows, len(indices)), self.space.size), dtype=self.space.dtype
-        )
+        stack = _Stack(self.x0, min(self.chunk_rows, len(indices)), self.space.dtype)
         for start, stop in _chunks(len(indices), self.chunk_rows):
-            rows = stack[: stop - start]
-            rows[...] = self.x0
-            rows[np.arange(stop - start), indices[start:stop]] = moved[start:stop]
+            rows = stack.moved(indices[start:stop], moved[start:stop])
             values[start:stop] = self._batch(rows, "evaluating the loss with elements moved")
             self._advance(stop - start)
         return values, taken
@@ -457,11 +460,10 @@ class Evaluator(Objective):
             return out
         dtype = np.result_type(self.space.dtype, np.complex64)
         out = np.empty(len(indices), dtype=np.complex128)
-        stack = np.empty((min(self.chunk_rows, len(indices)), self.space.size), dtype=dtype)
+        stack = _Stack(self.x0, min(self.chunk_rows, len(indices)), dtype)
         for start, stop in _chunks(len(indices), self.chunk_rows):
-            rows = stack[: stop - start]
-            rows[...] = self.x0
-            rows[np.arange(stop - start), indices[start:stop]] += 1j * steps[start:stop]
+            at = indices[start:stop]
+            rows = stack.moved(at, self.x0[at] + 1j * steps[start:stop])
             out[start:stop] = self._batch(
                 rows, "evaluating the loss at complex-step points", allow_complex=True
             )
@@ -550,6 +552,35 @@ class Evaluator(Objective):
             for _, _, future in futures:
                 future.cancel()
         return values, taken
+
+
+class _Stack:
+    """Rows of ``x0`` with one element moved per row, rebuilt cheaply from chunk to chunk.
+
+    Writing ``x0`` into every row of every chunk streams the whole stack through memory
+    each time, which costs as much as a small loss evaluation.  Here each row is filled
+    once; afterwards only the element moved in the previous chunk is put back.  The loss
+    receives a read-only view, so it cannot change the rows behind gradcheck's back.
+    """
+
+    def __init__(self, x0: NDArray[Any], rows: int, dtype: Any) -> None:
+        self.x0 = x0
+        self.stack = np.empty((rows, x0.size), dtype=dtype)
+        self.stack[...] = x0
+        self.last = np.full(rows, -1, dtype=np.intp)  # the element moved in each row
+
+    def moved(self, indices: NDArray[np.intp], values: NDArray[Any]) -> NDArray[Any]:
+        """The stack with ``values[r]`` at element ``indices[r]`` of row ``r`` (read-only)."""
+        n = len(indices)
+        rows = np.arange(n)
+        previous = self.last[:n]
+        done = previous >= 0
+        self.stack[rows[done], previous[done]] = self.x0[previous[done]]
+        self.stack[rows, indices] = values
+        self.last[:n] = indices
+        view = self.stack[:n].view()
+        view.setflags(write=False)
+        return view
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:

@@ -512,11 +512,18 @@ class Network:
                 raise InvalidParameterError(
                     f"thetas: expected shape (K, {self.n_params}), got {thetas.shape}"
                 )
-            params = self.unflatten(thetas)
-            # Biases (K, fan_out) broadcast over samples as (K, 1, fan_out).
+            if thetas.shape[1] != self.n_params:
+                raise InvalidParameterError(
+                    f"thetas: expected shape (K, {self.n_params}), got {thetas.shape}"
+                )
+            # Views into the stack, no copies: each row is read once, by the products.
+            # Weights are (K, fan_in, fan_out); biases (K, fan_out) broadcast over samples
+            # as (K, 1, fan_out).
             params = {
-                name: value[:, np.newaxis, :] if name.startswith("bias") else value
-                for name, value in params.items()
+                name: thetas[:, part].reshape(
+                    (len(thetas), 1, *shape) if name.startswith("bias") else (len(thetas), *shape)
+                )
+                for name, shape, part in self._layout
             }
             return self._loss(self._forward(params, x), y)
 

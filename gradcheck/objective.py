@@ -9,6 +9,7 @@ working copies in place instead of rebuilding the whole tree per evaluation.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,10 @@ __all__ = ["Objective", "as_real_scalar"]
 
 def as_real_scalar(value: Any, *, context: str, allow_complex: bool = False) -> Any:
     """Validate a loss value: one finite number (real unless ``allow_complex``)."""
+    if type(value) is float or type(value) is np.float64:  # the common case, checked fast
+        if math.isfinite(value):
+            return value
+        raise InvalidLossError(f"loss: returned {value!r}, not a finite value ({context})")
     try:
         array = np.asarray(value)
     except Exception as exc:  # noqa: BLE001

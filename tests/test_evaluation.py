@@ -209,3 +209,23 @@ def test_dask_example_gives_the_serial_verdict():
     result = module.run(n_workers=2, processes=True)
     assert result.passed and result.mode == "full"
     assert result["weight1"].checked.all()
+
+
+def test_vectorized_loss_that_writes_into_its_input_still_gets_the_right_values():
+    params = NET.init_params(rng=3)
+    x, y = random_data(NET, 5, rng=3)
+    vloss = NET.vectorized_loss(x, y)
+
+    def scribbling(thetas):
+        thetas *= 1.0  # in place: the stack gradcheck hands over is read-only
+        out = vloss(thetas)
+        thetas[:, 0] = 1e9  # would corrupt later rows if it reached gradcheck's stack
+        return out
+
+    indices = np.arange(NET.n_params)
+    steps = np.full(len(indices), 1e-4)
+    clean = Evaluator(vloss, ParameterSpace(params), vectorized=True, chunk_bytes=2_000)
+    messy = Evaluator(scribbling, ParameterSpace(params), vectorized=True, chunk_bytes=2_000)
+    np.testing.assert_array_equal(
+        messy.perturbed_many(indices, steps)[0], clean.perturbed_many(indices, steps)[0]
+    )
