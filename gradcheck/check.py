@@ -35,10 +35,10 @@ from .references.complex_step import complex_step, complex_step_capability
 from .references.finite_difference import (
     ROUNDOFF_SIGMAS,
     central_difference,
-    with_truncation,
     default_steps,
     one_sided_slopes,
     richardson,
+    with_truncation,
 )
 from .references.noise import NoiseOnDemand
 from .results import CheckResult, Diagnosis, Hazard, ParameterResult, format_index
