@@ -469,16 +469,7 @@ class Network:
         ['bias1', 'bias2', 'weight1', 'weight2']
         """
         x, y = self._check_data(x, y)
-
-        def loss_fn(params: Mapping[str, Array]) -> Any:
-            self._check_params(params)
-            return self._loss(self._forward(params, x), y)
-
-        def grad_fn(params: Mapping[str, Array]) -> Params:
-            self._check_params(params)
-            return self._backward(params, y, self._forward(params, x))
-
-        return loss_fn, grad_fn
+        return _BoundLoss(self, x, y), _BoundGradient(self, x, y)
 
     def vectorized_loss(self, x: Array, y: Array) -> Callable[[Array], Array]:
         """A loss that evaluates many flat parameter vectors at once.
@@ -505,29 +496,7 @@ class Network:
         (4,)
         """
         x, y = self._check_data(x, y)
-
-        def batched_loss(thetas: Array) -> Array:
-            thetas = np.asarray(thetas)
-            if thetas.ndim != 2:
-                raise InvalidParameterError(
-                    f"thetas: expected shape (K, {self.n_params}), got {thetas.shape}"
-                )
-            if thetas.shape[1] != self.n_params:
-                raise InvalidParameterError(
-                    f"thetas: expected shape (K, {self.n_params}), got {thetas.shape}"
-                )
-            # Views into the stack, no copies: each row is read once, by the products.
-            # Weights are (K, fan_in, fan_out); biases (K, fan_out) broadcast over samples
-            # as (K, 1, fan_out).
-            params = {
-                name: thetas[:, part].reshape(
-                    (len(thetas), 1, *shape) if name.startswith("bias") else (len(thetas), *shape)
-                )
-                for name, shape, part in self._layout
-            }
-            return self._loss(self._forward(params, x), y)
-
-        return batched_loss
+        return _BatchedLoss(self, x, y)
 
     # -- validation --------------------------------------------------------------------------
     def _check_params(self, params: Mapping[str, Array]) -> None:
@@ -567,6 +536,60 @@ class Network:
                 f"got {y.shape}"
             )
         return x, y
+
+
+# -- the network's functions with their data bound (module-level classes: picklable, so a
+# -- process pool or a dask cluster can run them) --------------------------------------------
+class _Bound:
+    def __init__(self, net: Network, x: Array, y: Array) -> None:
+        self.net, self.x, self.y = net, x, y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.net!r}, {len(self.x)} samples)"
+
+
+class _BoundLoss(_Bound):
+    """``loss(params)`` of a network on fixed data (see :meth:`Network.functions`)."""
+
+    def __call__(self, params: Mapping[str, Array]) -> Any:
+        self.net._check_params(params)
+        return self.net._loss(self.net._forward(params, self.x), self.y)
+
+
+class _BoundGradient(_Bound):
+    """``grad(params)`` of a network on fixed data, by backpropagation.
+
+    See :meth:`Network.functions`.
+    """
+
+    def __call__(self, params: Mapping[str, Array]) -> Params:
+        self.net._check_params(params)
+        return self.net._backward(params, self.y, self.net._forward(params, self.x))
+
+
+class _BatchedLoss(_Bound):
+    """The loss at each row of a stack of flat parameter vectors.
+
+    See :meth:`Network.vectorized_loss`.
+    """
+
+    def __call__(self, thetas: Array) -> Array:
+        net = self.net
+        thetas = np.asarray(thetas)
+        if thetas.ndim != 2 or thetas.shape[1] != net.n_params:
+            raise InvalidParameterError(
+                f"thetas: expected shape (K, {net.n_params}), got {thetas.shape}"
+            )
+        # Views into the stack, no copies: each row is read once, by the products.
+        # Weights are (K, fan_in, fan_out); biases (K, fan_out) broadcast over samples
+        # as (K, 1, fan_out).
+        params = {
+            name: thetas[:, part].reshape(
+                (len(thetas), 1, *shape) if name.startswith("bias") else (len(thetas), *shape)
+            )
+            for name, shape, part in net._layout
+        }
+        return net._loss(net._forward(params, self.x), self.y)
 
 
 def _validate_sizes(sizes: Any) -> tuple[int, ...]:

@@ -113,7 +113,11 @@ def test_process_pool_check_matches_the_serial_check():
 
 def test_process_pool_with_a_closure_says_the_loss_must_be_picklable():
     params = _params()
-    loss, grad = NET.functions(X, Y)
+    bound, grad = NET.functions(X, Y)
+
+    def loss(params):  # a closure: a process pool cannot pickle it
+        return bound(params)
+
     with ProcessPoolExecutor(max_workers=1) as pool:
         with pytest.raises(InvalidParameterError, match="^executor: .*picklable"):
             gradcheck.check(loss, grad, params, mode="full", executor=pool, rng=0)
@@ -229,3 +233,15 @@ def test_vectorized_loss_that_writes_into_its_input_still_gets_the_right_values(
     np.testing.assert_array_equal(
         messy.perturbed_many(indices, steps)[0], clean.perturbed_many(indices, steps)[0]
     )
+
+
+def test_the_networks_bound_functions_run_in_a_process_pool():
+    params = _params()
+    loss, grad = NET.functions(X, Y)
+    vloss = NET.vectorized_loss(X, Y)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        plain = gradcheck.check(loss, grad, params, mode="full", method="central", executor=pool,
+                                rng=0)
+        stacked = gradcheck.check(vloss, grad, params, mode="full", method="central",
+                                  executor=pool, vectorized=True, rng=0)
+    assert plain.passed and stacked.passed
