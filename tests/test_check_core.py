@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck import (
@@ -408,3 +410,53 @@ def test_central_method_spends_two_evaluations_per_element_and_truncation_only_w
         method="central", mode="full",
     )
     assert not bad.passed
+
+
+@given(
+    writes=st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 49), min_size=1, max_size=8, unique=True),
+            st.floats(-1e3, 1e3, allow_nan=False),
+        ),
+        max_size=6,
+    ),
+    reads=st.lists(st.integers(0, 49), max_size=12),
+)
+def test_sparse_state_behaves_like_a_dense_nan_filled_vector(writes, reads):
+    from gradcheck.check import _SparseVector
+
+    sparse, dense = _SparseVector(50), np.full(50, np.nan)
+    for indices, value in writes:
+        values = value + np.arange(len(indices), dtype=float)
+        sparse[np.array(indices)] = values
+        dense[np.array(indices)] = values
+    np.testing.assert_array_equal(sparse[np.array(reads, dtype=np.intp)], dense[reads])
+    np.testing.assert_array_equal(sparse.dense(), dense)
+
+
+def test_directional_check_matches_the_full_verdicts_with_sparse_state():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((30, 50))
+    target = rng.standard_normal(30)
+    params = {"w": rng.standard_normal(50) * 0.1, "b": np.zeros(30)}
+
+    def big_loss(p):
+        return 0.5 * np.sum(np.tanh(a @ p["w"] + p["b"]) ** 2 * target)
+
+    def big_grad(p):
+        z = np.tanh(a @ p["w"] + p["b"])
+        delta = z * target * (1 - z**2)
+        return {"w": a.T @ delta, "b": delta}
+
+    def one_wrong(p):
+        g = big_grad(p)
+        g["w"] = g["w"].copy()
+        g["w"][17] += 1e-3 * np.max(np.abs(g["w"]))
+        return g
+
+    for mode in ("full", "directional"):
+        assert gradcheck.check(big_loss, big_grad, params, mode=mode, rng=0).passed
+        bad = gradcheck.check(big_loss, one_wrong, params, mode=mode, rng=0)
+        assert not bad.passed
+        w = next(p for p in bad.parameters if p.name == "w")
+        assert w.worst_index == (17,) and w.failed.sum() == 1
