@@ -61,10 +61,10 @@ MODES = ("auto", "full", "sampled", "directional")
 #: The time ``mode="auto"`` lets a full elementwise check take before it probes instead.
 DEFAULT_BUDGET_SECONDS = 5.0
 
-#: Largest stack of parameter vectors handed to a vectorized loss at once, in bytes.  The
-#: stack is what a vectorized loss multiplies; bigger chunks save little once the per-call
-#: overhead is amortised and cost memory proportional to ``K * N``.
-CHUNK_BYTES = 4 * 2**20
+#: Largest stack of parameter vectors handed to a vectorized loss at once, in bytes: the
+#: memory bound of the stack (``K * N`` elements).  Within it the height is measured, not
+#: guessed (:class:`_ChunkTuner`).
+CHUNK_BYTES = 16 * 2**20
 #: Most rows in one vectorized chunk, however small the parameters.
 MAX_CHUNK_ROWS = 256
 #: Serial evaluations between two progress-bar updates.
@@ -314,6 +314,7 @@ class Evaluator(Objective):
         self.chunk_rows = int(
             np.clip(chunk_bytes // max(space.size * itemsize, 1), 1, MAX_CHUNK_ROWS)
         )
+        self._tuner = _ChunkTuner(self.chunk_rows)
         self._user_loss = loss
         self._real_times: deque[float] = deque(maxlen=TIMED_EVALUATIONS)
         self._complex_times: deque[float] = deque(maxlen=TIMED_EVALUATIONS)
@@ -438,7 +439,7 @@ class Evaluator(Objective):
         moved, taken = self._moved(indices, steps)
         values = np.empty(len(indices))
         stack = _Stack(self.x0, min(self.chunk_rows, len(indices)), self.space.dtype)
-        for start, stop in _chunks(len(indices), self.chunk_rows):
+        for start, stop in self._tuner.chunks(len(indices)):
             rows = stack.moved(indices[start:stop], moved[start:stop])
             values[start:stop] = self._batch(rows, "evaluating the loss with elements moved")
             self._advance(stop - start)
@@ -461,7 +462,7 @@ class Evaluator(Objective):
         dtype = np.result_type(self.space.dtype, np.complex64)
         out = np.empty(len(indices), dtype=np.complex128)
         stack = _Stack(self.x0, min(self.chunk_rows, len(indices)), dtype)
-        for start, stop in _chunks(len(indices), self.chunk_rows):
+        for start, stop in self._tuner.chunks(len(indices)):
             at = indices[start:stop]
             rows = stack.moved(at, self.x0[at] + 1j * steps[start:stop])
             out[start:stop] = self._batch(
@@ -552,6 +553,50 @@ class Evaluator(Objective):
             for _, _, future in futures:
                 future.cancel()
         return values, taken
+
+
+class _ChunkTuner:
+    """Rows per call of a vectorized loss, chosen by measuring.
+
+    A vectorized loss may run fastest on a short stack that stays in cache, or on a tall
+    one that amortises its per-call work (a shared first-layer product, Python
+    overhead).  Each height from 1 up to the memory bound ``cap`` (powers of two, and
+    ``cap``) is timed on two chunks; the rest of the batch, and later batches, use the
+    height with the lowest time per row.
+    """
+
+    TRIALS = 2
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(int(cap), 1)
+        heights = {1 << p for p in range(self.cap.bit_length()) if 1 << p <= self.cap}
+        self.heights = sorted(heights | {self.cap})
+        self.times: dict[int, list[float]] = {h: [] for h in self.heights}
+        self.best: int | None = None if len(self.heights) > 1 else self.cap
+
+    def next(self) -> int:
+        if self.best is not None:
+            return self.best
+        for height in self.heights:
+            if len(self.times[height]) < self.TRIALS:
+                return height
+        self.best = min(self.heights, key=lambda h: min(self.times[h]))
+        return self.best
+
+    def record(self, height: int, seconds: float, rows: int) -> None:
+        if self.best is None and rows == height:
+            self.times[height].append(seconds / rows)
+
+    def chunks(self, n: int) -> Iterator[tuple[int, int]]:
+        """``(start, stop)`` chunks of ``range(n)``, timing the work done on each."""
+        start = 0
+        while start < n:
+            height = self.next()
+            stop = min(start + height, n)
+            began = time.perf_counter()
+            yield start, stop
+            self.record(height, time.perf_counter() - began, stop - start)
+            start = stop
 
 
 class _Stack:

@@ -378,3 +378,28 @@ def test_vectorized_loss_accepts_complex_stacks():
     np.testing.assert_allclose(
         losses.imag / 1e-20, net.flatten(net.backward(params, x, y))[:3], rtol=1e-11
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+def test_stacked_products_update_rows_that_differ_in_few_entries(dtype):
+    from gradcheck.network import _matmul
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 30))
+    base = rng.standard_normal((30, 20)).astype(dtype)
+    stack = np.repeat(base[np.newaxis], 6, axis=0)
+    stack[1, 3, 4] += 1e-3  # one entry
+    stack[2, 0, 0] -= 2.0
+    stack[2, 29, 19] += 0.5  # two entries
+    stack[3] += rng.standard_normal((30, 20)).astype(dtype)  # dense: a full product
+    stack[0, 7, 7] += 1.0  # the reference row itself moved: the others differ from it at two
+    if np.iscomplexobj(stack):
+        stack[4, 10, 2] += 1e-20j  # a complex step
+    expected = np.stack([x @ w for w in stack])
+    got = _matmul(x, stack)
+    assert got.dtype == expected.dtype
+    scale = np.abs(x) @ np.abs(stack).max(axis=0)  # size of the terms summed per output
+    eps = np.finfo(np.result_type(dtype, np.float32)).eps
+    assert np.all(np.abs(got - expected) <= 8 * 30 * eps * scale)
+    if np.iscomplexobj(stack):  # the complex step's imaginary part, exactly as a product gives
+        np.testing.assert_allclose(got[4].imag, expected[4].imag, rtol=1e-12, atol=1e-40)
