@@ -569,7 +569,8 @@ class _ChunkTuner:
 
     def __init__(self, cap: int) -> None:
         self.cap = max(int(cap), 1)
-        heights = {1 << p for p in range(self.cap.bit_length()) if 1 << p <= self.cap}
+        # Heights 2, 4, 8... (one row at a time is what vectorizing avoids), and the cap.
+        heights = {1 << p for p in range(1, self.cap.bit_length()) if 1 << p <= self.cap}
         self.heights = sorted(heights | {self.cap})
         self.times: dict[int, list[float]] = {h: [] for h in self.heights}
         self.best: int | None = None if len(self.heights) > 1 else self.cap

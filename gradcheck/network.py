@@ -595,38 +595,41 @@ class _BatchedLoss(_Bound):
         return net._loss(net._forward(params, self.x), self.y)
 
 
+#: Multiply-adds of one layer's product below which recomputing it is cheaper than finding
+#: which weights changed (the comparison streams every row through memory).
+_UPDATE_WORTH = 2**18
+
+
 def _matmul(a: Array, W: Array) -> Array:
-    """``a @ W``; for a stack of weight matrices sharing one input, by updates where it can.
+    """``a @ W``; for a stack of weight matrices sharing one input, by updates where it pays.
 
     A vectorized loss evaluates its first layer as ``x @ W_k`` for a stack of ``K``
     weight matrices and one input ``x``.  When the stack holds perturbations of one
     point (finite differences, complex steps), most ``W_k`` differ from ``W_0`` in a few
     entries, and ``x @ W_k = x @ W_0 + sum_(i,j) x[:, i] (W_k - W_0)[i, j] e_j`` costs
     ``O(n)`` per changed entry instead of a full product.  Rows that differ in more
-    than ``fan_in`` entries get the full product.  Either way the value is ``x @ W_k``
-    up to rounding.
+    than ``fan_in`` entries get the full product, and small layers (under
+    :data:`_UPDATE_WORTH` multiply-adds) are simply multiplied.  Either way the value is
+    ``x @ W_k`` up to rounding.
     """
-    if a.ndim != 2 or W.ndim != 3 or len(W) < 2:
+    if a.ndim != 2 or W.ndim != 3 or len(W) < 2 or a.shape[0] * W[0].size < _UPDATE_WORTH:
         return a @ W
     k_rows, fan_in, fan_out = W.shape
     flat = W.reshape(k_rows, fan_in * fan_out)
     base = a @ W[0]
     out = np.empty((k_rows, *base.shape), dtype=base.dtype)
-    out[0] = base
     changes = np.flatnonzero(flat[1:] != flat[0])  # every row's changed entries, one pass
     rows, entries = np.divmod(changes, fan_in * fan_out)
     rows += 1
-    counts = np.bincount(rows, minlength=k_rows)
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    for k in range(1, k_rows):
-        if counts[k] > fan_in:
-            out[k] = a @ W[k]
-            continue
-        out[k] = base
-        changed = entries[starts[k] : starts[k + 1]]
-        i, j = np.divmod(changed, fan_out)
-        update = a[:, i] * (flat[k, changed] - flat[0, changed])  # column m: x[:, i_m] dW_m
-        np.add.at(out[k].T, j, update.T)
+    dense = np.bincount(rows, minlength=k_rows) > fan_in
+    out[~dense] = base
+    if dense.any():
+        out[dense] = a @ W[dense]
+    sparse = ~dense[rows]
+    rows, entries = rows[sparse], entries[sparse]
+    i, j = np.divmod(entries, fan_out)
+    update = a[:, i] * (flat[rows, entries] - flat[0, entries])  # column m: x[:, i_m] dW_m
+    np.add.at(out.transpose(0, 2, 1), (rows, j), update.T)
     return out
 
 
