@@ -127,6 +127,9 @@ class Counter:
         self.rows = rows
         self.calls = 0
 
+    def reset(self) -> None:
+        self.calls = 0
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         count = len(args[0]) if self.rows else 1
         self.calls += count
@@ -150,17 +153,16 @@ def _gradcheck(problem: Problem, **options: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for bug in ("ok", *BUGS):
         DONE[0] = 0
-        started = time.perf_counter()
         try:
-            result = limited(
-                check, loss, problem.grad_fn(bug), problem.params, rng=0, progress=False, **options
+            result, seconds = timed(
+                check, loss, problem.grad_fn(bug), problem.params, rng=0, progress=False,
+                repeat=bug == "ok", **options,
             )
         except _Timeout:
             if bug == "ok":
                 raise
             out[bug] = None
             continue
-        seconds = time.perf_counter() - started
         if bug == "ok":
             out.update(seconds=seconds, evaluations=result.n_evaluations, passed=result.passed,
                        mode=result.mode)
@@ -210,18 +212,16 @@ def _torch(problem: Problem, fast: bool) -> dict[str, Any]:
 
         theta = torch.tensor(problem.x0, dtype=torch.float64, requires_grad=True)
         DONE[0] = 0
-        started = time.perf_counter()
         try:
-            passed = limited(
+            passed, seconds = timed(
                 torch.autograd.gradcheck, Loss.apply, (theta,), fast_mode=fast,
-                raise_exception=False,
+                raise_exception=False, repeat=bug == "ok", reset=counter.reset,
             )
         except _Timeout:
             if bug == "ok":
                 raise
             out[bug] = None
             continue
-        seconds = time.perf_counter() - started
         if bug == "ok":
             out.update(seconds=seconds, evaluations=counter.calls, passed=bool(passed))
         else:
@@ -236,25 +236,22 @@ def _reference_peer(problem: Problem, which: str) -> dict[str, Any]:
 
     counter = Counter(problem.flat_loss)
     DONE[0] = 0
-    started = time.perf_counter()
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, LIMIT)
-    if which == "check_grad":
-        # check_grad(f, g, x0) is |g(x0) - approx_fprime(x0, f)|: the same evaluations.
-        reference = approx_fprime(problem.x0, counter, np.sqrt(np.finfo(float).eps))
-    elif which == "differentiate":
 
-        def batched(points: np.ndarray) -> np.ndarray:
-            counter.calls += int(np.prod(points.shape[1:]))
-            DONE[0] += int(np.prod(points.shape[1:]))
-            stack = points.reshape(problem.n, -1).T
-            return problem.vloss(stack).reshape(points.shape[1:])
+    def batched(points: np.ndarray) -> np.ndarray:
+        counter.calls += int(np.prod(points.shape[1:]))
+        DONE[0] += int(np.prod(points.shape[1:]))
+        stack = points.reshape(problem.n, -1).T
+        return problem.vloss(stack).reshape(points.shape[1:])
 
-        reference = jacobian(batched, problem.x0).df
-    else:
-        reference = nd.Gradient(counter)(problem.x0)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    seconds = time.perf_counter() - started
+    def reference_gradient() -> np.ndarray:
+        if which == "check_grad":
+            # check_grad(f, g, x0) is |g(x0) - approx_fprime(x0, f)|: the same evaluations.
+            return approx_fprime(problem.x0, counter, np.sqrt(np.finfo(float).eps))
+        if which == "differentiate":
+            return jacobian(batched, problem.x0).df
+        return nd.Gradient(counter)(problem.x0)
+
+    reference, seconds = timed(reference_gradient, reset=counter.reset)
     noise = float(np.linalg.norm(problem.gradients["ok"] - reference))
     out: dict[str, Any] = {"seconds": seconds, "evaluations": counter.calls, "error_ok": noise}
     for bug in BUGS:
@@ -274,6 +271,28 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 LIMIT = 90.0
+
+
+#: Runs of the correct gradient faster than this are repeated and their median reported:
+#: at this scale first-call costs and timer noise matter.  Every checker is timed this way.
+REPEAT_BELOW = 0.5
+REPEATS = 5
+
+
+def timed(
+    function, *args: Any, repeat: bool = True, reset: Any = None, **kwargs: Any  # noqa: ANN001
+) -> tuple[Any, float]:
+    """``function(*args, **kwargs)`` under the time limit, and its (median) seconds."""
+    started = time.perf_counter()
+    result = limited(function, *args, **kwargs)
+    times = [time.perf_counter() - started]
+    while repeat and times[0] < REPEAT_BELOW and len(times) < REPEATS:
+        if reset is not None:
+            reset()
+        started = time.perf_counter()
+        result = limited(function, *args, **kwargs)
+        times.append(time.perf_counter() - started)
+    return result, float(np.median(times))
 
 
 def limited(function, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
