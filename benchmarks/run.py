@@ -508,9 +508,10 @@ def targets(entries: dict[str, Any]) -> list[str]:
             if mine:
                 ratio = mine / reference
                 approx = "~" if "seconds" not in entries[name] else ""
+                cores = "2 processes" if "processes" in name else "one process"
                 lines.append(
                     f"- {name} / check_grad: {approx}{ratio:.2f}x (target <= {bound:g}x, "
-                    f"i.e. <= {text}) {verdict(ratio <= bound)}"
+                    f"i.e. <= {text}) {verdict(ratio <= bound)} ({cores})"
                 )
     if "peak_mib" in default and "params_mib" in default:
         ratio = default["peak_mib"] / default["params_mib"]
@@ -568,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller time limit, fewer peers")
     parser.add_argument("--limit", type=float, default=None, help="seconds per checker (90)")
     parser.add_argument("--child", nargs=2, metavar=("NETWORK", "CHECKER"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--render", action="store_true",
+        help="only rewrite latest.md from latest.json (no runs)",
+    )
     parser.add_argument("--networks", nargs="*", default=list(NETWORKS))
     parser.add_argument("--checkers", nargs="*", default=list(CHECKERS))
     parser.add_argument(
@@ -577,6 +582,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_child(*args.child, limit=args.limit or 90.0)))
+        return 0
+    if args.render:
+        results = json.loads((RESULTS / "latest.json").read_text())
+        (RESULTS / "latest.md").write_text(markdown(results))
+        print(f"wrote {RESULTS / 'latest.md'}")
         return 0
     limit = args.limit or (15.0 if args.quick else 90.0)
     checkers = args.checkers
