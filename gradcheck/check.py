@@ -28,7 +28,13 @@ from numpy.typing import NDArray
 from .diagnosis import validate_layer_inputs
 from .directional import directional_check
 from .errors import InvalidParameterError, ParameterTypeError
-from .evaluation import Evaluator, choose_mode, validate_budget, validate_mode
+from .evaluation import (
+    Evaluator,
+    choose_mode,
+    validate_budget,
+    validate_mode,
+    validate_workers,
+)
 from .objective import Objective
 from .references.base import Estimate
 from .references.complex_step import complex_step, complex_step_capability
@@ -188,8 +194,11 @@ class _SparseVector:
         return out
 
 
-def _dense(vector: NDArray[np.float64] | _SparseVector) -> NDArray[np.float64]:
-    return vector.dense() if isinstance(vector, _SparseVector) else vector
+def _dense(vector: NDArray[np.float64] | _SparseVector, n: int) -> NDArray[np.float64]:
+    """The full vector of length ``n`` (NaN where nothing was recorded)."""
+    if isinstance(vector, _SparseVector):
+        return vector.dense()
+    return vector if len(vector) == n else np.full(n, np.nan)
 
 
 class _Comparison:
@@ -218,10 +227,12 @@ class _Comparison:
         def vector() -> NDArray[np.float64] | _SparseVector:
             return _SparseVector(n) if sparse else np.full(n, np.nan)
 
-        self.reference = vector()
-        self.error = vector()
-        self.step = vector()
+        self.reference = vector() if sparse else np.full(0, np.nan)  # dense: see _dense_state
+        self.error = vector() if sparse else np.full(0, np.nan)
+        self.step = vector() if sparse else np.full(0, np.nan)
         self.tolerance = vector()
+        # A first estimate of every element, in order, is adopted rather than copied.
+        self._adoptable = not sparse
         self.checked = np.zeros(n, dtype=bool)
         self.method = np.zeros(n, dtype=np.int8)  # _METHOD_CODES; 0 where nothing recorded
         self.kink = np.zeros(n, dtype=bool)
@@ -244,6 +255,21 @@ class _Comparison:
     def record(self, estimate: Estimate, *, only_if_better: bool = False) -> None:
         """Store an estimate; with ``only_if_better``, only where its error estimate is smaller."""
         i = estimate.indices
+        if self._adoptable and self._covers_all(i) and not only_if_better:
+            # A full check's first pass: its arrays become the state (no second copy); the
+            # estimate must not be read after later records change them.
+            self.reference = np.asarray(estimate.derivative, dtype=np.float64)
+            self.error = np.asarray(estimate.error, dtype=np.float64)
+            self.step = np.asarray(estimate.step, dtype=np.float64)
+            self.checked[:] = True
+            self.method[:] = _method_code(estimate.method)
+            self.recorded = np.asarray(i, dtype=np.intp)
+            self._adoptable = False
+            return
+        self._adoptable = False
+        n = self.space.size
+        if not isinstance(self.reference, _SparseVector) and len(self.reference) != n:
+            self.reference, self.error, self.step = (np.full(n, np.nan) for _ in range(3))
         if only_if_better:
             better = ~(estimate.error >= self.error[i])  # NaN (nothing yet) counts as worse
             keep = np.flatnonzero(better)
@@ -262,6 +288,10 @@ class _Comparison:
         self.checked[i] = True
         self.method[i] = _method_code(estimate.method)
         self.recorded = np.union1d(self.recorded, i).astype(np.intp)
+
+    def _covers_all(self, indices: NDArray[np.intp]) -> bool:
+        n = self.space.size
+        return len(indices) == n and (n == 0 or bool(np.all(indices == np.arange(n))))
 
     def _leaf_scales(self) -> NDArray[np.float64]:
         """Per parameter, max |reference| over its recorded finite elements (0 if none)."""
@@ -591,6 +621,7 @@ def check(
     mode: str = "auto",
     vectorized: bool = False,
     executor: Any = None,
+    workers: int | None = None,
     budget: float | int | None = None,
     progress: bool | None = None,
     layer_inputs: Any = None,
@@ -639,6 +670,11 @@ def check(
         Evaluate batches of perturbations in parallel on it (e.g. a
         ``ProcessPoolExecutor``, or a ``dask.distributed`` client's
         ``get_executor()``); ``loss`` must be picklable by it.
+    workers : int, optional
+        Run the evaluations in this many worker processes (a
+        ``ProcessPoolExecutor`` made and shut down by the check); ``loss`` must
+        be picklable (a module-level function, a ``functools.partial``...).
+        Not together with ``executor``.
     budget : float or int, optional
         What ``mode="auto"`` may spend on a full check: seconds (a float;
         5.0 by default) or loss evaluations (an int).
@@ -686,6 +722,15 @@ def check(
     >>> gradcheck.check(loss, grad, {"w": np.arange(3.0)}).passed
     True
     """
+    if validate_workers(workers, executor, loss) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return check(
+                loss, grad, params, method=method, atol=atol, rtol=rtol, elements=elements,
+                rng=rng, diagnose=diagnose, mode=mode, vectorized=vectorized, executor=pool,
+                budget=budget, progress=progress, layer_inputs=layer_inputs,
+            )
     started = time.perf_counter()
     options = _validate(loss, grad, method, atol, rtol, elements, diagnose)
     generator, seed = as_generator(rng)
@@ -1008,8 +1053,9 @@ def _parameter_results(
     space: ParameterSpace, state: _Comparison, cost: NDArray[np.int64], source: str
 ) -> tuple[ParameterResult, ...]:
     results = []
-    reference, error = _dense(state.reference), _dense(state.error)
-    tolerance, step = _dense(state.tolerance), _dense(state.step)
+    n = space.size
+    reference, error = _dense(state.reference, n), _dense(state.error, n)
+    tolerance, step = _dense(state.tolerance, n), _dense(state.step, n)
     for k, leaf in enumerate(space.leaves):
         s = leaf.slice
         method = state.methods(s)
@@ -1065,8 +1111,8 @@ def _with_diagnosis(
     evidence = Evidence(
         space=space,
         analytic=state.analytic,
-        reference=_dense(state.reference),
-        tolerance=_dense(state.tolerance),
+        reference=_dense(state.reference, space.size),
+        tolerance=_dense(state.tolerance, space.size),
         checked=state.checked,
         failed=result_failed_mask(result, space),
         objective=objective,

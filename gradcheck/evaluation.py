@@ -53,6 +53,7 @@ __all__ = [
     "choose_mode",
     "validate_budget",
     "validate_executor",
+    "validate_workers",
     "validate_mode",
 ]
 
@@ -90,6 +91,30 @@ def validate_executor(executor: Any) -> Executor | None:
         f"executor: expected a concurrent.futures.Executor (e.g. ProcessPoolExecutor, or a dask "
         f"client's get_executor()), got {type(executor).__name__}"
     )
+
+
+def validate_workers(workers: Any, executor: Any, loss: Any) -> int:
+    """The number of worker processes asked for (1 when none), after checking it can work."""
+    if workers is None:
+        return 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)):
+        raise ParameterTypeError(f"workers: expected a positive int, got {workers!r}")
+    if workers < 1:
+        raise InvalidParameterError(f"workers: must be >= 1, got {workers}")
+    if executor is not None and workers > 1:
+        raise InvalidParameterError("workers: give either workers or executor, not both")
+    if workers > 1:
+        import pickle
+
+        try:
+            pickle.dumps(loss)
+        except Exception as exc:  # noqa: BLE001 - whatever pickling raises, the cause is the same
+            raise InvalidParameterError(
+                f"workers: the loss must be picklable to run in worker processes (a "
+                f"module-level function or a functools.partial, not a lambda or closure): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    return int(workers)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,10 @@ def _elements(value: Any, name: str) -> int:
     return _int(value, name, minimum=1)
 
 
+def _workers(value: Any, name: str) -> int:
+    return _int(value, name, minimum=1)
+
+
 def _mode(value: Any, name: str) -> str:
     from .evaluation import MODES
 
@@ -211,6 +215,10 @@ OPTIONS: dict[str, Option] = {
                "what auto mode may spend on a full check: seconds (2.5) or loss evaluations "
                "(20000); default 5 seconds",
                metavar="BUDGET", check_kwarg="budget"),
+        Option("workers", _workers,
+               "evaluate in this many worker processes (the loss must be a module-level "
+               "function); 1 by default",
+               metavar="N", check_kwarg="workers"),
         Option("html", _path,
                "write a self-contained HTML report to this path (a directory in pytest)",
                metavar="PATH"),

@@ -208,8 +208,9 @@ class ParameterResult:
         """Elements whose error exceeds their tolerance (accepted kinks excepted)."""
         # Over the checked elements only: a directional check of a large parameter checks
         # a handful, and its verdict should not cost full-size temporaries.
-        at = np.flatnonzero(self.checked)
-        analytic = self.analytic.reshape(-1)[at].astype(np.float64)
+        checked = self.checked.reshape(-1)
+        at: Any = slice(None) if checked.all() else np.flatnonzero(checked)  # views when all
+        analytic = self.analytic.reshape(-1)[at].astype(np.float64, copy=False)
         with np.errstate(invalid="ignore"):
             error = np.abs(analytic - self.reference.reshape(-1)[at])
         error[~np.isfinite(analytic)] = np.inf
@@ -350,7 +351,9 @@ class CheckResult:
     loss_value : float
         The loss at the given parameters.
     noise : float
-        The loss's estimated rounding noise (standard deviation).
+        The loss's estimated rounding noise (standard deviation); NaN when no
+        reference divided a difference of loss values by a step (complex step
+        throughout), so it was not measured.
     seed : int or None
         Seed of the random draws, to reproduce the check.
     notes : tuple of str

@@ -528,6 +528,7 @@ def check_update(
     diagnose: bool = True,
     mode: str = "auto",
     budget: float | int | None = None,
+    workers: int | None = None,
 ) -> UpdateResult:
     """Check that ``step`` is gradient descent on ``loss``: ``step(p) == p - lr * dL/dp``.
 
@@ -549,6 +550,8 @@ def check_update(
         per-sample delta in place of ``a_prev.T @ delta``.
     method, atol, rtol, elements, rng, diagnose
         As in :func:`gradcheck.check`, which judges the implied gradient.
+    workers
+        As in :func:`gradcheck.check`: the loss's evaluations in worker processes.
     mode, budget
         As in :func:`gradcheck.check`, except that ``directional`` is refused:
         an update is classified element by element, so ``auto`` checks every
@@ -614,6 +617,7 @@ def check_update(
     result = check(
         loss, as_gradient, params, method=method, atol=atol, rtol=rtol, elements=elements,
         rng=rng, diagnose=diagnose, mode=_elementwise_mode(mode, elements), budget=budget,
+        workers=workers,
     )
     result = _widen(result, rounding, space)
     if result.status == "inconclusive":

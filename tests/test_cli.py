@@ -205,3 +205,17 @@ def test_mode_and_budget_options_reach_the_check() -> None:
     assert out.returncode == 0 and json.loads(out.stdout)["mode"] == "full"
     bad = gradcheck_cmd(*base, "--budget", "soon", cwd=ROOT)
     assert bad.returncode == 2 and "--budget" in bad.stderr
+
+
+def test_workers_option_runs_the_check_in_processes() -> None:
+    base = ["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad_fixed", "--params", f"{EXAMPLE}:params",
+            "--json", "--mode", "full", "--method", "central"]
+    serial = gradcheck_cmd(*base, cwd=ROOT)
+    pooled = gradcheck_cmd(*base, "--workers", "2", cwd=ROOT)
+    assert serial.returncode == 0 and pooled.returncode == 0, pooled.stderr
+    assert json.loads(pooled.stdout)["passed"] is True
+    wrong = gradcheck_cmd("check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params",
+                          f"{EXAMPLE}:params", "--workers", "2", cwd=ROOT)
+    assert wrong.returncode == 1
+    bad = gradcheck_cmd(*base, "--workers", "0", cwd=ROOT)
+    assert bad.returncode == 2 and "--workers" in bad.stderr

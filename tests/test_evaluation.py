@@ -248,3 +248,36 @@ def test_the_networks_bound_functions_run_in_a_process_pool():
         stacked = gradcheck.check(vloss, grad, params, mode="full", method="central",
                                   executor=pool, vectorized=True, rng=0)
     assert plain.passed and stacked.passed
+
+
+def test_workers_run_the_check_in_processes_and_give_the_serial_verdicts():
+    params = _params()
+    _, grad = NET.functions(X, Y)
+
+    def wrong(p):
+        g = grad(p)
+        g["bias1"] = g["bias1"] * (1 + 1e-4)
+        return g
+
+    for g, passed in ((grad, True), (wrong, False)):
+        serial = gradcheck.check(tree_loss, g, params, mode="full", method="central", rng=0)
+        pooled = gradcheck.check(tree_loss, g, params, mode="full", method="central", rng=0,
+                                 workers=2)
+        assert serial.passed is passed and pooled.passed is passed
+        np.testing.assert_array_equal(pooled["bias1"].reference, serial["bias1"].reference)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": 0}, "workers: must be >= 1"),
+        ({"workers": 2.0}, "workers: expected a positive int"),
+        ({"workers": 2, "executor": ThreadPoolExecutor(1)}, "either workers or executor"),
+        ({"workers": 2, "loss": lambda p: tree_loss(p)}, "workers: the loss must be picklable"),
+    ],
+)
+def test_bad_workers_are_named(kwargs, message):
+    loss = kwargs.pop("loss", tree_loss)
+    _, grad = NET.functions(X, Y)
+    with pytest.raises((InvalidParameterError, gradcheck.ParameterTypeError), match=message):
+        gradcheck.check(loss, grad, _params(), **kwargs)

@@ -150,7 +150,7 @@ def test_bad_marker_is_reported(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*unknown option 'atl' (options are method, atol, rtol, seed, "
-                                 "elements, mode, budget)*"])
+                                 "elements, mode, budget, workers)*"])
     result.stdout.fnmatch_lines(["*@pytest.mark.gradcheck(method=...): 'magic' is not one of*"])
 
 

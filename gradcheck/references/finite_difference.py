@@ -44,9 +44,15 @@ def default_steps(objective: Objective, indices: NDArray[np.intp]) -> NDArray[np
     varies on the scale of its inputs.  ``eps`` is that of each element's own
     dtype, so a float32 parameter gets a float32-sized step.
     """
-    eps = objective.space.eps_at(indices)
-    magnitude = np.abs(objective.x0[indices]).astype(np.float64)
-    return np.cbrt(eps) * np.maximum(magnitude, 1.0)
+    steps = np.abs(objective.x0[indices].astype(np.float64))  # a fresh array, then in place
+    np.maximum(steps, 1.0, out=steps)
+    leaf_eps = np.unique(objective.space.eps_at(np.array([leaf.offset for leaf in
+                                                          objective.space.leaves if leaf.size])))
+    if len(leaf_eps) == 1:  # one dtype: no per-element eps array
+        steps *= np.cbrt(leaf_eps[0])
+    else:
+        steps *= np.cbrt(objective.space.eps_at(indices))
+    return steps
 
 
 def _differences(
@@ -56,8 +62,8 @@ def _differences(
     # One batch per side: the objective may evaluate a batch in chunks, vectorized or in parallel.
     steps = np.asarray(steps, dtype=np.float64)
     plus, h_plus = objective.perturbed_many(indices, steps)
-    minus, taken = objective.perturbed_many(indices, -steps)
-    return plus, minus, h_plus, -taken
+    minus, taken = objective.perturbed_many(indices, np.negative(steps))
+    return plus, minus, h_plus, np.negative(taken, out=taken)
 
 
 def central_difference(
@@ -93,8 +99,7 @@ def central_difference(
         ``D(h) = f' + c h**2 + O(h**4)``, ``D(2h) - D(h) = 3 c h**2`` is three
         times the truncation error of ``D(h)``.  Without it one step says
         nothing about truncation, which :func:`richardson` estimates for the
-        elements whose verdict needs it.  ``notes`` holds the loss values
-        ``plus``/``minus`` for reuse.
+        elements whose verdict needs it.
     """
     if indices is None:
         indices = np.arange(objective.space.size)
@@ -103,17 +108,19 @@ def central_difference(
         steps = default_steps(objective, indices)
     before = objective.n_evaluations
     plus, minus, h_plus, h_minus = _differences(objective, indices, steps)
-    width = h_plus + h_minus
-    derivative = (plus - minus) / width
-    error = ROUNDOFF_SIGMAS * sigma * 2.0 / width
+    # In place: a full check of N elements holds a few N-sized arrays, not a dozen.
+    width = np.add(h_plus, h_minus, out=h_plus)
+    derivative = np.subtract(plus, minus, out=plus)
+    derivative /= width
+    error = np.divide(ROUNDOFF_SIGMAS * sigma * 2.0, width, out=minus)
+    step = np.multiply(width, 0.5, out=h_minus)
     estimate = Estimate(
         indices=indices,
         derivative=derivative,
         error=error,
-        step=width / 2.0,
+        step=step,
         n_evaluations=objective.n_evaluations - before,
         method="central",
-        notes={"plus": plus, "minus": minus},
     )
     if truncation:
         wider = with_truncation(objective, estimate, sigma=sigma)
@@ -124,7 +131,6 @@ def central_difference(
             step=estimate.step,
             n_evaluations=objective.n_evaluations - before,
             method="central",
-            notes=estimate.notes,
         )
     return estimate
 
