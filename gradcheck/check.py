@@ -311,14 +311,30 @@ class _Comparison:
 
     def derived(self, indices: NDArray[np.intp], error: NDArray[np.float64]) -> NDArray[np.float64]:
         """The derived tolerance of ``indices`` for a reference with this error estimate."""
-        return derived_tolerance(
-            error,
-            self.eps(indices),
-            self.scale(indices),
-            self.noise(indices),
-            self.underflow(indices),
-            self.global_scale(),
-        )
+        indices = np.asarray(indices, dtype=np.intp)
+        scales = self._leaf_scales()
+        global_scale = float(np.max(scales, initial=0.0))
+        if len(indices) > 1 and not np.all(indices[1:] >= indices[:-1]):
+            return derived_tolerance(
+                error, self.eps(indices), self.scale(indices), self.noise(indices),
+                self.underflow(indices), global_scale,
+            )
+        # Sorted indices: one run per parameter, whose eps, scale and tiny are numbers, so
+        # a full check's tolerance costs a few arrays, not one per term.
+        out = np.empty(len(indices))
+        bounds = np.searchsorted(indices, [leaf.offset for leaf in self.space.leaves] + [
+            self.space.size
+        ])
+        for k, leaf in enumerate(self.space.leaves):
+            run = slice(bounds[k], bounds[k + 1])
+            if run.start == run.stop:
+                continue
+            noise = 0.0 if self.gradient_noise is None else self.gradient_noise[indices[run]]
+            out[run] = derived_tolerance(
+                error[run], float(np.finfo(leaf.dtype).eps), float(scales[k]), noise,
+                float(self._tiny[k]), global_scale,
+            )
+        return out
 
     def analytic_room(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         """The derived tolerance with no reference error: the analytic gradient's own room."""

@@ -336,13 +336,21 @@ class _Lines:
     """
 
     def __init__(
-        self, objective: Objective, blocks: list[Block], units: list[NDArray[np.float64]]
+        self,
+        objective: Objective,
+        blocks: list[Block],
+        directions: list[NDArray[np.float64]],
+        norms: list[float],
     ) -> None:
         self.objective = objective
         self.blocks = blocks
-        self.units = units
+        self.directions = directions  # u_k = directions[k] / norms[k], formed when used
+        self.norms = norms
         self.residual = np.zeros(len(blocks))  # largest |off-line part of the step| / |t|
-        self.chunk = int(getattr(objective, "chunk_rows", 1))
+        # Points go to the loss as a stack only when it takes stacks (or an executor splits
+        # them); a plain loss is evaluated point by point, so one row at a time is enough.
+        batched = getattr(objective, "vectorized", False) or getattr(objective, "executor", None)
+        self.chunk = int(getattr(objective, "chunk_rows", 1)) if batched else 1
 
     @property
     def n_evaluations(self) -> int:
@@ -360,7 +368,8 @@ class _Lines:
             points = np.repeat(x0[np.newaxis, :], stop - start, axis=0)
             for row, k in enumerate(range(start, stop)):
                 probe = int(indices[k])
-                block, unit = self.blocks[probe], self.units[probe]
+                block = self.blocks[probe]
+                unit = self.directions[probe] / self.norms[probe]
                 dtype = space.leaves[block.leaf].dtype
                 original = x0[block.start : block.stop]
                 moved = (original + steps[k] * unit).astype(dtype)
@@ -460,8 +469,7 @@ class _Context:
         self, blocks: list[Block], directions: list[NDArray[np.float64]], level: int
     ) -> list[Probe]:
         norms = [float(np.linalg.norm(v)) or 1.0 for v in directions]
-        units = [v / n for v, n in zip(directions, norms, strict=True)]
-        lines = _Lines(self.objective, blocks, units)
+        lines = _Lines(self.objective, blocks, directions, norms)
         x0 = self.objective.x0
         base = np.array(
             [

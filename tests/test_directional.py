@@ -243,3 +243,25 @@ def test_bad_options_name_the_argument(options, error, name):
     net, params, loss, grad = _network(sizes=(3, 2, 1))
     with pytest.raises(error, match=f"^{name}"):
         gradcheck.check(loss, grad, params, **options)
+
+
+def test_richardson_probes_of_a_plain_loss_go_one_point_at_a_time(monkeypatch):
+    # A plain loss is evaluated point by point, so stacking probe points would only cost
+    # memory (a stack of K full parameter vectors); a vectorized loss gets stacks.
+    net, params, loss, grad = _network()
+    heights = []
+    original = Evaluator.values_at
+
+    def spy(self, points):
+        heights.append(len(points))
+        return original(self, points)
+
+    monkeypatch.setattr(Evaluator, "values_at", spy)
+    result = gradcheck.check(loss, grad, params, mode="directional", method="richardson", rng=0)
+    assert result.passed and heights and max(heights) == 1
+    heights.clear()
+    x, y = random_data(net, 16, rng=1)
+    vloss = net.vectorized_loss(x, y)
+    stacked = gradcheck.check(vloss, grad, params, mode="directional", method="richardson",
+                              rng=0, vectorized=True)
+    assert stacked.passed and max(heights) > 1
