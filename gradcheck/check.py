@@ -227,7 +227,9 @@ class _Comparison:
         def vector() -> NDArray[np.float64] | _SparseVector:
             return _SparseVector(n) if sparse else np.full(n, np.nan)
 
-        self.reference = vector() if sparse else np.full(0, np.nan)  # dense: see _dense_state
+        # Dense reference/error/step start empty: the first record either adopts a full
+        # first pass's arrays or allocates them (see record()).
+        self.reference = vector() if sparse else np.full(0, np.nan)
         self.error = vector() if sparse else np.full(0, np.nan)
         self.step = vector() if sparse else np.full(0, np.nan)
         self.tolerance = vector()
