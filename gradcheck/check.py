@@ -224,15 +224,19 @@ class _Comparison:
         self.space = space
         self.analytic = analytic.astype(np.float64, copy=False)
 
-        def vector() -> NDArray[np.float64] | _SparseVector:
-            return _SparseVector(n) if sparse else np.full(n, np.nan)
-
-        # Dense reference/error/step start empty: the first record either adopts a full
-        # first pass's arrays or allocates them (see record()).
-        self.reference = vector() if sparse else np.full(0, np.nan)
-        self.error = vector() if sparse else np.full(0, np.nan)
-        self.step = vector() if sparse else np.full(0, np.nan)
-        self.tolerance = vector()
+        self.reference: NDArray[np.float64] | _SparseVector
+        self.error: NDArray[np.float64] | _SparseVector
+        self.step: NDArray[np.float64] | _SparseVector
+        self.tolerance: NDArray[np.float64] | _SparseVector
+        if sparse:
+            self.reference, self.error, self.step, self.tolerance = (
+                _SparseVector(n) for _ in range(4)
+            )
+        else:
+            # Dense reference/error/step start empty: the first record either adopts a full
+            # first pass's arrays or allocates them (see record()).
+            self.reference = self.error = self.step = np.full(0, np.nan)
+            self.tolerance = np.full(n, np.nan)
         # A first estimate of every element, in order, is adopted rather than copied.
         self._adoptable = not sparse
         self.checked = np.zeros(n, dtype=bool)

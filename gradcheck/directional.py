@@ -602,11 +602,12 @@ def directional_check(
         context.initial = {b: initial[b.start : b.stop] for b in leaves if b.size}
     if probes is None:
         probes = PROBES_PER_PARAMETER["complex" if use_complex else "richardson"]
-    top = context.probe([b for b in leaves for _ in range(probes) if b.size], level=0)
+    top_blocks = [b for b in leaves for _ in range(probes) if b.size]
+    top = context.probe(top_blocks, level=0)
     if context.noise is None and measure_noise is not None and not all(p.passed for p in top):
         context.noise = measure_noise()
         if context.noise is not None:  # fresh probes, judged with the jitter's room
-            top = context.probe([b for b in leaves for _ in range(probes) if b.size], level=0)
+            top = context.probe(top_blocks, level=0)
     guarantee = _guarantee(space, top, analytic, finite)
 
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]

@@ -206,14 +206,7 @@ class ParameterSpace:
             int(i) for i in np.unravel_index(local, leaf.shape)
         ) if leaf.shape else ()
 
-    # -- flat vectors ----------------------------------------------------------------
-    def flatten(self) -> NDArray[Any]:
-        """The current parameter values as one flat vector of the widest dtype."""
-        return np.concatenate([a.reshape(-1) for a in self.arrays], dtype=self.dtype)
-
-    def originals_flat(self) -> NDArray[Any]:
-        return np.concatenate([a.reshape(-1) for a in self._originals], dtype=self.dtype)
-
+    # -- flat vectors (the original values are ``x0``) ---------------------------------
     def unflatten(self, vector: NDArray[Any], *, dtype: Any = None) -> Any:
         """A new tree (fresh arrays) holding ``vector``; leaves keep their dtype by default."""
         vector = np.asarray(vector)
