@@ -155,8 +155,14 @@ def _gradcheck(problem: Problem, **options: Any) -> dict[str, Any]:
         DONE[0] = 0
         try:
             result, seconds = timed(
-                check, loss, problem.grad_fn(bug), problem.params, rng=0, progress=False,
-                repeat=bug == "ok", **options,
+                check,
+                loss,
+                problem.grad_fn(bug),
+                problem.params,
+                rng=0,
+                progress=False,
+                repeat=bug == "ok",
+                **options,
             )
         except _Timeout:
             if bug == "ok":
@@ -164,8 +170,12 @@ def _gradcheck(problem: Problem, **options: Any) -> dict[str, Any]:
             out[bug] = None
             continue
         if bug == "ok":
-            out.update(seconds=seconds, evaluations=result.n_evaluations, passed=result.passed,
-                       mode=result.mode)
+            out.update(
+                seconds=seconds,
+                evaluations=result.n_evaluations,
+                passed=result.passed,
+                mode=result.mode,
+            )
             if result.directional:
                 out["guarantee"] = result.directional["guarantee"]["statement"]
         else:
@@ -214,8 +224,13 @@ def _torch(problem: Problem, fast: bool) -> dict[str, Any]:
         DONE[0] = 0
         try:
             passed, seconds = timed(
-                torch.autograd.gradcheck, Loss.apply, (theta,), fast_mode=fast,
-                raise_exception=False, repeat=bug == "ok", reset=counter.reset,
+                torch.autograd.gradcheck,
+                Loss.apply,
+                (theta,),
+                fast_mode=fast,
+                raise_exception=False,
+                repeat=bug == "ok",
+                reset=counter.reset,
             )
         except _Timeout:
             if bug == "ok":
@@ -280,7 +295,11 @@ REPEATS = 5
 
 
 def timed(
-    function, *args: Any, repeat: bool = True, reset: Any = None, **kwargs: Any  # noqa: ANN001
+    function,
+    *args: Any,
+    repeat: bool = True,
+    reset: Any = None,
+    **kwargs: Any,  # noqa: ANN001
 ) -> tuple[Any, float]:
     """``function(*args, **kwargs)`` under the time limit, and its (median) seconds."""
     started = time.perf_counter()
@@ -353,7 +372,9 @@ def run_child(network: str, checker: str, *, limit: float) -> dict[str, Any]:
                 "gradcheck directional": {"mode": "directional"},
                 "gradcheck full (central)": {"mode": "full", "method": "central"},
                 "gradcheck full (central, vectorized)": {
-                    "mode": "full", "method": "central", "vectorized": True
+                    "mode": "full",
+                    "method": "central",
+                    "vectorized": True,
                 },
             }[checker]
             loss = problem.vloss if options.get("vectorized") else problem.loss
@@ -378,7 +399,11 @@ def run_pair(network: str, checker: str, limit: float, threads: int) -> dict[str
         env[name] = str(threads)
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=5 * limit + 60, check=False,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=5 * limit + 60,
+            check=False,
             env=env,
         )
     except subprocess.TimeoutExpired:
@@ -471,6 +496,7 @@ def _time(entry: dict[str, Any] | None) -> float | None:
 
 def targets(entries: dict[str, Any]) -> list[str]:
     """Issue 6's targets on this network, each with the measured ratio and a verdict."""
+
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
 
@@ -486,8 +512,13 @@ def targets(entries: dict[str, Any]) -> list[str]:
             f"({', '.join(missed) or 'none'})"
         )
     per_element = [
-        _time(entries.get(name)) for name in
-        ("scipy check_grad", "numdifftools", "torch gradcheck slow", "scipy differentiate")
+        _time(entries.get(name))
+        for name in (
+            "scipy check_grad",
+            "numdifftools",
+            "torch gradcheck slow",
+            "scipy differentiate",
+        )
     ]
     per_element = [t for t in per_element if t]
     if "seconds" in default and per_element:
@@ -536,7 +567,8 @@ def extrapolate(entries: dict[str, Any], done: dict[str, Any]) -> None:
             needed = n + 1
         else:
             finished = [
-                e[checker] for e in done.values()
+                e[checker]
+                for e in done.values()
                 if checker in e and "seconds" in e[checker] and e[checker].get("n_params")
             ]
             if not finished:
@@ -570,13 +602,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=None, help="seconds per checker (90)")
     parser.add_argument("--child", nargs=2, metavar=("NETWORK", "CHECKER"), help=argparse.SUPPRESS)
     parser.add_argument(
-        "--render", action="store_true",
+        "--render",
+        action="store_true",
         help="only rewrite latest.md from latest.json (no runs)",
     )
     parser.add_argument("--networks", nargs="*", default=list(NETWORKS))
     parser.add_argument("--checkers", nargs="*", default=list(CHECKERS))
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="BLAS/torch threads per checker (1: every checker single-threaded, comparable)",
     )
     args = parser.parse_args(argv)

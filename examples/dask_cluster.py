@@ -38,13 +38,20 @@ def run(*, n_workers: int = 2, processes: bool = True) -> gradcheck.CheckResult:
     grad = functools.partial(net.backward, x=x, y=y)
     with (
         LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=processes,
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=processes,
             dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,
     ):
         return gradcheck.check(
-            loss, grad, params, mode="full", executor=client.get_executor(), rng=0,
+            loss,
+            grad,
+            params,
+            mode="full",
+            executor=client.get_executor(),
+            rng=0,
             progress=False,
         )
 
@@ -53,8 +60,10 @@ def main() -> None:
     result = run()
     print(result)
     weight1 = result["weight1"]
-    print(f"{weight1.n_checked} of {np.size(weight1.analytic)} weight1 elements compared, "
-          f"{result.n_evaluations} loss evaluations in {result.seconds:.2f} s")
+    print(
+        f"{weight1.n_checked} of {np.size(weight1.analytic)} weight1 elements compared, "
+        f"{result.n_evaluations} loss evaluations in {result.seconds:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -104,7 +104,11 @@ def run(*, quiet: bool = False) -> dict[str, UpdateResult]:
         "working": check_update(working_step, loss, params, LEARNING_RATE, rng=0),
         "textbook": check_update(textbook_step, loss, params, LEARNING_RATE, rng=0),
         "textbook_where_it_runs": check_update(
-            textbook_step_where_it_runs, loss, params, LEARNING_RATE, rng=0,
+            textbook_step_where_it_runs,
+            loss,
+            params,
+            LEARNING_RATE,
+            rng=0,
             layer_inputs={"weight2": a1},  # a1 is weight2's input, a_prev
         ),
     }
@@ -119,7 +123,9 @@ def run(*, quiet: bool = False) -> dict[str, UpdateResult]:
 def main() -> int:
     results = run()
     expected = {
-        "working": "descent", "textbook": "shape", "textbook_where_it_runs": "per_sample_delta",
+        "working": "descent",
+        "textbook": "shape",
+        "textbook_where_it_runs": "per_sample_delta",
     }
     wrong = [n for n, kind in expected.items() if results[n].kind != kind]
     if wrong:

@@ -46,8 +46,9 @@ def my_loss(params: dict[str, Any], x: Any, y: Any, activations: tuple[str, ...]
     return 0.5 * np.sum((my_forward(params, x, activations)[-1] - y) ** 2)
 
 
-def my_backward(params: dict[str, Any], x: Any, y: Any, activations: tuple[str, ...],
-                *, bug: bool = False) -> dict[str, Any]:
+def my_backward(
+    params: dict[str, Any], x: Any, y: Any, activations: tuple[str, ...], *, bug: bool = False
+) -> dict[str, Any]:
     """Backprop: delta = dL/dz per sample; dL/dW = a_prev.T @ delta; dL/db = sum of delta."""
     outputs = my_forward(params, x, activations)
     delta = (outputs[-1] - y) * ACTIVATION[activations[-1]][1](outputs[-1])
@@ -64,27 +65,37 @@ def my_backward(params: dict[str, Any], x: Any, y: Any, activations: tuple[str, 
 
 def functions(problem: Any, *, bug: bool = False) -> tuple[Any, Any]:
     acts = problem.network.activations
-    return (lambda p: my_loss(p, problem.x, problem.y, acts),
-            lambda p: my_backward(p, problem.x, problem.y, acts, bug=bug))
+    return (
+        lambda p: my_loss(p, problem.x, problem.y, acts),
+        lambda p: my_backward(p, problem.x, problem.y, acts, bug=bug),
+    )
 
 
-PROBLEMS = network_problems(max_depth=3, max_width=6, max_batch=5,
-                            activations=("tanh", "sigmoid"), losses=("half_sse",), bias=True)
+PROBLEMS = network_problems(
+    max_depth=3,
+    max_width=6,
+    max_batch=5,
+    activations=("tanh", "sigmoid"),
+    losses=("half_sse",),
+    bias=True,
+)
 
 # -- the tests ----------------------------------------------------------------------------
 
 
 # The fixture holds no per-example state that matters, so hypothesis may reuse it.
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(problem=PROBLEMS)
 def test_my_backward_matches_the_references(gradcheck: Any, problem: Any) -> None:
     loss, grad = functions(problem)
     gradcheck.assert_check(loss, grad, problem.params)
 
 
-@settings(max_examples=5, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(problem=PROBLEMS)
 def test_my_training_step_is_gradient_descent(gradcheck: Any, problem: Any) -> None:
     loss, grad = functions(problem)
@@ -98,10 +109,19 @@ def test_my_training_step_is_gradient_descent(gradcheck: Any, problem: Any) -> N
 
 
 @pytest.mark.gradcheck(method="central")
-@settings(max_examples=5, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(problem=network_problems(min_depth=2, max_depth=2, max_width=4,
-                                activations=("tanh",), losses=("half_sse",), bias=True))
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    problem=network_problems(
+        min_depth=2,
+        max_depth=2,
+        max_width=4,
+        activations=("tanh",),
+        losses=("half_sse",),
+        bias=True,
+    )
+)
 def test_the_planted_bug_is_caught(gradcheck: Any, problem: Any) -> None:
     """The buggy twin: forgetting sigma'(z) of a hidden layer must fail, naming a weight."""
     loss, grad = functions(problem, bug=True)

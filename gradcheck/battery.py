@@ -147,11 +147,13 @@ def _float32(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> 
 #: samples, 4 hidden units): the main job shows each is caught and named, not only that
 #: correct gradients pass.
 PLANTED_BUGS: dict[str, Callable[[Network, Params, np.ndarray, np.ndarray], Params]] = {
-    "sign flipped (y - a2 for a2 - y)":
-        lambda n, p, x, y: {k: -v for k, v in n.backward(p, x, y).items()},
+    "sign flipped (y - a2 for a2 - y)": lambda n, p, x, y: {
+        k: -v for k, v in n.backward(p, x, y).items()
+    },
     "per-sample delta returned as dW (the textbook update)": _delta_as_dw,
-    "mean over samples where the loss sums":
-        lambda n, p, x, y: {k: v / len(x) for k, v in n.backward(p, x, y).items()},
+    "mean over samples where the loss sums": lambda n, p, x, y: {
+        k: v / len(x) for k, v in n.backward(p, x, y).items()
+    },
     "every element off by 1e-4": lambda n, p, x, y: {
         k: v * (1 + 1e-4) for k, v in n.backward(p, x, y).items()
     },
@@ -173,8 +175,12 @@ class BugResult:
         return not self.result.passed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"case": self.case, "bug": self.bug, "caught": self.caught,
-                "check": self.result.to_dict()}
+        return {
+            "case": self.case,
+            "bug": self.bug,
+            "caught": self.caught,
+            "check": self.result.to_dict(),
+        }
 
 
 def run_planted_bugs(case: BatteryCase, *, rng: np.random.Generator) -> tuple[BugResult, ...]:
@@ -187,6 +193,7 @@ def run_planted_bugs(case: BatteryCase, *, rng: np.random.Generator) -> tuple[Bu
     inputs = {f"weight{k + 1}": a_prev for k, a_prev in enumerate(forward.a_prev)}
     found = []
     for name, plant in PLANTED_BUGS.items():
+
         def buggy(p: Params, plant: Any = plant) -> Params:
             return plant(case.network, p, x, y)
 

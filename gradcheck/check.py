@@ -322,23 +322,31 @@ class _Comparison:
         global_scale = float(np.max(scales, initial=0.0))
         if len(indices) > 1 and not np.all(indices[1:] >= indices[:-1]):
             return derived_tolerance(
-                error, self.eps(indices), self.scale(indices), self.noise(indices),
-                self.underflow(indices), global_scale,
+                error,
+                self.eps(indices),
+                self.scale(indices),
+                self.noise(indices),
+                self.underflow(indices),
+                global_scale,
             )
         # Sorted indices: one run per parameter, whose eps, scale and tiny are numbers, so
         # a full check's tolerance costs a few arrays, not one per term.
         out = np.empty(len(indices))
-        bounds = np.searchsorted(indices, [leaf.offset for leaf in self.space.leaves] + [
-            self.space.size
-        ])
+        bounds = np.searchsorted(
+            indices, [leaf.offset for leaf in self.space.leaves] + [self.space.size]
+        )
         for k, leaf in enumerate(self.space.leaves):
             run = slice(bounds[k], bounds[k + 1])
             if run.start == run.stop:
                 continue
             noise = 0.0 if self.gradient_noise is None else self.gradient_noise[indices[run]]
             out[run] = derived_tolerance(
-                error[run], float(np.finfo(leaf.dtype).eps), float(scales[k]), noise,
-                float(self._tiny[k]), global_scale,
+                error[run],
+                float(np.finfo(leaf.dtype).eps),
+                float(scales[k]),
+                noise,
+                float(self._tiny[k]),
+                global_scale,
             )
         return out
 
@@ -749,9 +757,21 @@ def check(
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
             return check(
-                loss, grad, params, method=method, atol=atol, rtol=rtol, elements=elements,
-                rng=rng, diagnose=diagnose, mode=mode, vectorized=vectorized, executor=pool,
-                budget=budget, progress=progress, layer_inputs=layer_inputs,
+                loss,
+                grad,
+                params,
+                method=method,
+                atol=atol,
+                rtol=rtol,
+                elements=elements,
+                rng=rng,
+                diagnose=diagnose,
+                mode=mode,
+                vectorized=vectorized,
+                executor=pool,
+                budget=budget,
+                progress=progress,
+                layer_inputs=layer_inputs,
             )
     started = time.perf_counter()
     options = _validate(loss, grad, method, atol, rtol, elements, diagnose)

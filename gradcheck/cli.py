@@ -76,16 +76,25 @@ def _add_shared(parser: argparse.ArgumentParser, names: Sequence[str], *, html_h
         if option.is_flag:
             group.add_argument(option.cli_flag, action="store_true", help=help_text)
         else:
-            group.add_argument(option.cli_flag, type=_typed(name), metavar=option.metavar,
-                               default=option.default, help=help_text)
+            group.add_argument(
+                option.cli_flag,
+                type=_typed(name),
+                metavar=option.metavar,
+                default=option.default,
+                help=help_text,
+            )
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("output")
-    group.add_argument("--json", action="store_true",
-                       help="print the result as JSON on stdout (nothing else goes to stdout)")
-    group.add_argument("--verbose", action="store_true",
-                       help="print tracebacks of errors, and progress")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout (nothing else goes to stdout)",
+    )
+    group.add_argument(
+        "--verbose", action="store_true", help="print tracebacks of errors, and progress"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = commands.add_parser(
-        "check", formatter_class=formatter,
+        "check",
+        formatter_class=formatter,
         help="check a gradient function against its loss",
         description=(
             "Check TARGET_GRAD, a function params -> gradient, against references computed\n"
@@ -130,18 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
             "      examples/custom_gradient.py:grad --params params.npz --seed 0"
         ),
     )
-    check.add_argument("loss", metavar="TARGET_LOSS",
-                       help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION")
-    check.add_argument("grad", metavar="TARGET_GRAD",
-                       help="the gradient: MODULE:FUNCTION or FILE.py:FUNCTION")
-    check.add_argument("--params", required=True, metavar="FILE",
-                       help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them")
+    check.add_argument(
+        "loss", metavar="TARGET_LOSS", help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION"
+    )
+    check.add_argument(
+        "grad", metavar="TARGET_GRAD", help="the gradient: MODULE:FUNCTION or FILE.py:FUNCTION"
+    )
+    check.add_argument(
+        "--params",
+        required=True,
+        metavar="FILE",
+        help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them",
+    )
     _add_shared(check, list(OPTIONS), html_help="write a self-contained HTML report to PATH")
     _add_output(check)
     check.set_defaults(handler=_run_check)
 
     update = commands.add_parser(
-        "update", formatter_class=formatter,
+        "update",
+        formatter_class=formatter,
         help="check that a training step is gradient descent",
         description=(
             "Check that TARGET_STEP, a function params -> new params taking one training\n"
@@ -160,20 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
             "      --params examples/seed_update.py:initial_weights --lr 1"
         ),
     )
-    update.add_argument("step", metavar="TARGET_STEP",
-                        help="the step: MODULE:FUNCTION or FILE.py:FUNCTION")
-    update.add_argument("loss", metavar="TARGET_LOSS",
-                        help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION")
-    update.add_argument("--params", required=True, metavar="FILE",
-                        help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them")
-    update.add_argument("--lr", required=True, type=_positive_lr, metavar="LR",
-                        help="the learning rate the step uses")
+    update.add_argument(
+        "step", metavar="TARGET_STEP", help="the step: MODULE:FUNCTION or FILE.py:FUNCTION"
+    )
+    update.add_argument(
+        "loss", metavar="TARGET_LOSS", help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION"
+    )
+    update.add_argument(
+        "--params",
+        required=True,
+        metavar="FILE",
+        help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them",
+    )
+    update.add_argument(
+        "--lr",
+        required=True,
+        type=_positive_lr,
+        metavar="LR",
+        help="the learning rate the step uses",
+    )
     _add_shared(update, list(OPTIONS), html_help="write a self-contained HTML report to PATH")
     _add_output(update)
     update.set_defaults(handler=_run_update)
 
     run = commands.add_parser(
-        "run", formatter_class=formatter,
+        "run",
+        formatter_class=formatter,
         help="the main job: the seed question and a battery of random networks",
         description=(
             "The main job.  First the seed question (why does W += lr * a_prev.T @ dC_dw\n"
@@ -192,14 +221,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_shared(run, ["seed", "quiet"], html_help="")
     reports = run.add_argument_group("report")
-    reports.add_argument("--html", metavar="DIR", default="reports",
-                         help="directory of the HTML report (default: reports)")
+    reports.add_argument(
+        "--html",
+        metavar="DIR",
+        default="reports",
+        help="directory of the HTML report (default: reports)",
+    )
     reports.add_argument("--no-html", action="store_true", help="write no HTML report")
-    reports.add_argument("--every-page", action="store_true",
-                         help="a page for every check, not only for each network's auto check "
-                              "and the failing ones (slower: about a second per page)")
-    run.add_argument("--quick", action="store_true",
-                     help="skip the slowest reference (SciPy differentiate) and the training runs")
+    reports.add_argument(
+        "--every-page",
+        action="store_true",
+        help="a page for every check, not only for each network's auto check "
+        "and the failing ones (slower: about a second per page)",
+    )
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the slowest reference (SciPy differentiate) and the training runs",
+    )
     _add_output(run)
     run.set_defaults(handler=_run_battery)
     return parser
@@ -258,7 +297,10 @@ def _run_check(args: argparse.Namespace) -> int:
     params = _load_params(args.params)
     try:
         result = check(
-            loss, grad, params, progress=False if args.quiet else None,
+            loss,
+            grad,
+            params,
+            progress=False if args.quiet else None,
             **check_kwargs(_values(args)),
         )
     except GradientStructureError as exc:
@@ -320,27 +362,47 @@ def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = 
                 name += "-x"
             used.add(name)
             href = f"checks/{name}.html"
-            write_check_report(result, root / href, title=f"{case}: backprop against {method}",
-                               back_link="../index.html")
-        entries.append(IndexEntry(
-            label=f"{case} / {method}", result=result, href=href, expect_pass=True,
-            description=f"backprop of {case} against {method}",
-        ))
+            write_check_report(
+                result,
+                root / href,
+                title=f"{case}: backprop against {method}",
+                back_link="../index.html",
+            )
+        entries.append(
+            IndexEntry(
+                label=f"{case} / {method}",
+                result=result,
+                href=href,
+                expect_pass=True,
+                description=f"backprop of {case} against {method}",
+            )
+        )
     for bug in battery.bugs:
         name = _slug(f"bug-{bug.bug}")
         href = f"checks/{name}.html"
-        write_check_report(bug.result, root / href, title=f"Planted bug: {bug.bug}",
-                           back_link="../index.html")
-        entries.append(IndexEntry(
-            label=f"planted bug / {bug.bug}", result=bug.result, href=href, expect_pass=False,
-            description=f"{bug.case} with a planted bug: {bug.bug}",
-        ))
+        write_check_report(
+            bug.result, root / href, title=f"Planted bug: {bug.bug}", back_link="../index.html"
+        )
+        entries.append(
+            IndexEntry(
+                label=f"planted bug / {bug.bug}",
+                result=bug.result,
+                href=href,
+                expect_pass=False,
+                description=f"{bug.case} with a planted bug: {bug.bug}",
+            )
+        )
     seed_href = None
     if battery.seed is not None:
         write_seed_report(battery.seed, root / "seed.html")
         seed_href = "seed.html"
-    return write_index(entries, root / "index.html", seed_href=seed_href, seed_demo=battery.seed,
-                       seconds=battery.seconds)
+    return write_index(
+        entries,
+        root / "index.html",
+        seed_href=seed_href,
+        seed_demo=battery.seed,
+        seconds=battery.seconds,
+    )
 
 
 def _run_battery(args: argparse.Namespace) -> int:

@@ -200,32 +200,46 @@ def describe_factor(factor: float, n_samples: int | None = None) -> str:
     fraction = Fraction(c).limit_denominator(64)
     simple = fraction.numerator <= 64 and abs(float(fraction) - c) <= 1e-8 * c
     if simple and fraction == 2:
-        return sign + ("twice the true gradient: an extra factor 2 (e.g. the derivative of "
-                       "(a - y)**2 used for a loss 1/2 (a - y)**2: a missing 1/2)")
+        return sign + (
+            "twice the true gradient: an extra factor 2 (e.g. the derivative of "
+            "(a - y)**2 used for a loss 1/2 (a - y)**2: a missing 1/2)"
+        )
     if simple and fraction == Fraction(1, 2):
         return sign + "half the true gradient: a missing factor 2 (or an extra 1/2)"
     if simple and n_samples is not None and n_samples > 1:
         if fraction == n_samples:
-            return sign + (f"{n_samples} = n (the batch size) times the true gradient: summed "
-                           "over samples where the loss averages")
+            return sign + (
+                f"{n_samples} = n (the batch size) times the true gradient: summed "
+                "over samples where the loss averages"
+            )
         if fraction == Fraction(1, n_samples):
-            return sign + (f"1/{n_samples} = 1/n (the batch size) of the true gradient: "
-                           "averaged over samples where the loss sums")
+            return sign + (
+                f"1/{n_samples} = 1/n (the batch size) of the true gradient: "
+                "averaged over samples where the loss sums"
+            )
     if simple and fraction.denominator == 1:
-        return sign + (f"{fraction.numerator} times the true gradient: a sum where a mean over "
-                       f"{fraction.numerator} items (samples? outputs?) was meant")
+        return sign + (
+            f"{fraction.numerator} times the true gradient: a sum where a mean over "
+            f"{fraction.numerator} items (samples? outputs?) was meant"
+        )
     if simple and fraction.numerator == 1:
-        return sign + (f"1/{fraction.denominator} of the true gradient: a mean over "
-                       f"{fraction.denominator} items (samples? outputs?) where the loss sums")
+        return sign + (
+            f"1/{fraction.denominator} of the true gradient: a mean over "
+            f"{fraction.denominator} items (samples? outputs?) where the loss sums"
+        )
     if simple:
         return sign + f"{fraction} times the true gradient"
     if abs(abs(c) - 1) < 1e-2:
-        return sign + (f"{c:.8g} times the true gradient: not a simple fraction, slightly off "
-                       "everywhere (a constant such as 1.0001? or, when every gradient is tiny, "
-                       "a derivative formula like a * (1 - a) or 1 - a**2 evaluated where a "
-                       "rounds near 1: saturation)")
-    return sign + (f"{c:.8g} times the true gradient: not a simple fraction (a hard-coded "
-                   "constant? a learning rate folded into the gradient?)")
+        return sign + (
+            f"{c:.8g} times the true gradient: not a simple fraction, slightly off "
+            "everywhere (a constant such as 1.0001? or, when every gradient is tiny, "
+            "a derivative formula like a * (1 - a) or 1 - a**2 evaluated where a "
+            "rounds near 1: saturation)"
+        )
+    return sign + (
+        f"{c:.8g} times the true gradient: not a simple fraction (a hard-coded "
+        "constant? a learning rate folded into the gradient?)"
+    )
 
 
 def _fit_factor(parts: list[_Part]) -> tuple[float, bool, int] | None:
@@ -260,15 +274,27 @@ def _factor_diagnosis(parts: list[_Part], view: _View) -> Diagnosis | None:
     if c == 0:
         return None  # an all-zero gradient is the "zeroed" pattern, not a factor
     names = tuple(p.name for p in parts)
-    evidence = (f"a least-squares fit of analytic = c x reference over {informative} elements "
-                f"gives c = {c:.10g}; every element fits within its tolerance")
+    evidence = (
+        f"a least-squares fit of analytic = c x reference over {informative} elements "
+        f"gives c = {c:.10g}; every element fits within its tolerance"
+    )
     if abs(c + 1) <= 1e-8:
-        return Diagnosis("sign-flip", f"{', '.join(names)}: the sign is flipped (analytic = "
-                         "-reference): '+' where '-' belongs (y - a instead of a - y?)",
-                         evidence, names, {"factor": c})
+        return Diagnosis(
+            "sign-flip",
+            f"{', '.join(names)}: the sign is flipped (analytic = "
+            "-reference): '+' where '-' belongs (y - a instead of a - y?)",
+            evidence,
+            names,
+            {"factor": c},
+        )
     words = describe_factor(c, view.n_samples)
-    return Diagnosis("constant-factor", f"{', '.join(names)}: off by a constant factor: {words}",
-                     evidence, names, {"factor": c, "n_samples": view.n_samples})
+    return Diagnosis(
+        "constant-factor",
+        f"{', '.join(names)}: off by a constant factor: {words}",
+        evidence,
+        names,
+        {"factor": c, "n_samples": view.n_samples},
+    )
 
 
 # -- global detectors -----------------------------------------------------------------------
@@ -279,7 +305,8 @@ def _non_finite(view: _View) -> Diagnosis | None:
     where = "; ".join(view.where(p, mask) for p, mask in bad)
     values = sorted({repr(float(v)) for p, mask in bad for v in p.a[mask]})
     return Diagnosis(
-        "non-finite", f"the gradient has {'/'.join(values)} at {where}",
+        "non-finite",
+        f"the gradient has {'/'.join(values)} at {where}",
         "non-finite values where the reference is finite: a division by zero, log(0) or an "
         "overflow in the backward pass",
         tuple(p.name for p, _ in bad),
@@ -298,8 +325,10 @@ def _precision(view: _View) -> Diagnosis | None:
         return None
     analytic = np.concatenate([p.a.ravel() for p in view.parts])
     nonzero = analytic[analytic != 0]
-    exact32 = bool(len(np.unique(nonzero)) >= 3 and
-                   np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero))
+    exact32 = bool(
+        len(np.unique(nonzero)) >= 3
+        and np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero)
+    )
     relative = np.concatenate([_relative_errors(p)[p.failed] for p in view.failing])
     worst = float(np.max(relative))
     failing = sum(int(p.failed.sum()) for p in view.failing)
@@ -330,14 +359,16 @@ def _precision(view: _View) -> Diagnosis | None:
 
 def _swapped(view: _View) -> Diagnosis | None:
     for i, p in enumerate(view.parts):
-        for q in view.parts[i + 1:]:
+        for q in view.parts[i + 1 :]:
             if p.a.shape != q.a.shape or not (p.failed.any() or q.failed.any()):
                 continue
             if p.ok(q.a, np.maximum(p.tol, q.tol)) and q.ok(p.a, np.maximum(p.tol, q.tol)):
                 return Diagnosis(
-                    "swapped", f"the gradients of {p.name} and {q.name} are swapped",
+                    "swapped",
+                    f"the gradients of {p.name} and {q.name} are swapped",
                     f"the analytic {p.name} matches the reference {q.name} and vice versa, "
-                    "within tolerance", (p.name, q.name),
+                    "within tolerance",
+                    (p.name, q.name),
                 )
     return None
 
@@ -358,9 +389,11 @@ def _transposed(part: _Part, view: _View) -> Diagnosis | None:
         return None
     if part.ok(part.a.T, np.maximum(part.tol, part.tol.T)):
         return Diagnosis(
-            "transposed", f"{part.name}: the gradient is transposed (delta.T @ a_prev instead "
-            "of a_prev.T @ delta?)", f"analytic.T matches the reference of {part.name} within "
-            "tolerance", (part.name,),
+            "transposed",
+            f"{part.name}: the gradient is transposed (delta.T @ a_prev instead "
+            "of a_prev.T @ delta?)",
+            f"analytic.T matches the reference of {part.name} within tolerance",
+            (part.name,),
         )
     return None
 
@@ -383,22 +416,26 @@ def _per_sample_delta(part: _Part, view: _View) -> Diagnosis | None:
         room = part.tol + 64 * np.finfo(np.float64).eps * (np.abs(inputs.T) @ np.abs(part.a))
         if part.ok(product, room):
             return Diagnosis(
-                "per-sample-delta", f"{part.name}: the per-sample delta (one row per sample) was "
+                "per-sample-delta",
+                f"{part.name}: the per-sample delta (one row per sample) was "
                 "returned as the weight gradient; dL/dW = a_prev.T @ delta sums the outer "
                 "products of each sample's input with its delta",
                 f"a_prev.T @ analytic matches the reference of {part.name}; the shapes only "
                 f"agree because the batch has {inputs.shape[0]} samples and the layer "
-                f"{inputs.shape[0]} inputs", (part.name,),
+                f"{inputs.shape[0]} inputs",
+                (part.name,),
             )
     bias = _bias_partner(part, view)
     if bias is not None and not bias.failed.any() and part.a.shape[0] > 1:
         room = bias.tol + 64 * np.finfo(np.float64).eps * np.abs(part.a).sum(axis=0)
         if bias.ok(part.a.sum(axis=0), room):
             return Diagnosis(
-                "per-sample-delta", f"{part.name}: the per-sample delta (one row per sample) was "
+                "per-sample-delta",
+                f"{part.name}: the per-sample delta (one row per sample) was "
                 "returned as the weight gradient; dL/dW = a_prev.T @ delta",
                 f"the rows of the analytic {part.name} sum to the bias gradient {bias.name} "
-                "(= the sum of delta over samples), as delta's rows do", (part.name,),
+                "(= the sum of delta over samples), as delta's rows do",
+                (part.name,),
             )
     return None
 
@@ -426,10 +463,13 @@ def _missing_samples(part: _Part, view: _View) -> Diagnosis | None:
                 return None  # the reference lies in that span too: no evidence
             samples = sorted(chosen)
             return Diagnosis(
-                "missing-samples", f"{part.name}: only sample(s) {samples} of {n} contribute to "
+                "missing-samples",
+                f"{part.name}: only sample(s) {samples} of {n} contribute to "
                 "the gradient (a loop or slice that stops early? delta[:1]?)",
                 f"every column of the analytic {part.name} lies in the span of those samples' "
-                "layer inputs, the reference's does not", (part.name,), {"samples": samples},
+                "layer inputs, the reference's does not",
+                (part.name,),
+                {"samples": samples},
             )
     return None
 
@@ -447,9 +487,11 @@ def _zeroed(part: _Part, view: _View) -> Diagnosis | None:
         if len(rows) == 1:
             text = f"row {int(rows[0])} of {part.name} ({text})"
     return Diagnosis(
-        "zeroed", f"{part.name}: the gradient is zero where it should not be: {text} (never "
-        "written, or masked out?)", "the analytic value is exactly 0 at every failing element, "
-        "the reference is not", (part.name,),
+        "zeroed",
+        f"{part.name}: the gradient is zero where it should not be: {text} (never "
+        "written, or masked out?)",
+        "the analytic value is exactly 0 at every failing element, the reference is not",
+        (part.name,),
         {"elements": [list(map(int, i)) for i in np.argwhere(part.failed)]},
     )
 
@@ -474,7 +516,8 @@ def _proportional_to_parameter(part: _Part, view: _View) -> Diagnosis | None:
         f"term's gradient is off (the gradient of lam * sum(W**2) is 2 * lam * W, not lam * W)",
         f"analytic - reference = c x parameter, least squares c = {c:.10g}, within tolerance at "
         f"all {int(mask.sum())} checked elements",
-        (part.name,), {"coefficient": c},
+        (part.name,),
+        {"coefficient": c},
     )
 
 
@@ -507,10 +550,14 @@ def _per_parameter(view: _View) -> Diagnosis | None:
     if unexplained:
         summary += f"; {', '.join(unexplained)}: no known pattern"
     return Diagnosis(
-        known[0].kind, summary, " / ".join(d.evidence for d in known),
+        known[0].kind,
+        summary,
+        " / ".join(d.evidence for d in known),
         tuple(p.name for p, _ in found),
-        {**{k: v for d in known for k, v in d.details.items()},
-         "per_parameter": {p.name: (d.kind if d else "unknown") for p, d in found}},
+        {
+            **{k: v for d in known for k, v in d.details.items()},
+            "per_parameter": {p.name: (d.kind if d else "unknown") for p, d in found},
+        },
     )
 
 
@@ -521,11 +568,15 @@ def _few_elements(view: _View) -> Diagnosis | None:
         return None
     where = "; ".join(view.where(p, p.failed) for p in view.failing)
     return Diagnosis(
-        "few-elements", f"only a few elements are wrong: {where}",
+        "few-elements",
+        f"only a few elements are wrong: {where}",
         f"{failing} of {checked} checked elements fail; the rest match",
         tuple(p.name for p in view.failing),
-        {"elements": {p.name: [list(map(int, i)) for i in np.argwhere(p.failed)]
-                      for p in view.failing}},
+        {
+            "elements": {
+                p.name: [list(map(int, i)) for i in np.argwhere(p.failed)] for p in view.failing
+            }
+        },
     )
 
 
@@ -543,21 +594,30 @@ def _different_point(view: _View) -> Diagnosis | None:
     try:
         plus = objective(x0 + t * direction)
         minus = objective(x0 - t * direction)
-        g_plus = space.flatten_like(call_user(evidence.grad, "grad", "probing the gradient",
-                                              space.unflatten(x0 + t * direction)))
-        g_minus = space.flatten_like(call_user(evidence.grad, "grad", "probing the gradient",
-                                               space.unflatten(x0 - t * direction)))
+        g_plus = space.flatten_like(
+            call_user(
+                evidence.grad, "grad", "probing the gradient", space.unflatten(x0 + t * direction)
+            )
+        )
+        g_minus = space.flatten_like(
+            call_user(
+                evidence.grad, "grad", "probing the gradient", space.unflatten(x0 - t * direction)
+            )
+        )
     except Exception:  # noqa: BLE001 - a probe that cannot run is no evidence
         return None
     value0 = float(objective.value0)
     analytic = evidence.analytic
     if plus != minus and np.array_equal(g_plus, analytic) and np.array_equal(g_minus, analytic):
         return Diagnosis(
-            "different-point", "the gradient looks computed at a different, fixed point: it "
+            "different-point",
+            "the gradient looks computed at a different, fixed point: it "
             "does not change at all when the parameters do (a cached forward pass, or weights "
-            "captured before an update?)", f"moving the parameters by {t:.2g} along a random "
+            "captured before an update?)",
+            f"moving the parameters by {t:.2g} along a random "
             f"direction changes the loss ({minus!r} -> {plus!r}) but not one bit of the gradient",
-            tuple(p.name for p in view.failing), {"unresponsive": True},
+            tuple(p.name for p in view.failing),
+            {"unresponsive": True},
         )
     curvature_loss = (plus - 2 * value0 + minus) / t**2
     roundoff = 8 * np.finfo(x0.dtype).eps * max(abs(plus), abs(minus), abs(value0)) / t**2
@@ -567,9 +627,11 @@ def _different_point(view: _View) -> Diagnosis | None:
     if abs(curvature_grad) > 1e-3 * abs(curvature_loss):
         return None
     return Diagnosis(
-        "different-point", "the gradient looks computed at a different, fixed point: it does not "
+        "different-point",
+        "the gradient looks computed at a different, fixed point: it does not "
         "change when the parameters do (a cached forward pass, or weights captured before an "
-        "update?)", f"along a random direction the loss's curvature is {curvature_loss:.3g}, "
+        "update?)",
+        f"along a random direction the loss's curvature is {curvature_loss:.3g}, "
         f"the gradient's change gives {curvature_grad:.3g}",
         tuple(p.name for p in view.failing),
         {"curvature_loss": curvature_loss, "curvature_grad": curvature_grad},
@@ -605,7 +667,8 @@ def diagnose(evidence: Evidence) -> Diagnosis:
     view = _View(evidence)
     if not view.failing:
         return Diagnosis(
-            "inconclusive", "no element mismatches: the verdict is withheld because of a hazard "
+            "inconclusive",
+            "no element mismatches: the verdict is withheld because of a hazard "
             "(see the hazards), not because the gradient is wrong",
         )
     for detector in DETECTORS.values():
@@ -614,7 +677,8 @@ def diagnose(evidence: Evidence) -> Diagnosis:
             return diagnosis
     failing = sum(int(p.failed.sum()) for p in view.failing)
     return Diagnosis(
-        "unknown", "no known bug pattern fits the errors",
+        "unknown",
+        "no known bug pattern fits the errors",
         f"{failing} element(s) of {', '.join(p.name for p in view.failing)} fail; not a sign "
         "flip, constant factor, transpose, swap, per-sample delta, missing samples, zeroed "
         "elements, float32 precision or a stale point",

@@ -70,6 +70,8 @@ class Objective:
         self.x0: NDArray[Any] = space.x0  # read-only: the original values, flat
         self.value0 = self._value(space.tree, "evaluating the loss at the given parameters")
         self._complex_tree: Any = None
+        self._complex_arrays: tuple[NDArray[Any], ...] = ()
+        self._complex_flat: tuple[NDArray[Any], ...] = ()
 
     def _value(self, tree: Any, context: str, *, allow_complex: bool = False) -> Any:
         self.n_evaluations += 1
@@ -106,9 +108,7 @@ class Objective:
         so no full-size temporary) and they are put back afterwards.
         """
         for leaf, flat in zip(self.space.leaves, self.space._flat_views, strict=True):
-            np.add(
-                self.x0[leaf.slice], t * direction[leaf.slice], out=flat, casting="unsafe"
-            )
+            np.add(self.x0[leaf.slice], t * direction[leaf.slice], out=flat, casting="unsafe")
         try:
             value = self._value(self.space.tree, "evaluating the loss at a perturbed point")
         finally:

@@ -28,6 +28,7 @@ __all__ = [
     "describe",
 ]
 
+
 def method_choices() -> tuple[str, ...]:
     """The reference methods :func:`gradcheck.check` accepts (imported when first needed)."""
     from .check import METHODS
@@ -38,8 +39,9 @@ def method_choices() -> tuple[str, ...]:
 def _method(value: Any, name: str) -> str:
     choices = method_choices()
     if not isinstance(value, str):
-        raise ParameterTypeError(f"{name}: expected one of {', '.join(choices)}, "
-                                 f"got {type(value).__name__}")
+        raise ParameterTypeError(
+            f"{name}: expected one of {', '.join(choices)}, got {type(value).__name__}"
+        )
     if value not in choices:
         raise InvalidParameterError(f"{name}: {value!r} is not one of {', '.join(choices)}")
     return value
@@ -188,40 +190,79 @@ class Option:
 OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
-        Option("method", _method,
-               "reference derivative: auto (complex step when the loss supports it, else central "
-               "differences, Richardson refinement of doubtful elements) or one reference: "
-               "complex, central, richardson, approx_fprime (SciPy), differentiate (SciPy)",
-               default="auto", metavar="METHOD", check_kwarg="method"),
-        Option("atol", _tolerance,
-               "absolute tolerance; with --rtol replaces the derived tolerance by "
-               "atol + rtol * |reference|",
-               metavar="ATOL", check_kwarg="atol"),
-        Option("rtol", _tolerance,
-               "relative tolerance (see --atol)", metavar="RTOL", check_kwarg="rtol"),
-        Option("seed", _seed,
-               "seed of the random draws (noise probe, sampled elements); printed with every "
-               "result so a check can be reproduced",
-               default=0, metavar="SEED", check_kwarg="rng"),
-        Option("elements", _elements,
-               "check only this many random elements of each parameter (default: all)",
-               metavar="N", check_kwarg="elements"),
-        Option("mode", _mode,
-               "full (every element), sampled (--elements per parameter), directional (random "
-               "probes with a stated miss probability, then bisection to the wrong elements) or "
-               "auto (full when it fits the budget, else directional)",
-               default="auto", metavar="MODE", check_kwarg="mode"),
-        Option("budget", _budget,
-               "what auto mode may spend on a full check: seconds (2.5) or loss evaluations "
-               "(20000); default 5 seconds",
-               metavar="BUDGET", check_kwarg="budget"),
-        Option("workers", _workers,
-               "evaluate in this many worker processes (the loss must be a module-level "
-               "function); 1 by default",
-               metavar="N", check_kwarg="workers"),
-        Option("html", _path,
-               "write a self-contained HTML report to this path (a directory in pytest)",
-               metavar="PATH"),
+        Option(
+            "method",
+            _method,
+            "reference derivative: auto (complex step when the loss supports it, else central "
+            "differences, Richardson refinement of doubtful elements) or one reference: "
+            "complex, central, richardson, approx_fprime (SciPy), differentiate (SciPy)",
+            default="auto",
+            metavar="METHOD",
+            check_kwarg="method",
+        ),
+        Option(
+            "atol",
+            _tolerance,
+            "absolute tolerance; with --rtol replaces the derived tolerance by "
+            "atol + rtol * |reference|",
+            metavar="ATOL",
+            check_kwarg="atol",
+        ),
+        Option(
+            "rtol",
+            _tolerance,
+            "relative tolerance (see --atol)",
+            metavar="RTOL",
+            check_kwarg="rtol",
+        ),
+        Option(
+            "seed",
+            _seed,
+            "seed of the random draws (noise probe, sampled elements); printed with every "
+            "result so a check can be reproduced",
+            default=0,
+            metavar="SEED",
+            check_kwarg="rng",
+        ),
+        Option(
+            "elements",
+            _elements,
+            "check only this many random elements of each parameter (default: all)",
+            metavar="N",
+            check_kwarg="elements",
+        ),
+        Option(
+            "mode",
+            _mode,
+            "full (every element), sampled (--elements per parameter), directional (random "
+            "probes with a stated miss probability, then bisection to the wrong elements) or "
+            "auto (full when it fits the budget, else directional)",
+            default="auto",
+            metavar="MODE",
+            check_kwarg="mode",
+        ),
+        Option(
+            "budget",
+            _budget,
+            "what auto mode may spend on a full check: seconds (2.5) or loss evaluations "
+            "(20000); default 5 seconds",
+            metavar="BUDGET",
+            check_kwarg="budget",
+        ),
+        Option(
+            "workers",
+            _workers,
+            "evaluate in this many worker processes (the loss must be a module-level "
+            "function); 1 by default",
+            metavar="N",
+            check_kwarg="workers",
+        ),
+        Option(
+            "html",
+            _path,
+            "write a self-contained HTML report to this path (a directory in pytest)",
+            metavar="PATH",
+        ),
         Option("quiet", _flag, "print only the verdict line", default=False, metavar=None),
     )
 }
@@ -242,8 +283,7 @@ def parse_option(name: str, value: Any, *, label: str | None = None) -> Any:
     """
     if name not in OPTIONS:
         raise InvalidParameterError(
-            f"{label or name}: unknown gradcheck option {name!r} (options are "
-            f"{', '.join(OPTIONS)})"
+            f"{label or name}: unknown gradcheck option {name!r} (options are {', '.join(OPTIONS)})"
         )
     if value is None:
         return None

@@ -64,16 +64,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in OPTIONS.values():
         help_text = option.help
         if option.name == "html":
-            help_text = ("write an HTML report of every check made through the gradcheck "
-                         "fixture to this directory (index.html links them)")
+            help_text = (
+                "write an HTML report of every check made through the gradcheck "
+                "fixture to this directory (index.html links them)"
+            )
         if option.default is not None and not option.is_flag:
             help_text += f" (default: {option.default})"
         if option.is_flag:
-            group.addoption(option.pytest_flag, action="store_true", default=None,
-                            dest=option.ini_name, help=help_text)
+            group.addoption(
+                option.pytest_flag,
+                action="store_true",
+                default=None,
+                dest=option.ini_name,
+                help=help_text,
+            )
         else:
-            group.addoption(option.pytest_flag, default=None, dest=option.ini_name,
-                            metavar=option.metavar, help=help_text)
+            group.addoption(
+                option.pytest_flag,
+                default=None,
+                dest=option.ini_name,
+                metavar=option.metavar,
+                help=help_text,
+            )
         parser.addini(option.ini_name, help=f"gradcheck: {help_text}", default=None)
 
 
@@ -171,16 +183,20 @@ class GradcheckFixture:
         name = _slug(f"{self.nodeid}-{record['label']}")
         href = f"checks/{name}.html"
         try:
-            write_check_report(check, self._state.html_dir / href,
-                               title=f"{self.nodeid}: {record['label']}",
-                               back_link="../index.html")
+            write_check_report(
+                check,
+                self._state.html_dir / href,
+                title=f"{self.nodeid}: {record['label']}",
+                back_link="../index.html",
+            )
         except Exception as exc:  # noqa: BLE001 - a report problem must not fail the test
             return {"html_error": f"{type(exc).__name__}: {exc}"}
         # The index needs the CheckResult itself; under xdist it travels as a pickle.
         return {"href": href, "result": base64.b64encode(pickle.dumps(check)).decode("ascii")}
 
-    def check(self, loss: Any, grad: Any, params: Any, *, label: str | None = None,
-              **overrides: Any) -> Any:
+    def check(
+        self, loss: Any, grad: Any, params: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
         """:func:`gradcheck.check` with this test's options (keywords override them)."""
         from .check import check
 
@@ -188,8 +204,9 @@ class GradcheckFixture:
         self._record("check", label, result, result)
         return result
 
-    def assert_check(self, loss: Any, grad: Any, params: Any, *, label: str | None = None,
-                     **overrides: Any) -> Any:
+    def assert_check(
+        self, loss: Any, grad: Any, params: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
         """:meth:`check`, raising ``GradientMismatchError`` (an AssertionError) with the report."""
         __tracebackhide__ = True
         from .errors import GradientMismatchError
@@ -199,8 +216,16 @@ class GradcheckFixture:
             raise GradientMismatchError(result)
         return result
 
-    def check_update(self, step: Any, loss: Any, params: Any, lr: float, *,
-                     label: str | None = None, **overrides: Any) -> Any:
+    def check_update(
+        self,
+        step: Any,
+        loss: Any,
+        params: Any,
+        lr: float,
+        *,
+        label: str | None = None,
+        **overrides: Any,
+    ) -> Any:
         """:func:`gradcheck.update.check_update` with this test's options."""
         from .update import check_update
 
@@ -208,8 +233,16 @@ class GradcheckFixture:
         self._record("update", label, result, result.check)
         return result
 
-    def assert_update(self, step: Any, loss: Any, params: Any, lr: float, *,
-                      label: str | None = None, **overrides: Any) -> Any:
+    def assert_update(
+        self,
+        step: Any,
+        loss: Any,
+        params: Any,
+        lr: float,
+        *,
+        label: str | None = None,
+        **overrides: Any,
+    ) -> Any:
         """:meth:`check_update`, raising ``GradientMismatchError`` unless the step is descent."""
         __tracebackhide__ = True
         from .errors import GradientMismatchError
@@ -283,12 +316,20 @@ def _write_index(state: _SessionState) -> None:
             if not record.get("result"):
                 continue
             result = pickle.loads(base64.b64decode(record["result"]))
-            entries.append(IndexEntry(
-                label=f"{record['nodeid']}: {record['label']}", result=result,
-                href=record["href"], description=record["headline"],
-            ))
-        state.index = write_index(entries, state.html_dir / "index.html", seed_href=None,
-                                  title="gradcheck: checks made in this test session")
+            entries.append(
+                IndexEntry(
+                    label=f"{record['nodeid']}: {record['label']}",
+                    result=result,
+                    href=record["href"],
+                    description=record["headline"],
+                )
+            )
+        state.index = write_index(
+            entries,
+            state.html_dir / "index.html",
+            seed_href=None,
+            title="gradcheck: checks made in this test session",
+        )
     except Exception as exc:  # noqa: BLE001 - reported in the summary, never fails the run
         state.html_error = f"{type(exc).__name__}: {exc}"
 
@@ -308,8 +349,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
     if not state.quiet:
         for record in failed:
-            terminalreporter.write_line(f"  {record['nodeid']} [{record['label']}]: "
-                                        f"{record['headline']}")
+            terminalreporter.write_line(
+                f"  {record['nodeid']} [{record['label']}]: {record['headline']}"
+            )
     problems = [r["html_error"] for r in records if r.get("html_error")]
     if state.html_error:
         problems.append(state.html_error)

@@ -128,8 +128,9 @@ def _check_range(name_min: str, low: int, name_max: str, high: int, floor: int) 
         raise InvalidParameterError(f"{name_max}: must be >= {name_min} ({low}), got {high}")
 
 
-def _names(name: str, given: Sequence[str] | None, default: tuple[str, ...],
-           registry: dict[str, Any]) -> tuple[str, ...]:
+def _names(
+    name: str, given: Sequence[str] | None, default: tuple[str, ...], registry: dict[str, Any]
+) -> tuple[str, ...]:
     if given is None:
         return default
     if isinstance(given, str):
@@ -179,8 +180,10 @@ def architectures(
     _check_range("min_width", min_width, "max_width", max_width, 1)
     acts = _names("activations", activations, HIDDEN_ACTIVATIONS, ACTIVATIONS)
     if any(not ACTIVATIONS[a].elementwise for a in acts):
-        raise InvalidParameterError("activations: only elementwise activations (softmax comes "
-                                    "with losses=('cross_entropy',))")
+        raise InvalidParameterError(
+            "activations: only elementwise activations (softmax comes "
+            "with losses=('cross_entropy',))"
+        )
     loss_names = _names("losses", losses, LOSS_NAMES, LOSSES)
     if bias is not None and not isinstance(bias, bool):
         raise InvalidParameterError(f"bias: expected True, False or None, got {bias!r}")
@@ -292,8 +295,9 @@ def inputs_and_targets(
 
 
 def _kink_margin_ok(network: Network, params: dict[str, _ARRAY], x: _ARRAY) -> bool:
-    forward = network.forward({k: v.astype(np.float64) for k, v in params.items()},
-                              x.astype(np.float64))
+    forward = network.forward(
+        {k: v.astype(np.float64) for k, v in params.items()}, x.astype(np.float64)
+    )
     for name, z in zip(network.activations, forward.z, strict=True):
         if name != "relu":
             continue
@@ -341,8 +345,13 @@ def network_problems(
     if not kinds:
         raise InvalidParameterError("dtypes: must name at least one dtype")
     architecture = architectures(
-        min_depth=min_depth, max_depth=max_depth, min_width=min_width, max_width=max_width,
-        activations=activations, losses=losses, bias=bias,
+        min_depth=min_depth,
+        max_depth=max_depth,
+        min_width=min_width,
+        max_width=max_width,
+        activations=activations,
+        losses=losses,
+        bias=bias,
     )
 
     @st.composite
@@ -350,10 +359,18 @@ def network_problems(
         network = draw(architecture).network()
         dtype = draw(st.sampled_from(kinds))
         is_saturated = draw(st.booleans()) if saturated is None else bool(saturated)
-        params = draw(parameters(network, dtype=dtype, saturated=is_saturated, scale=scale,
-                                 away_from_kinks=away_from_kinks))
-        x, y = draw(inputs_and_targets(network, min_batch=min_batch, max_batch=max_batch,
-                                       dtype=dtype))
+        params = draw(
+            parameters(
+                network,
+                dtype=dtype,
+                saturated=is_saturated,
+                scale=scale,
+                away_from_kinks=away_from_kinks,
+            )
+        )
+        x, y = draw(
+            inputs_and_targets(network, min_batch=min_batch, max_batch=max_batch, dtype=dtype)
+        )
         if away_from_kinks:
             assume(_kink_margin_ok(network, params, x))
         return NetworkProblem(network, params, x, y, is_saturated)

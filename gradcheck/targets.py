@@ -139,8 +139,8 @@ def load_target(spec: str, *, role: str = "function") -> Callable[..., Any]:
     0.0
     """
     where, attribute = _split(spec, role)
-    module = _import_file(where, role, spec) if _is_file(where) else _import_module(
-        where, role, spec
+    module = (
+        _import_file(where, role, spec) if _is_file(where) else _import_module(where, role, spec)
     )
     target: Any = module
     walked = []

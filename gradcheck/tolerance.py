@@ -71,8 +71,8 @@ GRADIENT_NOISE_FACTOR = 4.0
 
 def derived_tolerance(
     reference_error: NDArray[np.float64],
-    eps: NDArray[np.float64],
-    scale: NDArray[np.float64],
+    eps: NDArray[np.float64] | float,
+    scale: NDArray[np.float64] | float,
     gradient_noise: NDArray[np.float64] | float = 0.0,
     underflow: NDArray[np.float64] | float = 0.0,
     global_scale: float = 0.0,

@@ -169,9 +169,7 @@ class ParameterSpace:
         dtype = np.result_type(*(leaf.dtype for leaf in leaves))
         self.x0: NDArray[Any] = np.concatenate([a.reshape(-1) for a in arrays], dtype=dtype)
         if all(leaf.dtype == dtype for leaf in leaves):
-            self._originals = tuple(
-                self.x0[leaf.slice].reshape(leaf.shape) for leaf in leaves
-            )
+            self._originals = tuple(self.x0[leaf.slice].reshape(leaf.shape) for leaf in leaves)
         else:
             self._originals = tuple(a.copy() for a in arrays)
         self.x0.setflags(write=False)

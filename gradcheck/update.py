@@ -49,8 +49,9 @@ UPDATE_KINDS: dict[str, str] = {
     "ascent": "gradient ascent: the step climbs the loss (new = params + lr * dL/dparams)",
     "factor": "gradient descent scaled by a constant factor",
     "frozen": "the step leaves the parameter unchanged",
-    "per_sample_delta":
-        "the update term is a layer's per-sample delta, not dL/dW = a_prev.T @ delta",
+    "per_sample_delta": (
+        "the update term is a layer's per-sample delta, not dL/dW = a_prev.T @ delta"
+    ),
     "different": "the step does not follow the gradient of this loss",
     "shape": "the update term does not have the parameter's shape",
     "mixed": "parameters differ from gradient descent in different ways",
@@ -142,8 +143,9 @@ class UpdateResult:
         for parameter in self.parameters:
             if parameter.name == name:
                 return parameter
-        raise KeyError(f"no parameter named {name!r}; parameters are "
-                       f"{[p.name for p in self.parameters]}")
+        raise KeyError(
+            f"no parameter named {name!r}; parameters are {[p.name for p in self.parameters]}"
+        )
 
     def __str__(self) -> str:
         head = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}[self.status]
@@ -239,15 +241,17 @@ class _Step:
         numpy_says = " ".join(str(exc).split())
         culprit = self._culprit(numpy_says)
         if culprit is not None:
-            shape = dict(zip(self.space.names, (leaf.shape for leaf in self.space.leaves),
-                             strict=True))[culprit]
+            shape = dict(
+                zip(self.space.names, (leaf.shape for leaf in self.space.leaves), strict=True)
+            )[culprit]
             others = [s for s in _shapes_in(numpy_says) if s != shape]
             term = f" with a term of shape {others[0]}" if others else ""
-            return (f"the step cannot run at these parameters: it combines {culprit} (shape "
-                    f"{shape}){term} (numpy: {numpy_says})")
+            return (
+                f"the step cannot run at these parameters: it combines {culprit} (shape "
+                f"{shape}){term} (numpy: {numpy_says})"
+            )
         shapes = ", ".join(f"{leaf.name} {leaf.shape}" for leaf in self.space.leaves)
-        return (f"the step cannot run at these parameters: {numpy_says} "
-                f"(parameter shapes: {shapes})")
+        return f"the step cannot run at these parameters: {numpy_says} (parameter shapes: {shapes})"
 
 
 def _rounding(step: _Step, space: ParameterSpace) -> NDArray[np.float64]:
@@ -266,11 +270,14 @@ def _widen(
     for parameter, leaf in zip(result.parameters, space.leaves, strict=True):
         extra = rounding[leaf.slice].reshape(leaf.shape)
         tolerance = np.where(parameter.checked, parameter.tolerance + extra, parameter.tolerance)
-        parameters.append(replace(
-            parameter, tolerance=tolerance,
-            tolerance_source=parameter.tolerance_source
-            + "; plus 2 eps (|params| + |new|) / lr for the update's own rounding",
-        ))
+        parameters.append(
+            replace(
+                parameter,
+                tolerance=tolerance,
+                tolerance_source=parameter.tolerance_source
+                + "; plus 2 eps (|params| + |new|) / lr for the update's own rounding",
+            )
+        )
     widened = replace(result, parameters=tuple(parameters))
     if widened.passed and widened.diagnosis is not None:
         widened = replace(widened, diagnosis=None)
@@ -296,8 +303,11 @@ class _Evidence:
 
 def _fits(fitted: NDArray[np.float64], evidence: _Evidence, factor: float = 1.0) -> bool:
     with np.errstate(invalid="ignore"):
-        return bool(np.all(np.abs(fitted - evidence.reference)
-                           <= evidence.tolerance * max(1.0, abs(factor))))
+        return bool(
+            np.all(
+                np.abs(fitted - evidence.reference) <= evidence.tolerance * max(1.0, abs(factor))
+            )
+        )
 
 
 def _fraction(c: float) -> str:
@@ -313,7 +323,9 @@ def _fraction(c: float) -> str:
 def _frozen(e: _Evidence) -> ParameterUpdate | None:
     if np.all(np.abs(e.implied) <= e.tolerance):
         return ParameterUpdate(
-            e.name, "frozen", 0.0,
+            e.name,
+            "frozen",
+            0.0,
             f"the step leaves {e.name} unchanged, but dL/d{e.name} is not zero "
             f"(largest |dL/d{e.name}| = {float(np.max(np.abs(e.reference))):.3g}): "
             "is its update missing, or applied to a copy?",
@@ -331,7 +343,9 @@ def _scaled(e: _Evidence) -> ParameterUpdate | None:
         return None
     if math.isclose(c, -1.0, rel_tol=1e-6) or _fits(-e.implied, e):
         return ParameterUpdate(
-            e.name, "ascent", -1.0,
+            e.name,
+            "ascent",
+            -1.0,
             f"the step moves {e.name} by +lr * dL/d{e.name}: it climbs the loss. The sign is "
             "flipped: new = params - lr * dL/dparams is descent. (A term written as (y - "
             "prediction) is already minus the gradient of 1/2 (prediction - y)^2: subtract "
@@ -339,12 +353,16 @@ def _scaled(e: _Evidence) -> ParameterUpdate | None:
         )
     if c < 0:
         return ParameterUpdate(
-            e.name, "ascent", c,
+            e.name,
+            "ascent",
+            c,
             f"the step moves {e.name} by +{_fraction(-c)} * lr * dL/d{e.name}: it climbs the "
             "loss (the sign is flipped, and the size is off by a factor too)",
         )
     return ParameterUpdate(
-        e.name, "factor", c,
+        e.name,
+        "factor",
+        c,
         f"the step is descent with {_fraction(c)} x the learning rate on {e.name}: "
         f"new = params - {_fraction(c)} * lr * dL/dparams. Usual causes: a missing 1/2 in the "
         "loss (factor 2), a sum where the loss takes a mean (factor = number of samples), "
@@ -362,8 +380,12 @@ def _per_sample_delta(e: _Evidence) -> ParameterUpdate | None:
     summed = a.T @ e.implied_full  # what the term would be if it were the per-sample delta
     if summed.shape != e.shape:
         return None
-    evidence = replace(e, implied=summed.ravel(), reference=e.reference_full.ravel(),
-                       tolerance=e.tolerance_full.ravel())
+    evidence = replace(
+        e,
+        implied=summed.ravel(),
+        reference=e.reference_full.ravel(),
+        tolerance=e.tolerance_full.ravel(),
+    )
     norm = float(summed.ravel() @ summed.ravel())
     if norm == 0:
         return None
@@ -374,17 +396,23 @@ def _per_sample_delta(e: _Evidence) -> ParameterUpdate | None:
         return None
     flipped = sign < 0
     return ParameterUpdate(
-        e.name, "per_sample_delta", None,
+        e.name,
+        "per_sample_delta",
+        None,
         f"the term subtracted from {e.name} is {'minus ' if flipped else ''}the layer's delta "
         f"(dL/dz, one row per sample: {samples} samples x {units} units), not dL/d{e.name}. "
         f"The gradient is the layer input transposed times delta, dL/dW = a_prev.T @ delta: "
         "the sum over samples of each sample's outer product, which has W's shape. Here delta "
         f"has {e.name}'s shape {e.shape} only because the number of samples ({samples}) equals "
         f"{e.name}'s number of rows; with another batch size this update would not even run."
-        + (" Its sign is flipped as well: delta is dL/dz, while the term used here is -delta "
-           "(written (y - a) * ...), so even a_prev.T @ term would climb the loss; adding "
-           "lr * a_prev.T @ term, as the working code does, is exactly "
-           "W - lr * a_prev.T @ delta = W - lr * dL/dW." if flipped else ""),
+        + (
+            " Its sign is flipped as well: delta is dL/dz, while the term used here is -delta "
+            "(written (y - a) * ...), so even a_prev.T @ term would climb the loss; adding "
+            "lr * a_prev.T @ term, as the working code does, is exactly "
+            "W - lr * a_prev.T @ delta = W - lr * dL/dW."
+            if flipped
+            else ""
+        ),
     )
 
 
@@ -393,11 +421,15 @@ def _different(e: _Evidence) -> ParameterUpdate:
     cosine = float(e.implied @ e.reference) / norms if norms else float("nan")
     hint = ""
     if len(e.shape) == 2 and e.layer_input is None:
-        hint = (" If the update uses the layer's delta (dL/dz, one row per sample) in place of "
-                f"dL/dW = a_prev.T @ delta, pass layer_inputs={{{e.name!r}: a_prev}} to "
-                "confirm it.")
+        hint = (
+            " If the update uses the layer's delta (dL/dz, one row per sample) in place of "
+            f"dL/dW = a_prev.T @ delta, pass layer_inputs={{{e.name!r}: a_prev}} to "
+            "confirm it."
+        )
     return ParameterUpdate(
-        e.name, "different", None,
+        e.name,
+        "different",
+        None,
         f"the step on {e.name} is not along -dL/d{e.name}: the implied gradient "
         f"(params - new) / lr and the reference point in different directions (cosine "
         f"{cosine:.3f}); it is the gradient of another function, or not a gradient at all.{hint}",
@@ -418,18 +450,28 @@ def _classify(
     found = []
     for p in result.parameters:
         if p.passed:
-            found.append(ParameterUpdate(
-                p.name, "descent", 1.0,
-                f"{p.name}: new = {p.name} - lr * dL/d{p.name} in every element checked",
-            ))
+            found.append(
+                ParameterUpdate(
+                    p.name,
+                    "descent",
+                    1.0,
+                    f"{p.name}: new = {p.name} - lr * dL/d{p.name} in every element checked",
+                )
+            )
             continue
         checked = p.checked & np.isfinite(p.reference)
         analytic = p.analytic.astype(np.float64)
         evidence = _Evidence(
-            name=p.name, implied=analytic[checked], reference=p.reference[checked],
-            tolerance=p.tolerance[checked], shape=p.shape, implied_full=analytic,
-            reference_full=p.reference, tolerance_full=p.tolerance,
-            complete=bool(checked.all()), layer_input=layer_inputs.get(p.name),
+            name=p.name,
+            implied=analytic[checked],
+            reference=p.reference[checked],
+            tolerance=p.tolerance[checked],
+            shape=p.shape,
+            implied_full=analytic,
+            reference_full=p.reference,
+            tolerance_full=p.tolerance,
+            complete=bool(checked.all()),
+            layer_input=layer_inputs.get(p.name),
         )
         for pattern in PATTERNS.values():
             finding = pattern(evidence)
@@ -444,9 +486,12 @@ def _classify(
 def _summarise(parameters: tuple[ParameterUpdate, ...]) -> tuple[str, str, float | None]:
     failing = [p for p in parameters if not p.passed]
     if not failing:
-        return ("descent", "new = params - lr * dL/dparams for every parameter: the implied "
-                "gradient (params - new) / lr matches the references in every element checked",
-                1.0)
+        return (
+            "descent",
+            "new = params - lr * dL/dparams for every parameter: the implied "
+            "gradient (params - new) / lr matches the references in every element checked",
+            1.0,
+        )
     kinds = {p.kind for p in failing}
     factors = [p.factor for p in failing]
     same_factor = all(f is None for f in factors) or all(
@@ -610,28 +655,44 @@ def check_update(
             "sums the samples and has W's shape"
         )
         return UpdateResult(
-            kind="shape", explanation=explanation, lr=lr,
+            kind="shape",
+            explanation=explanation,
+            lr=lr,
             parameters=tuple(ParameterUpdate(n, "shape", None, explanation) for n in names),
             seconds=time.perf_counter() - started,
         )
     result = check(
-        loss, as_gradient, params, method=method, atol=atol, rtol=rtol, elements=elements,
-        rng=rng, diagnose=diagnose, mode=_elementwise_mode(mode, elements), budget=budget,
+        loss,
+        as_gradient,
+        params,
+        method=method,
+        atol=atol,
+        rtol=rtol,
+        elements=elements,
+        rng=rng,
+        diagnose=diagnose,
+        mode=_elementwise_mode(mode, elements),
+        budget=budget,
         workers=workers,
     )
     result = _widen(result, rounding, space)
     if result.status == "inconclusive":
         hazards = "; ".join(str(h) for h in result.hazards if h.blocking)
-        return UpdateResult("inconclusive", hazards, lr, (), result, None,
-                            time.perf_counter() - started)
+        return UpdateResult(
+            "inconclusive", hazards, lr, (), result, None, time.perf_counter() - started
+        )
     parameters = _classify(result, inputs)
     kind, explanation, factor = _summarise(parameters)
-    return UpdateResult(kind, explanation, lr, parameters, result, factor,
-                        time.perf_counter() - started)
+    return UpdateResult(
+        kind, explanation, lr, parameters, result, factor, time.perf_counter() - started
+    )
 
 
 def assert_update(
-    step: Callable[[Any], Any], loss: Callable[[Any], Any], params: Any, lr: float,
+    step: Callable[[Any], Any],
+    loss: Callable[[Any], Any],
+    params: Any,
+    lr: float,
     **options: Any,
 ) -> UpdateResult:
     """Like :func:`check_update`, but raise ``GradientMismatchError`` unless the step is descent.

@@ -13,11 +13,16 @@ from hypothesis import HealthCheck, settings
 # The CI profile is derandomized: the same examples every run, so the suite's verdict is
 # reproducible; the thorough profile explores new examples each time.
 settings.register_profile(
-    "ci", max_examples=50, deadline=None, derandomize=True,
+    "ci",
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "thorough", max_examples=1000, deadline=None,
+    "thorough",
+    max_examples=1000,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile(os.environ.get("GRADCHECK_HYPOTHESIS_PROFILE", "ci"))

@@ -67,10 +67,12 @@ def test_a_missed_planted_bug_fails_the_job(monkeypatch):
     import gradcheck.battery as battery
 
     honest = battery.PLANTED_BUGS["sign flipped (y - a2 for a2 - y)"]
-    monkeypatch.setitem(battery.PLANTED_BUGS, "not a bug at all",
-                        lambda n, p, x, y: n.backward(p, x, y))
-    result = run_battery(rng=0, quick=True, seed_demo=False, cases=DEFAULT_CASES[:1],
-                         methods=("auto",))
+    monkeypatch.setitem(
+        battery.PLANTED_BUGS, "not a bug at all", lambda n, p, x, y: n.backward(p, x, y)
+    )
+    result = run_battery(
+        rng=0, quick=True, seed_demo=False, cases=DEFAULT_CASES[:1], methods=("auto",)
+    )
     assert honest is not None
     assert not result.passed
     assert "MISSED  not a bug at all" in str(result)

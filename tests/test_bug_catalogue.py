@@ -75,8 +75,10 @@ def problem(arch: str, saturated: bool) -> Problem:
     network, n = ARCHITECTURES[arch]
     if arch == "seed":
         x, y = SEED_X, SEED_Y
-        params = {"weight1": np.random.default_rng(1).random((3, 4)),
-                  "weight2": np.random.default_rng(2).random((4, 1))}
+        params = {
+            "weight1": np.random.default_rng(1).random((3, 4)),
+            "weight2": np.random.default_rng(2).random((4, 1)),
+        }
     else:
         x, y = random_data(network, n, rng=3)
         params = network.init_params(rng=4)
@@ -185,10 +187,12 @@ def _post(grads: Params, bug: str, net: Network) -> Params:
 def make_grad(bug: str, p: Problem) -> Grad:
     net, x, y = p.network, p.x, p.y
     if bug == "float32-backprop":
+
         def grad(params: Params) -> Params:
             low = {k: v.astype(np.float32) for k, v in params.items()}
             grads = backprop(net, low, x.astype(np.float32), y.astype(np.float32))
             return {k: v.astype(np.float64) for k, v in grads.items()}
+
         return grad
     if bug == "stale-weights":
         rng = np.random.default_rng(5)
@@ -234,10 +238,14 @@ def test_catalogue_has_at_least_20_kinds() -> None:
     assert len(CATALOGUE) + 1 >= 20  # + the per-sample delta whose shapes differ, below
 
 
-@pytest.mark.parametrize(("arch", "saturated"), [
-    pytest.param(arch, sat, id=f"{arch}{'-saturated' if sat else ''}")
-    for arch in ARCHITECTURES for sat in (False, True)
-])
+@pytest.mark.parametrize(
+    ("arch", "saturated"),
+    [
+        pytest.param(arch, sat, id=f"{arch}{'-saturated' if sat else ''}")
+        for arch in ARCHITECTURES
+        for sat in (False, True)
+    ],
+)
 def test_correct_twin_passes(arch: str, saturated: bool) -> None:
     p = problem(arch, saturated)
     loss, grad = p.functions()

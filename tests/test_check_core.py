@@ -406,8 +406,12 @@ def test_central_method_spends_two_evaluations_per_element_and_truncation_only_w
     assert 2 * 40 + fixed < result.n_evaluations < 3 * 40 + fixed
     assert result.parameters[0].method == "central"
     bad = gradcheck.check(
-        curved, lambda p: {"w": curved_grad(p)["w"] * (1 + 1e-4)}, params, rng=0,
-        method="central", mode="full",
+        curved,
+        lambda p: {"w": curved_grad(p)["w"] * (1 + 1e-4)},
+        params,
+        rng=0,
+        method="central",
+        mode="full",
     )
     assert not bad.passed
 

@@ -27,8 +27,12 @@ def gradcheck_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "gradcheck", *args], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=300,
+        [sys.executable, "-m", "gradcheck", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -46,9 +50,11 @@ def test_help_is_complete(tmp_path: Path) -> None:
     assert top.returncode == 0
     for word in ("check", "update", "run", "exit status", "examples:", "2  usage error"):
         assert word in top.stdout
-    for command, required in (("check", ["TARGET_LOSS", "TARGET_GRAD", "--params"]),
-                              ("update", ["TARGET_STEP", "TARGET_LOSS", "--params", "--lr"]),
-                              ("run", ["--quick", "--no-html", "--html DIR"])):
+    for command, required in (
+        ("check", ["TARGET_LOSS", "TARGET_GRAD", "--params"]),
+        ("update", ["TARGET_STEP", "TARGET_LOSS", "--params", "--lr"]),
+        ("run", ["--quick", "--no-html", "--html DIR"]),
+    ):
         result = gradcheck_cmd(command, "--help", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         text = result.stdout
@@ -66,14 +72,22 @@ def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_the_planted_bug_exits_1_and_the_fix_exits_0(tmp_path: Path, params_file: Path) -> None:
-    buggy = gradcheck_cmd("check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad",
-                          "--params", str(params_file), cwd=tmp_path)
+    buggy = gradcheck_cmd(
+        "check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params", str(params_file), cwd=tmp_path
+    )
     assert buggy.returncode == 1, buggy.stderr
     assert buggy.stdout.startswith("gradcheck: FAILED")
     assert "FAIL weight[" in buggy.stdout and "ok   bias[" in buggy.stdout
     assert "tolerance" in buggy.stdout
-    fixed = gradcheck_cmd("check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad_fixed",
-                          "--params", f"{EXAMPLE}:params", "--quiet", cwd=tmp_path)
+    fixed = gradcheck_cmd(
+        "check",
+        f"{EXAMPLE}:loss",
+        f"{EXAMPLE}:grad_fixed",
+        "--params",
+        f"{EXAMPLE}:params",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.strip().splitlines() == [fixed.stdout.strip()]  # --quiet: one line
     assert fixed.stdout.startswith("gradcheck: PASSED")
@@ -81,9 +95,21 @@ def test_the_planted_bug_exits_1_and_the_fix_exits_0(tmp_path: Path, params_file
 
 def test_json_and_html(tmp_path: Path, params_file: Path) -> None:
     report = tmp_path / "out" / "check.html"
-    result = gradcheck_cmd("check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params",
-                           str(params_file), "--json", "--seed", "3", "--method", "central",
-                           "--html", str(report), cwd=tmp_path)
+    result = gradcheck_cmd(
+        "check",
+        f"{EXAMPLE}:loss",
+        f"{EXAMPLE}:grad",
+        "--params",
+        str(params_file),
+        "--json",
+        "--seed",
+        "3",
+        "--method",
+        "central",
+        "--html",
+        str(report),
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)  # nothing but JSON on stdout
     assert data["passed"] is False and data["seed"] == 3
@@ -94,8 +120,19 @@ def test_json_and_html(tmp_path: Path, params_file: Path) -> None:
 
 
 def test_user_tolerances_reach_the_check(tmp_path: Path, params_file: Path) -> None:
-    result = gradcheck_cmd("check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params",
-                           str(params_file), "--atol", "1", "--rtol", "0", "--json", cwd=tmp_path)
+    result = gradcheck_cmd(
+        "check",
+        f"{EXAMPLE}:loss",
+        f"{EXAMPLE}:grad",
+        "--params",
+        str(params_file),
+        "--atol",
+        "1",
+        "--rtol",
+        "0",
+        "--json",
+        cwd=tmp_path,
+    )
     data = json.loads(result.stdout)
     assert result.returncode == 0 and data["passed"]  # an absurd atol hides the bug: user's call
     assert "user: atol=1" in data["parameters"][0]["tolerance_source"]
@@ -104,18 +141,54 @@ def test_user_tolerances_reach_the_check(tmp_path: Path, params_file: Path) -> N
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["check", "no_such_module_xyz:loss", "math:sin", "--params", "p.npz"],
-         "no module named 'no_such_module_xyz'"),
-        (["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:nope", "--params", f"{EXAMPLE}:params"],
-         "has no attribute 'nope'"),
-        (["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params", "missing.npz"],
-         "does not exist"),
-        (["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params", f"{EXAMPLE}:params",
-          "--method", "magic"], "--method: 'magic' is not one of"),
-        (["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params", f"{EXAMPLE}:params",
-          "--atol", "-1"], "--atol: must be finite and >= 0"),
-        (["update", f"{SEED}:working_step", f"{SEED}:loss", "--params",
-          f"{SEED}:initial_weights", "--lr", "0"], "--lr: must be finite and > 0"),
+        (
+            ["check", "no_such_module_xyz:loss", "math:sin", "--params", "p.npz"],
+            "no module named 'no_such_module_xyz'",
+        ),
+        (
+            ["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:nope", "--params", f"{EXAMPLE}:params"],
+            "has no attribute 'nope'",
+        ),
+        (
+            ["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params", "missing.npz"],
+            "does not exist",
+        ),
+        (
+            [
+                "check",
+                f"{EXAMPLE}:loss",
+                f"{EXAMPLE}:grad",
+                "--params",
+                f"{EXAMPLE}:params",
+                "--method",
+                "magic",
+            ],
+            "--method: 'magic' is not one of",
+        ),
+        (
+            [
+                "check",
+                f"{EXAMPLE}:loss",
+                f"{EXAMPLE}:grad",
+                "--params",
+                f"{EXAMPLE}:params",
+                "--atol",
+                "-1",
+            ],
+            "--atol: must be finite and >= 0",
+        ),
+        (
+            [
+                "update",
+                f"{SEED}:working_step",
+                f"{SEED}:loss",
+                "--params",
+                f"{SEED}:initial_weights",
+                "--lr",
+                "0",
+            ],
+            "--lr: must be finite and > 0",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -130,12 +203,14 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], mess
 def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import numpy\nraise ImportError('needs torch')\n")
-    quiet = gradcheck_cmd("check", f"{broken}:loss", f"{broken}:grad", "--params", "x.npz",
-                          cwd=tmp_path)
+    quiet = gradcheck_cmd(
+        "check", f"{broken}:loss", f"{broken}:grad", "--params", "x.npz", cwd=tmp_path
+    )
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     assert "raised ImportError: needs torch" in quiet.stderr
-    loud = gradcheck_cmd("check", f"{broken}:loss", f"{broken}:grad", "--params", "x.npz",
-                         "--verbose", cwd=tmp_path)
+    loud = gradcheck_cmd(
+        "check", f"{broken}:loss", f"{broken}:grad", "--params", "x.npz", "--verbose", cwd=tmp_path
+    )
     assert loud.returncode == 2 and "Traceback" in loud.stderr
 
 
@@ -149,19 +224,20 @@ def test_module_targets_resolve_from_the_working_directory(tmp_path: Path) -> No
     np.save(tmp_path / "w.npy", np.linspace(0.0, 1.0, 3))
     ok = gradcheck_cmd("check", "mymodel:loss", "mymodel:grad", "--params", "w.npy", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    shape = gradcheck_cmd("check", "mymodel:loss", "mymodel:wrong_shape", "--params", "w.npy",
-                          cwd=tmp_path)
+    shape = gradcheck_cmd(
+        "check", "mymodel:loss", "mymodel:wrong_shape", "--params", "w.npy", cwd=tmp_path
+    )
     assert shape.returncode == 1 and "has shape (2,)" in shape.stdout
 
 
 def test_update_command_answers_the_seed_question(tmp_path: Path) -> None:
     common = ["--params", f"{SEED}:initial_weights", "--lr", "1"]
-    working = gradcheck_cmd("update", f"{SEED}:working_step", f"{SEED}:loss", *common,
-                            cwd=tmp_path)
+    working = gradcheck_cmd("update", f"{SEED}:working_step", f"{SEED}:loss", *common, cwd=tmp_path)
     assert working.returncode == 0, working.stderr
     assert "gradient descent" in working.stdout.splitlines()[0]
-    textbook = gradcheck_cmd("update", f"{SEED}:textbook_step", f"{SEED}:loss", *common,
-                             "--json", cwd=tmp_path)
+    textbook = gradcheck_cmd(
+        "update", f"{SEED}:textbook_step", f"{SEED}:loss", *common, "--json", cwd=tmp_path
+    )
     assert textbook.returncode == 1
     data = json.loads(textbook.stdout)
     assert data["kind"] == "shape" and "weight1" in data["explanation"]
@@ -196,8 +272,14 @@ def test_run_quick_prints_the_table_and_writes_the_report(tmp_path: Path) -> Non
 
 
 def test_mode_and_budget_options_reach_the_check() -> None:
-    base = ["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad_fixed", "--params", f"{EXAMPLE}:params",
-            "--json"]
+    base = [
+        "check",
+        f"{EXAMPLE}:loss",
+        f"{EXAMPLE}:grad_fixed",
+        "--params",
+        f"{EXAMPLE}:params",
+        "--json",
+    ]
     out = gradcheck_cmd(*base, "--mode", "directional", cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["mode"] == "directional"
@@ -208,14 +290,32 @@ def test_mode_and_budget_options_reach_the_check() -> None:
 
 
 def test_workers_option_runs_the_check_in_processes() -> None:
-    base = ["check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad_fixed", "--params", f"{EXAMPLE}:params",
-            "--json", "--mode", "full", "--method", "central"]
+    base = [
+        "check",
+        f"{EXAMPLE}:loss",
+        f"{EXAMPLE}:grad_fixed",
+        "--params",
+        f"{EXAMPLE}:params",
+        "--json",
+        "--mode",
+        "full",
+        "--method",
+        "central",
+    ]
     serial = gradcheck_cmd(*base, cwd=ROOT)
     pooled = gradcheck_cmd(*base, "--workers", "2", cwd=ROOT)
     assert serial.returncode == 0 and pooled.returncode == 0, pooled.stderr
     assert json.loads(pooled.stdout)["passed"] is True
-    wrong = gradcheck_cmd("check", f"{EXAMPLE}:loss", f"{EXAMPLE}:grad", "--params",
-                          f"{EXAMPLE}:params", "--workers", "2", cwd=ROOT)
+    wrong = gradcheck_cmd(
+        "check",
+        f"{EXAMPLE}:loss",
+        f"{EXAMPLE}:grad",
+        "--params",
+        f"{EXAMPLE}:params",
+        "--workers",
+        "2",
+        cwd=ROOT,
+    )
     assert wrong.returncode == 1
     bad = gradcheck_cmd(*base, "--workers", "0", cwd=ROOT)
     assert bad.returncode == 2 and "--workers" in bad.stderr

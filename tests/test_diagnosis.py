@@ -19,15 +19,27 @@ from gradcheck.network import Network, random_data
 Params = dict[str, np.ndarray]
 
 
-def setup(sizes: tuple[int, ...], acts: tuple[str, ...], *, n: int = 5, bias: bool = True,
-          loss: str = "half_sse") -> tuple[Network, Params, np.ndarray, np.ndarray]:
+def setup(
+    sizes: tuple[int, ...],
+    acts: tuple[str, ...],
+    *,
+    n: int = 5,
+    bias: bool = True,
+    loss: str = "half_sse",
+) -> tuple[Network, Params, np.ndarray, np.ndarray]:
     net = Network(sizes, acts, loss=loss, bias=bias)
     x, y = random_data(net, n, rng=1)
     return net, net.init_params(rng=2), x, y
 
 
-def run(net: Network, params: Params, x: np.ndarray, y: np.ndarray,
-        change: Callable[[Params], Params], **options: Any) -> gradcheck.CheckResult:
+def run(
+    net: Network,
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    change: Callable[[Params], Params],
+    **options: Any,
+) -> gradcheck.CheckResult:
     loss, grad = net.functions(x, y)
     result = gradcheck.check(loss, lambda p: change(grad(p)), params, rng=0, **options)
     assert not result.passed
@@ -51,10 +63,17 @@ def test_sign_flip() -> None:
     assert set(result.diagnosis.parameters) == {"weight1", "bias1", "weight2", "bias2"}
 
 
-@pytest.mark.parametrize(("factor", "words"), [
-    (2.0, "extra factor 2"), (0.5, "missing factor 2"), (3.0, "3 times"), (1 / 7, "1/7 of"),
-    (1.0001, "not a simple fraction"), (-2.0, "sign flipped and twice"),
-])
+@pytest.mark.parametrize(
+    ("factor", "words"),
+    [
+        (2.0, "extra factor 2"),
+        (0.5, "missing factor 2"),
+        (3.0, "3 times"),
+        (1 / 7, "1/7 of"),
+        (1.0001, "not a simple fraction"),
+        (-2.0, "sign flipped and twice"),
+    ],
+)
 def test_constant_factor_is_fitted_and_named(factor: float, words: str) -> None:
     result = run(*setup(*NET), scaled(factor))
     diagnosis = result.diagnosis
@@ -90,8 +109,9 @@ def test_transposed() -> None:
 
 def test_swapped() -> None:
     net, params, x, y = setup((4, 4, 4, 2), ("tanh", "sigmoid", "sigmoid"))
-    result = run(net, params, x, y,
-                 lambda g: {**g, "weight1": g["weight2"], "weight2": g["weight1"]})
+    result = run(
+        net, params, x, y, lambda g: {**g, "weight1": g["weight2"], "weight2": g["weight1"]}
+    )
     assert result.diagnosis.kind == "swapped"
     assert set(result.diagnosis.parameters) == {"weight1", "weight2"}
 
@@ -133,8 +153,9 @@ def test_only_some_samples_counted_with_layer_inputs() -> None:
     def first_two(p: Params) -> Params:
         return net.functions(x[:2], y[:2])[1](p)
 
-    result = gradcheck.check(loss, first_two, params, rng=0,
-                             layer_inputs={"weight1": forward.a_prev[0]})
+    result = gradcheck.check(
+        loss, first_two, params, rng=0, layer_inputs={"weight1": forward.a_prev[0]}
+    )
     assert result.diagnosis is not None and result.diagnosis.kind == "missing-samples"
     assert result.diagnosis.details["samples"] == [0, 1]
 
@@ -217,8 +238,12 @@ def test_no_known_pattern_says_so() -> None:
         out = forward.output
         delta2 = (out - y) * out * (1 - out)
         delta1 = (delta2 @ p["weight2"].T) * (1 - forward.z[0] ** 2)
-        return {"weight1": x.T @ delta1, "bias1": delta1.sum(0),
-                "weight2": forward.a_prev[1].T @ delta2, "bias2": delta2.sum(0)}
+        return {
+            "weight1": x.T @ delta1,
+            "bias1": delta1.sum(0),
+            "weight2": forward.a_prev[1].T @ delta2,
+            "bias2": delta2.sum(0),
+        }
 
     result = gradcheck.check(loss, tanh_derivative_on_z, params, rng=0)
     assert result.diagnosis is not None and result.diagnosis.kind == "unknown"
@@ -240,16 +265,23 @@ def test_describe_factor() -> None:
     assert "not a simple fraction" in describe_factor(1.0001)
 
 
-@pytest.mark.parametrize(("layer_inputs", "error", "match"), [
-    ([1, 2], gradcheck.ParameterTypeError, "layer_inputs"),
-    ({"weight9": np.ones((4, 3))}, gradcheck.InvalidParameterError, "weight9"),
-    ({"weight1": np.ones((4, 5))}, gradcheck.InvalidParameterError, "weight1"),
-    ({"bias1": np.ones((4, 3))}, gradcheck.InvalidParameterError, "bias1"),
-    ({"weight1": np.ones((4, 3)), "weight2": np.ones((5, 4))}, gradcheck.InvalidParameterError,
-     "different numbers of samples"),
-])
-def test_bad_layer_inputs_raise_naming_the_argument(layer_inputs: Any, error: type,
-                                                    match: str) -> None:
+@pytest.mark.parametrize(
+    ("layer_inputs", "error", "match"),
+    [
+        ([1, 2], gradcheck.ParameterTypeError, "layer_inputs"),
+        ({"weight9": np.ones((4, 3))}, gradcheck.InvalidParameterError, "weight9"),
+        ({"weight1": np.ones((4, 5))}, gradcheck.InvalidParameterError, "weight1"),
+        ({"bias1": np.ones((4, 3))}, gradcheck.InvalidParameterError, "bias1"),
+        (
+            {"weight1": np.ones((4, 3)), "weight2": np.ones((5, 4))},
+            gradcheck.InvalidParameterError,
+            "different numbers of samples",
+        ),
+    ],
+)
+def test_bad_layer_inputs_raise_naming_the_argument(
+    layer_inputs: Any, error: type, match: str
+) -> None:
     net, params, x, y = setup(*NET)
     loss, grad = net.functions(x, y)
     with pytest.raises(error, match=match):
@@ -276,6 +308,7 @@ def test_penalty_gradient_missing_its_factor_two_is_named() -> None:
 
 
 def test_an_all_zero_gradient_is_zeroed_not_a_factor_of_zero() -> None:
-    result = gradcheck.check(lambda w: np.sum(np.sin(w)), lambda w: np.zeros(3), np.arange(3.0),
-                             rng=0)
+    result = gradcheck.check(
+        lambda w: np.sum(np.sin(w)), lambda w: np.zeros(3), np.arange(3.0), rng=0
+    )
     assert result.diagnosis is not None and result.diagnosis.kind == "zeroed"

@@ -262,6 +262,7 @@ def test_richardson_probes_of_a_plain_loss_go_one_point_at_a_time(monkeypatch):
     heights.clear()
     x, y = random_data(net, 16, rng=1)
     vloss = net.vectorized_loss(x, y)
-    stacked = gradcheck.check(vloss, grad, params, mode="directional", method="richardson",
-                              rng=0, vectorized=True)
+    stacked = gradcheck.check(
+        vloss, grad, params, mode="directional", method="richardson", rng=0, vectorized=True
+    )
     assert stacked.passed and max(heights) > 1

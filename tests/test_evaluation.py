@@ -157,9 +157,7 @@ def test_vectorized_check_gives_the_plain_verdicts(method):
         # The network's vectorized loss rounds differently (its first layer updates a shared
         # product), so the two references agree within their own error estimates.
         a, b = fast["weight1"], plain["weight1"]
-        assert np.all(
-            np.abs(a.reference - b.reference) <= a.error_estimate + b.error_estimate
-        )
+        assert np.all(np.abs(a.reference - b.reference) <= a.error_estimate + b.error_estimate)
 
 
 def test_vectorized_loss_with_the_wrong_output_shape_is_named():
@@ -243,10 +241,19 @@ def test_the_networks_bound_functions_run_in_a_process_pool():
     loss, grad = NET.functions(X, Y)
     vloss = NET.vectorized_loss(X, Y)
     with ProcessPoolExecutor(max_workers=2) as pool:
-        plain = gradcheck.check(loss, grad, params, mode="full", method="central", executor=pool,
-                                rng=0)
-        stacked = gradcheck.check(vloss, grad, params, mode="full", method="central",
-                                  executor=pool, vectorized=True, rng=0)
+        plain = gradcheck.check(
+            loss, grad, params, mode="full", method="central", executor=pool, rng=0
+        )
+        stacked = gradcheck.check(
+            vloss,
+            grad,
+            params,
+            mode="full",
+            method="central",
+            executor=pool,
+            vectorized=True,
+            rng=0,
+        )
     assert plain.passed and stacked.passed
 
 
@@ -261,8 +268,9 @@ def test_workers_run_the_check_in_processes_and_give_the_serial_verdicts():
 
     for g, passed in ((grad, True), (wrong, False)):
         serial = gradcheck.check(tree_loss, g, params, mode="full", method="central", rng=0)
-        pooled = gradcheck.check(tree_loss, g, params, mode="full", method="central", rng=0,
-                                 workers=2)
+        pooled = gradcheck.check(
+            tree_loss, g, params, mode="full", method="central", rng=0, workers=2
+        )
         assert serial.passed is passed and pooled.passed is passed
         np.testing.assert_array_equal(pooled["bias1"].reference, serial["bias1"].reference)
 

@@ -38,8 +38,13 @@ def load(name: str) -> ModuleType:
 def test_seed_update_script_runs_and_prints_the_answer() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, str(EXAMPLES / "seed_update.py")], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "seed_update.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "== working ==\ngradcheck update: PASSED: gradient descent" in out
@@ -57,7 +62,9 @@ def test_seed_update_matches_the_post() -> None:
     np.testing.assert_allclose(a2.ravel(), [0.028, 0.925, 0.925, 0.090], atol=5e-4)
     results = seed.run(quiet=True)
     assert {name: r.kind for name, r in results.items()} == {
-        "working": "descent", "textbook": "shape", "textbook_where_it_runs": "per_sample_delta",
+        "working": "descent",
+        "textbook": "shape",
+        "textbook_where_it_runs": "per_sample_delta",
     }
 
 

@@ -36,8 +36,7 @@ def _assert_passes(problem: NetworkProblem) -> None:
     assert result.status == "passed" and result.diagnosis is None
 
 
-@given(network_problems(max_depth=3, max_width=6, max_batch=6,
-                        dtypes=(np.float64, np.float32)))
+@given(network_problems(max_depth=3, max_width=6, max_batch=6, dtypes=(np.float64, np.float32)))
 def test_correct_networks_never_fail(problem: NetworkProblem) -> None:
     _assert_passes(problem)
 
@@ -52,8 +51,17 @@ def test_correct_networks_at_any_weight_scale_never_fail(problem: NetworkProblem
     _assert_passes(problem)
 
 
-@given(network_problems(max_depth=2, max_width=4, max_batch=4, activations=("sigmoid", "tanh"),
-                        losses=("half_sse",), dtypes=(np.float32,), saturated=True))
+@given(
+    network_problems(
+        max_depth=2,
+        max_width=4,
+        max_batch=4,
+        activations=("sigmoid", "tanh"),
+        losses=("half_sse",),
+        dtypes=(np.float32,),
+        saturated=True,
+    )
+)
 def test_correct_saturated_float32_smooth_networks_never_fail(problem: NetworkProblem) -> None:
     _assert_passes(problem)
 
@@ -66,8 +74,9 @@ def _missing_hidden_derivative(problem: NetworkProblem):  # type: ignore[no-unty
 
     def grad(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         forward = net.forward(params, x)
-        delta = LOSSES[net.loss].delta(forward.z[-1], forward.output, y,
-                                       ACTIVATIONS[net.activations[-1]])
+        delta = LOSSES[net.loss].delta(
+            forward.z[-1], forward.output, y, ACTIVATIONS[net.activations[-1]]
+        )
         grads = {}
         for i in reversed(range(net.n_layers)):
             grads[f"weight{i + 1}"] = forward.a_prev[i].T @ delta
@@ -82,14 +91,21 @@ def _missing_hidden_derivative(problem: NetworkProblem):  # type: ignore[no-unty
 def test_a_buggy_gradient_shrinks_to_the_smallest_network_that_shows_it() -> None:
     seen: list[NetworkProblem] = []
 
-    @settings(max_examples=60, database=None, derandomize=True, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(network_problems(min_depth=1, max_depth=4, max_width=8, max_batch=8,
-                            activations=("tanh", "sigmoid")))
+    @settings(
+        max_examples=60,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(
+        network_problems(
+            min_depth=1, max_depth=4, max_width=8, max_batch=8, activations=("tanh", "sigmoid")
+        )
+    )
     def property_over_user_gradient(problem: NetworkProblem) -> None:
         loss, _ = problem.functions()
-        result = gradcheck.check(loss, _missing_hidden_derivative(problem), problem.params,
-                                 rng=0)
+        result = gradcheck.check(loss, _missing_hidden_derivative(problem), problem.params, rng=0)
         if not result.passed:
             seen.append(problem)
         assert result.passed, str(result)

@@ -53,7 +53,8 @@ def params():
 @pytest.fixture
 def tests_file(pytester: pytest.Pytester) -> Path:
     pytester.makepyfile(problem=PROBLEM)
-    return pytester.makepyfile(test_user="""
+    return pytester.makepyfile(
+        test_user="""
         import pytest
         from problem import loss, grad, params
 
@@ -84,7 +85,8 @@ def tests_file(pytester: pytest.Pytester) -> Path:
             assert result.seed == 7
             assert all("central" in p.method for p in result.parameters)
             assert gradcheck.check(loss, grad, params(), seed=11).seed == 11
-    """)
+    """
+    )
 
 
 def test_fixture_marker_header_and_summary(pytester: pytest.Pytester, tests_file: Path) -> None:
@@ -93,18 +95,22 @@ def test_fixture_marker_header_and_summary(pytester: pytest.Pytester, tests_file
     # the header names the settings
     result.stdout.fnmatch_lines(["gradcheck: method=auto, tolerance=derived, seed=0"])
     # the failure message is the readable report: parameter, element, values, tolerance
-    result.stdout.fnmatch_lines([
-        "*GradientMismatchError: gradcheck: FAILED*",
-        "*FAIL layers[[]0[]].weight[[]*[]]: analytic *, * |error| * > tolerance *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*GradientMismatchError: gradcheck: FAILED*",
+            "*FAIL layers[[]0[]].weight[[]*[]]: analytic *, * |error| * > tolerance *",
+        ]
+    )
     result.stdout.fnmatch_lines(["*gradcheck update: FAILED: gradient ascent*"])
     # the summary at the end
-    result.stdout.fnmatch_lines([
-        "*= gradcheck =*",
-        "6 check(s) made through the gradcheck fixture: 4 passed, 2 failed",
-        "  test_user.py::test_wrong [[]no tanh'[]]: gradcheck: FAILED*",
-        "  test_user.py::test_ascent [[]update 1[]]: gradcheck update: FAILED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= gradcheck =*",
+            "6 check(s) made through the gradcheck fixture: 4 passed, 2 failed",
+            "  test_user.py::test_wrong [[]no tanh'[]]: gradcheck: FAILED*",
+            "  test_user.py::test_ascent [[]update 1[]]: gradcheck update: FAILED*",
+        ]
+    )
 
 
 def test_command_line_and_ini_options(pytester: pytest.Pytester, tests_file: Path) -> None:
@@ -112,8 +118,16 @@ def test_command_line_and_ini_options(pytester: pytest.Pytester, tests_file: Pat
     result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", "-k", "right")
     result.stdout.fnmatch_lines(["gradcheck: method=central, tolerance=derived, seed=5"])
     result.assert_outcomes(passed=1)  # the fixture's settings carry seed 5 into the check
-    result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", "-k", "wrong",
-                                "--gradcheck-seed=9", "--gradcheck-atol=10", "--gradcheck-quiet")
+    result = pytester.runpytest(
+        *plugin_args(),
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "wrong",
+        "--gradcheck-seed=9",
+        "--gradcheck-atol=10",
+        "--gradcheck-quiet",
+    )
     # command line beats ini; an absurd atol hides the bug (the user's explicit choice)
     result.stdout.fnmatch_lines(["gradcheck: method=central, atol=10, rtol=0, seed=9"])
     result.assert_outcomes(passed=1)
@@ -127,8 +141,9 @@ def test_command_line_and_ini_options(pytester: pytest.Pytester, tests_file: Pat
         (["--gradcheck-seed=x"], "--gradcheck-seed: expected an integer"),
     ],
 )
-def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str],
-                                      message: str) -> None:
+def test_bad_options_are_usage_errors(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest(*plugin_args(), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -149,14 +164,19 @@ def test_bad_marker_is_reported(pytester: pytest.Pytester) -> None:
     """)
     result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider")
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*unknown option 'atl' (options are method, atol, rtol, seed, "
-                                 "elements, mode, budget, workers)*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*unknown option 'atl' (options are method, atol, rtol, seed, "
+            "elements, mode, budget, workers)*"
+        ]
+    )
     result.stdout.fnmatch_lines(["*@pytest.mark.gradcheck(method=...): 'magic' is not one of*"])
 
 
 def test_html_report_of_the_session(pytester: pytest.Pytester, tests_file: Path) -> None:
-    result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", "-k", "right or wrong",
-                                "--gradcheck-html=report")
+    result = pytester.runpytest(
+        *plugin_args(), "-p", "no:cacheprovider", "-k", "right or wrong", "--gradcheck-html=report"
+    )
     result.assert_outcomes(passed=1, failed=1)
     index = pytester.path / "report" / "index.html"
     result.stdout.fnmatch_lines([f"HTML report: {index}"])
@@ -166,21 +186,38 @@ def test_html_report_of_the_session(pytester: pytest.Pytester, tests_file: Path)
     assert all(page.name in text for page in pages) and "test_wrong" in text
 
 
-def test_xdist_workers_report_to_the_controller(pytester: pytest.Pytester, tests_file: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xdist_workers_report_to_the_controller(
+    pytester: pytest.Pytester, tests_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("xdist")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(ROOT), str(pytester.path), os.environ.get("PYTHONPATH")])
-    ))
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(
+            filter(None, [str(ROOT), str(pytester.path), os.environ.get("PYTHONPATH")])
+        ),
+    )
     result = pytester.runpytest_subprocess(
-        *plugin_args(), "-p", "xdist", "-n", "2", "-p", "no:cacheprovider", "-p", "no:benchmark",
-        "-k", "not marker", "--gradcheck-html=report", timeout=240,
+        *plugin_args(),
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:benchmark",
+        "-k",
+        "not marker",
+        "--gradcheck-html=report",
+        timeout=240,
     )
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines([
-        "4 check(s) made through the gradcheck fixture: 2 passed, 2 failed",
-        "HTML report: *index.html",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "4 check(s) made through the gradcheck fixture: 2 passed, 2 failed",
+            "HTML report: *index.html",
+        ]
+    )
     pages = list((pytester.path / "report" / "checks").glob("*.html"))
     assert len(pages) == 4  # written by the workers, linked by the controller's index
     index = (pytester.path / "report" / "index.html").read_text()

@@ -56,8 +56,11 @@ def _model() -> tuple[Any, Any, dict[str, np.ndarray]]:
         hidden = np.tanh(x @ p["W1"] + p[HOSTILE])
         delta_out = hidden @ p[DOLLAR] - y
         delta_hidden = (delta_out @ p[DOLLAR].T) * (1 - hidden**2)
-        return {"W1": x.T @ delta_hidden, HOSTILE: delta_hidden.sum(axis=0),
-                DOLLAR: hidden.T @ delta_out}
+        return {
+            "W1": x.T @ delta_hidden,
+            HOSTILE: delta_hidden.sum(axis=0),
+            DOLLAR: hidden.T @ delta_out,
+        }
 
     return loss, grad, params
 
@@ -87,17 +90,26 @@ def pages(case: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dic
 
     demo = demonstrate()
     out = {
-        "bad": write_check_report(case["bad"], root / "checks" / "bad.html", title=HOSTILE,
-                                  loss=case["loss"], params=case["params"],
-                                  back_link="../index.html"),
+        "bad": write_check_report(
+            case["bad"],
+            root / "checks" / "bad.html",
+            title=HOSTILE,
+            loss=case["loss"],
+            params=case["params"],
+            back_link="../index.html",
+        ),
         "good": write_check_report(case["good"], root / "checks" / "good.html"),
         "seed": write_seed_report(demo, root / "seed.html"),
     }
     out["index"] = write_index(
-        [IndexEntry("correct " + HOSTILE, case["good"], "checks/good.html", True, "backprop"),
-         IndexEntry("wrong row", case["bad"], "checks/bad.html", False, "planted bug"),
-         IndexEntry("surprise", case["bad"], None, True, "a failure nobody expected")],
-        root / "index.html", seed_demo=demo, seconds=1.5,
+        [
+            IndexEntry("correct " + HOSTILE, case["good"], "checks/good.html", True, "backprop"),
+            IndexEntry("wrong row", case["bad"], "checks/bad.html", False, "planted bug"),
+            IndexEntry("surprise", case["bad"], None, True, "a failure nobody expected"),
+        ],
+        root / "index.html",
+        seed_demo=demo,
+        seconds=1.5,
     )
     return out
 
@@ -198,8 +210,14 @@ def test_hostile_names_are_escaped(pages: dict[str, Path]) -> None:
 def test_check_report_content(pages: dict[str, Path], case: dict[str, Any]) -> None:
     collector = _parse(_text(pages["bad"]))
     text = " ".join(" ".join(collector.text).split())
-    for heading in ("Parameters", "Where the errors are", "Error against step size",
-                    "Do the references agree?", "Diagnosis and hazards", "Environment"):
+    for heading in (
+        "Parameters",
+        "Where the errors are",
+        "Error against step size",
+        "Do the references agree?",
+        "Diagnosis and hazards",
+        "Environment",
+    ):
         assert heading in collector.headings
     assert "The gradient is wrong" in text
     assert "Wrong elements in " + DOLLAR in text
@@ -211,8 +229,13 @@ def test_check_report_content(pages: dict[str, Path], case: dict[str, Any]) -> N
     assert "Tolerance" in text and "NumPy" in text and "SciPy" in text
     assert f"rng={case['bad'].seed}" in text
     # The evidence sections were computed (loss given), with every reference.
-    for reference in ("central difference", "Richardson", "complex step", "SciPy approx_fprime",
-                      "SciPy differentiate"):
+    for reference in (
+        "central difference",
+        "Richardson",
+        "complex step",
+        "SciPy approx_fprime",
+        "SciPy differentiate",
+    ):
         assert reference in text
     assert "Not computed" not in text
     assert _text(pages["bad"]).count('<svg class="heat"') == 3  # one error map per parameter
@@ -248,8 +271,13 @@ def test_seed_report_content(pages: dict[str, Path]) -> None:
     collector = _parse(_text(pages["seed"]))
     text = " ".join(" ".join(collector.text).split())
     assert collector.headings[0] == "Why a_prev.T @ delta, and why +?"
-    for heading in ("The code in question", "Where a_prev.T @ delta comes from",
-                    "Training curves", "The shape coincidence", "The corrected loop"):
+    for heading in (
+        "The code in question",
+        "Where a_prev.T @ delta comes from",
+        "Training curves",
+        "The shape coincidence",
+        "The corrected loop",
+    ):
         assert heading in collector.headings
     assert "a2 = [0.028 0.925 0.925 0.090]" in text  # the post's output, reproduced
     assert "weight2 = weight2 + lr * np.dot(a1.T, dC_dw2)" in text  # the post's code
@@ -282,11 +310,13 @@ def test_bad_input_is_named(case: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="loss, params"):
         write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"])
     with pytest.raises(InvalidParameterError, match="params"):
-        write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"],
-                           params={"W1": np.zeros((3, 5))})
+        write_check_report(
+            case["good"], tmp_path / "x.html", loss=case["loss"], params={"W1": np.zeros((3, 5))}
+        )
     with pytest.raises(InvalidParameterError, match="samples"):
-        write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"],
-                           params=case["params"], samples=0)
+        write_check_report(
+            case["good"], tmp_path / "x.html", loss=case["loss"], params=case["params"], samples=0
+        )
     with pytest.raises(ParameterTypeError, match=r"entries\[0\]"):
         write_index([case["good"]], tmp_path / "i.html")  # type: ignore[list-item]
     with pytest.raises(ParameterTypeError, match="demo"):
@@ -294,8 +324,9 @@ def test_bad_input_is_named(case: dict[str, Any], tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing half-written on the way
 
 
-def test_default_path_and_directory(case: dict[str, Any], tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_path_and_directory(
+    case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     written = case["good"].to_html()
     assert written == DEFAULT_DIR / "check.html" and written.exists()
@@ -307,16 +338,18 @@ def test_user_arrays_and_matplotlib_state_untouched(case: dict[str, Any], tmp_pa
 
     before = dict(matplotlib.rcParams)
     params = {k: v.copy() for k, v in case["params"].items()}
-    write_check_report(case["bad"], tmp_path / "r.html", loss=case["loss"], params=params,
-                       samples=1)
+    write_check_report(
+        case["bad"], tmp_path / "r.html", loss=case["loss"], params=params, samples=1
+    )
     for name, value in params.items():
         np.testing.assert_array_equal(value, case["params"][name])
     assert dict(matplotlib.rcParams) == before
 
 
 # -- atomic writes -------------------------------------------------------------------------------
-def test_interrupted_write_keeps_the_old_report(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_write_keeps_the_old_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "report.html"
     atomic_write(target, "<p>good</p>")
 
@@ -330,8 +363,9 @@ def test_interrupted_write_keeps_the_old_report(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary left behind
 
 
-def test_render_failure_leaves_no_file(case: dict[str, Any], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_render_failure_leaves_no_file(
+    case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gradcheck.report import plots
 
     def broken(*args: Any, **kwargs: Any) -> str:
@@ -368,8 +402,13 @@ def test_reference_agreement_on_smooth_and_non_analytic_losses() -> None:
     objective = Objective(lambda w: np.sum(np.cosh(w) ** 2), space)
     sigma = float(np.finfo(float).eps * objective.value0)
     agreement = reference_agreement(objective, np.arange(2), sigma=sigma, complex_ok=True)
-    assert set(agreement.estimates) == {"central difference", "Richardson", "complex step",
-                                        "SciPy approx_fprime", "SciPy differentiate"}
+    assert set(agreement.estimates) == {
+        "central difference",
+        "Richardson",
+        "complex step",
+        "SciPy approx_fprime",
+        "SciPy differentiate",
+    }
     truth = 2 * np.cosh(x0) * np.sinh(x0)
     for name, estimate in agreement.estimates.items():
         if name == "central difference":  # its error estimate is roundoff only, no truncation
@@ -382,9 +421,11 @@ def test_reference_agreement_on_smooth_and_non_analytic_losses() -> None:
 
 
 def test_importing_gradcheck_does_not_import_matplotlib() -> None:
-    code = ("import sys, gradcheck, gradcheck.report; "
-            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
-            "assert 'jinja2' not in sys.modules or True")
+    code = (
+        "import sys, gradcheck, gradcheck.report; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+        "assert 'jinja2' not in sys.modules or True"
+    )
     env = dict(os.environ, PYTHONPATH=str(Path(gradcheck.__file__).parents[1]))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
 
@@ -396,8 +437,13 @@ def test_render_check_report_returns_text(case: dict[str, Any]) -> None:
 
 def test_large_parameter_is_drawn_as_an_image() -> None:
     big = {"big": np.random.default_rng(0).normal(size=(70, 70))}
-    result = gradcheck.check(lambda p: np.sum(np.sin(p["big"])),
-                             lambda p: {"big": np.cos(p["big"])}, big, elements=5, rng=0)
+    result = gradcheck.check(
+        lambda p: np.sum(np.sin(p["big"])),
+        lambda p: {"big": np.cos(p["big"])},
+        big,
+        elements=5,
+        rng=0,
+    )
     text = render_check_report(result)
     assert '<svg class="heat"' not in text  # 4900 cells: too many to draw one by one
     assert '<svg class="plot"' in text and "data:image/png;base64," in text

@@ -34,8 +34,9 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
-                                "(apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"
+)
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -45,12 +46,26 @@ def _render(page: Path, out: Path) -> tuple[Path, str]:
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory() as profile:
         completed = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
-             f"--screenshot={out}", "--window-size=1280,2000", "--dump-dom",
-             page.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--screenshot={out}",
+                "--window-size=1280,2000",
+                "--dump-dom",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert out.exists(), f"no screenshot; chromium said: {completed.stderr[-2000:]}"
     return out, completed.stdout
@@ -79,15 +94,20 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     result = gradcheck.check(loss, grad, params, rng=0)
     assert not result.passed
     pages = {
-        "check": write_check_report(result, root / "check.html", loss=loss, params=params,
-                                    samples=2),
+        "check": write_check_report(
+            result, root / "check.html", loss=loss, params=params, samples=2
+        ),
         "seed": write_seed_report(demo, root / "seed.html"),
-        "index": write_index([IndexEntry("one wrong element", result, "check.html", False)],
-                             root / "index.html", seed_demo=demo),
+        "index": write_index(
+            [IndexEntry("one wrong element", result, "check.html", False)],
+            root / "index.html",
+            seed_demo=demo,
+        ),
     }
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {kind: pool.submit(_render, page, root / f"{kind}.png")
-                   for kind, page in pages.items()}
+        futures = {
+            kind: pool.submit(_render, page, root / f"{kind}.png") for kind, page in pages.items()
+        }
         return {kind: future.result() for kind, future in futures.items()}
 
 
@@ -109,11 +129,22 @@ def _assert_not_blank(png: Path) -> None:
 
 
 EXPECTED = {
-    "check": ["Parameters", "Where the errors are", "Error against step size",
-              "Do the references agree?", "Diagnosis and hazards", "Environment"],
-    "seed": ["Why a_prev.T @ delta, and why +?", "The code in question",
-             "Where a_prev.T @ delta comes from", "Training curves", "The shape coincidence",
-             "The corrected loop"],
+    "check": [
+        "Parameters",
+        "Where the errors are",
+        "Error against step size",
+        "Do the references agree?",
+        "Diagnosis and hazards",
+        "Environment",
+    ],
+    "seed": [
+        "Why a_prev.T @ delta, and why +?",
+        "The code in question",
+        "Where a_prev.T @ delta comes from",
+        "Training curves",
+        "The shape coincidence",
+        "The corrected loop",
+    ],
     "index": ["Battery of gradient checks", "Environment"],
 }
 

@@ -26,7 +26,8 @@ from gradcheck.targets import (
 @pytest.fixture
 def module_file(tmp_path: Path) -> Path:
     path = tmp_path / "user_model.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         import numpy as np
         from helper_module import SCALE
 
@@ -42,7 +43,8 @@ def module_file(tmp_path: Path) -> Path:
                 return np.sum(p["w"] ** 2)
 
         NOT_CALLABLE = 3
-    """))
+    """)
+    )
     (tmp_path / "helper_module.py").write_text("SCALE = 1.5\n")
     return path
 
@@ -121,8 +123,12 @@ def test_params_from_names_rejects_inconsistent_paths(names: dict, message: str)
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    params = {"layers": [{"weight": np.arange(6.0).reshape(2, 3), "bias": np.zeros(3)},
-                         {"weight": np.ones((3, 1)), "bias": np.zeros(1)}]}
+    params = {
+        "layers": [
+            {"weight": np.arange(6.0).reshape(2, 3), "bias": np.zeros(3)},
+            {"weight": np.ones((3, 1)), "bias": np.zeros(1)},
+        ]
+    }
     path = save_params(tmp_path / "p.npz", params)
     loaded = load_params(path)
     assert list(loaded) == ["layers"] and len(loaded["layers"]) == 2
@@ -160,19 +166,19 @@ def _nested_problem(bug: bool):
         w0 = np.asarray(p["layers"][0]["weight"])
         w1 = np.asarray(p["layers"][1]["weight"])
         s = np.asarray(p["scale"][1])
-        return np.sum(np.tanh(w0) ** 2) + np.sum(w1 ** 3) * s[0]
+        return np.sum(np.tanh(w0) ** 2) + np.sum(w1**3) * s[0]
 
     def grad(p):
         w0 = np.asarray(p["layers"][0]["weight"])
         w1 = np.asarray(p["layers"][1]["weight"])
         s = np.asarray(p["scale"][1])
-        dw1 = 3 * w1 ** 2 * s[0]
+        dw1 = 3 * w1**2 * s[0]
         if bug:
             dw1 = dw1.copy()
             dw1[1] *= -1  # one element with the wrong sign
         return {
             "layers": [{"weight": 2 * np.tanh(w0) * (1 - np.tanh(w0) ** 2)}, {"weight": dw1}],
-            "scale": (np.zeros(1), np.array([np.sum(w1 ** 3)])),
+            "scale": (np.zeros(1), np.array([np.sum(w1**3)])),
         }
 
     return loss, grad

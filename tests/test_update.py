@@ -157,8 +157,11 @@ def test_other_exceptions_of_the_step_are_raised_with_context() -> None:
         ({"lr": float("nan")}, InvalidParameterError, "lr:"),
         ({"lr": "0.1"}, ParameterTypeError, "lr: expected a positive number"),
         ({"step": 3}, ParameterTypeError, "step: expected a callable"),
-        ({"layer_inputs": {"nope": np.ones((2, 2))}}, InvalidParameterError,
-         "layer_inputs: 'nope'"),
+        (
+            {"layer_inputs": {"nope": np.ones((2, 2))}},
+            InvalidParameterError,
+            "layer_inputs: 'nope'",
+        ),
         ({"layer_inputs": {"w": np.ones(3)}}, InvalidParameterError, "must be a 2-D"),
         ({"method": "magic"}, InvalidParameterError, "method:"),
     ],
@@ -167,8 +170,13 @@ def test_bad_arguments_name_the_argument(kwargs: dict, error: type, message: str
     arguments = {"step": descent(0.1), "loss": loss, "params": params(), "lr": 0.1}
     arguments.update(kwargs)
     with pytest.raises(error, match=message):
-        check_update(arguments.pop("step"), arguments.pop("loss"), arguments.pop("params"),
-                     arguments.pop("lr"), **arguments)
+        check_update(
+            arguments.pop("step"),
+            arguments.pop("loss"),
+            arguments.pop("params"),
+            arguments.pop("lr"),
+            **arguments,
+        )
 
 
 def test_to_dict_is_json_and_assert_update_raises_the_report() -> None:
@@ -202,8 +210,14 @@ def test_the_seed_question() -> None:
     assert check_update(seed.working_step, seed.loss, weights, 1.0, rng=0).passed
     textbook = check_update(seed.textbook_step, seed.loss, weights, 1.0, rng=0)
     assert textbook.kind == "shape" and "weight1 (shape (3, 4))" in textbook.explanation
-    where_it_runs = check_update(seed.textbook_step_where_it_runs, seed.loss, weights, 1.0,
-                                 rng=0, layer_inputs={"weight2": a1})
+    where_it_runs = check_update(
+        seed.textbook_step_where_it_runs,
+        seed.loss,
+        weights,
+        1.0,
+        rng=0,
+        layer_inputs={"weight2": a1},
+    )
     assert where_it_runs.kind == "per_sample_delta"
     assert where_it_runs["weight1"].passed
     text = where_it_runs.explanation

@@ -108,9 +108,9 @@ def complex_step_capability(
     slope = value.imag / h
     t = np.cbrt(eps) * scale
     d1 = (objective.along(direction, t * unit) - objective.along(direction, -t * unit)) / (2 * t)
-    d2 = (
-        objective.along(direction, 2 * t * unit) - objective.along(direction, -2 * t * unit)
-    ) / (4 * t)
+    d2 = (objective.along(direction, 2 * t * unit) - objective.along(direction, -2 * t * unit)) / (
+        4 * t
+    )
     extrapolated = (4 * d1 - d2) / 3
 
     def bound(sigma: float) -> float:

@@ -46,8 +46,11 @@ def default_steps(objective: Objective, indices: NDArray[np.intp]) -> NDArray[np
     """
     steps = np.abs(objective.x0[indices].astype(np.float64))  # a fresh array, then in place
     np.maximum(steps, 1.0, out=steps)
-    leaf_eps = np.unique(objective.space.eps_at(np.array([leaf.offset for leaf in
-                                                          objective.space.leaves if leaf.size])))
+    leaf_eps = np.unique(
+        objective.space.eps_at(
+            np.array([leaf.offset for leaf in objective.space.leaves if leaf.size])
+        )
+    )
     if len(leaf_eps) == 1:  # one dtype: no per-element eps array
         steps *= np.cbrt(leaf_eps[0])
     else:

@@ -98,11 +98,13 @@ def write_check_report(
 
     if not isinstance(result, CheckResult):
         raise ParameterTypeError(
-            f"result: expected a gradcheck CheckResult, not {type(result).__name__}")
+            f"result: expected a gradcheck CheckResult, not {type(result).__name__}"
+        )
     target = resolve_path(path, "check.html")
     if (loss is None) != (params is None):
-        raise InvalidParameterError("loss, params: give both (for the step-size and reference "
-                                    "sections) or neither")
+        raise InvalidParameterError(
+            "loss, params: give both (for the step-size and reference sections) or neither"
+        )
     evidence = None
     if loss is not None:
         evidence = gather_evidence(result, loss, params, samples=samples, rng=rng)
@@ -183,6 +185,7 @@ def write_index(
         The file written.
     """
     target = resolve_path(path, "index.html")
-    text = render_index(entries, seed_href=seed_href, seed_demo=seed_demo, title=title,
-                        seconds=seconds)
+    text = render_index(
+        entries, seed_href=seed_href, seed_demo=seed_demo, title=title, seconds=seconds
+    )
     return atomic_write(target, text)

@@ -57,8 +57,9 @@ def _sci(value: Any, digits: int = 2) -> str:
     if round(mantissa, digits - 1) == 10:
         mantissa, exponent = mantissa / 10, exponent + 1
     sign = "−" if mantissa < 0 else ""
-    return Markup(f"{sign}{abs(mantissa):.{digits - 1}f}×10<sup>{exponent}</sup>".replace(
-        "<sup>-", "<sup>−"))
+    return Markup(
+        f"{sign}{abs(mantissa):.{digits - 1}f}×10<sup>{exponent}</sup>".replace("<sup>-", "<sup>−")
+    )
 
 
 @lru_cache(maxsize=1)
@@ -78,8 +79,9 @@ def _jinja() -> jinja2.Environment:
 
 def render(template: str, **context: Any) -> str:
     """Render ``templates/<template>`` with autoescaping (only our own SVG is marked safe)."""
-    context.setdefault("generated", datetime.datetime.now(datetime.timezone.utc)
-                       .strftime("%Y-%m-%d %H:%M UTC"))
+    context.setdefault(
+        "generated", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    )
     return _jinja().get_template(template).render(**context)
 
 

@@ -41,8 +41,9 @@ def _checked_flat(parameter: ParameterResult) -> NDArray[np.intp]:
     return np.flatnonzero(parameter.checked.ravel())
 
 
-def _sample(result: CheckResult, offsets: dict[str, int], count: int,
-            rng: np.random.Generator) -> list[tuple[ParameterResult, int]]:
+def _sample(
+    result: CheckResult, offsets: dict[str, int], count: int, rng: np.random.Generator
+) -> list[tuple[ParameterResult, int]]:
     """Up to ``count`` elements: the worst of each parameter (failed first), then random ones."""
     chosen: list[tuple[ParameterResult, int]] = []
     ordered = sorted(result.parameters, key=lambda p: (p.passed, -p.worst_ratio))
@@ -53,8 +54,12 @@ def _sample(result: CheckResult, offsets: dict[str, int], count: int,
             index = p.worst_index
             local = int(np.ravel_multi_index(index, p.shape)) if p.shape else 0
             chosen.append((p, local))
-    pool = [(p, int(k)) for p in result.parameters for k in _checked_flat(p)
-            if (p, int(k)) not in chosen]
+    pool = [
+        (p, int(k))
+        for p in result.parameters
+        for k in _checked_flat(p)
+        if (p, int(k)) not in chosen
+    ]
     while len(chosen) < count and pool:
         chosen.append(pool.pop(int(rng.integers(len(pool)))))
     return chosen
@@ -86,8 +91,11 @@ def gather_evidence(
                 f"params: do not match the checked result (parameter {p.name!r} of shape "
                 f"{p.shape} is {'missing' if p.name not in shapes else shapes[p.name]})"
             )
-    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
-        result.seed if rng is None else rng)
+    generator = (
+        rng
+        if isinstance(rng, np.random.Generator)
+        else np.random.default_rng(result.seed if rng is None else rng)
+    )
     objective = Objective(loss, space)
     # A check decided by the complex step did not measure the loss's noise; the sweeps
     # and the agreement table divide differences by steps, so they need it.
@@ -99,18 +107,22 @@ def gather_evidence(
     offsets = {leaf.name: leaf.offset for leaf in space.leaves}
     sample = _sample(result, offsets, samples, generator)
     if not sample:
-        return Evidence(None, [], [], {}, "", objective.n_evaluations,
-                        time.perf_counter() - started)
+        return Evidence(
+            None, [], [], {}, "", objective.n_evaluations, time.perf_counter() - started
+        )
     flat = np.array([offsets[p.name] + k for p, k in sample], dtype=np.intp)
-    labels = [p.name + format_index(tuple(int(i) for i in np.unravel_index(k, p.shape)))
-              for p, k in sample]
+    labels = [
+        p.name + format_index(tuple(int(i) for i in np.unravel_index(k, p.shape)))
+        for p, k in sample
+    ]
     agreement = reference_agreement(objective, flat, sigma=sigma, complex_ok=capability.usable)
     truth = agreement.estimates.get("complex step") or agreement.estimates.get("Richardson")
     sweep = step_sweep(objective, flat, sigma=sigma, truth=truth)
     analytic = np.array([float(p.analytic.ravel()[k]) for p, k in sample])
     tolerance = np.array([float(p.tolerance.ravel()[k]) for p, k in sample])
-    used = np.array([float(p.step.ravel()[k]) if "complex" not in p.method else np.nan
-                     for p, k in sample])
+    used = np.array(
+        [float(p.step.ravel()[k]) if "complex" not in p.method else np.nan for p, k in sample]
+    )
     curves = plots.step_curves(sweep, labels, analytic, tolerance, used)
 
     names = list(agreement.estimates)
@@ -126,14 +138,16 @@ def gather_evidence(
             off = abs(value - consensus[i]) > 2 * max(error, 0.0) + tolerance[i]
             cells.append({"value": value, "error": error, "off": bool(off)})
         wrong = abs(analytic[i] - consensus[i]) > tolerance[i]
-        rows.append({
-            "label": label,
-            "analytic": analytic[i],
-            "analytic_wrong": bool(wrong),
-            "difference": analytic[i] - consensus[i],
-            "tolerance": tolerance[i],
-            "cells": cells,
-        })
+        rows.append(
+            {
+                "label": label,
+                "analytic": analytic[i],
+                "analytic_wrong": bool(wrong),
+                "difference": analytic[i] - consensus[i],
+                "tolerance": tolerance[i],
+                "cells": cells,
+            }
+        )
     return Evidence(
         curves_svg=curves,
         agreement=rows,
@@ -151,28 +165,30 @@ def _parameter_rows(result: CheckResult) -> list[dict[str, Any]]:
         steps = p.step[np.isfinite(p.step)]
         index = p.worst_index
         has = p.checked.any()
-        rows.append({
-            "name": p.name,
-            "shape": "×".join(str(s) for s in p.shape) or "scalar",
-            "dtype": p.dtype,
-            "method": p.method,
-            "step": float(np.median(steps)) if steps.size else None,
-            "step_range": (float(steps.min()), float(steps.max())) if steps.size else None,
-            "max_abs": p.max_abs_error if has else None,
-            "max_rel": p.max_rel_error if has else None,
-            "worst": p.name + format_index(index) if has else "",
-            "worst_analytic": float(p.analytic[index]) if has else None,
-            "worst_reference": float(p.reference[index]) if has else None,
-            "tolerance": float(p.tolerance[index]) if has else None,
-            "ratio": p.worst_ratio if has else None,
-            "source": p.tolerance_source,
-            "evaluations": p.n_evaluations,
-            "checked": p.n_checked,
-            "size": p.analytic.size,
-            "failed": p.n_failed,
-            "passed": p.passed,
-            "kinks": len(p.kinks),
-        })
+        rows.append(
+            {
+                "name": p.name,
+                "shape": "×".join(str(s) for s in p.shape) or "scalar",
+                "dtype": p.dtype,
+                "method": p.method,
+                "step": float(np.median(steps)) if steps.size else None,
+                "step_range": (float(steps.min()), float(steps.max())) if steps.size else None,
+                "max_abs": p.max_abs_error if has else None,
+                "max_rel": p.max_rel_error if has else None,
+                "worst": p.name + format_index(index) if has else "",
+                "worst_analytic": float(p.analytic[index]) if has else None,
+                "worst_reference": float(p.reference[index]) if has else None,
+                "tolerance": float(p.tolerance[index]) if has else None,
+                "ratio": p.worst_ratio if has else None,
+                "source": p.tolerance_source,
+                "evaluations": p.n_evaluations,
+                "checked": p.n_checked,
+                "size": p.analytic.size,
+                "failed": p.n_failed,
+                "passed": p.passed,
+                "kinks": len(p.kinks),
+            }
+        )
     return rows
 
 
@@ -209,37 +225,55 @@ def _heatmap_panels(result: CheckResult) -> tuple[list[dict[str, Any]], list[Par
                 if np.isnan(value):
                     title += "not compared"
                 else:
-                    title += (f"analytic {float(p.analytic.ravel()[k]):.6g}, reference "
-                              f"{float(p.reference.ravel()[k]):.6g}, |error| "
-                              f"{float(abs_error[k]):.2g}, tolerance "
-                              f"{float(p.tolerance.ravel()[k]):.2g}")
+                    title += (
+                        f"analytic {float(p.analytic.ravel()[k]):.6g}, reference "
+                        f"{float(p.reference.ravel()[k]):.6g}, |error| "
+                        f"{float(abs_error[k]):.2g}, tolerance "
+                        f"{float(p.tolerance.ravel()[k]):.2g}"
+                    )
             label = ""
             if cell >= 20 and np.isfinite(value) and value > plots.RATIO_RANGE[0]:
                 label = f"{value:.0f}".replace("-", "−")
-            cells.append({"x": j * cell, "y": i * cell, "color": colors[k], "title": title,
-                          "label": label, "dark": bool(np.isfinite(value) and value > 1.5)})
+            cells.append(
+                {
+                    "x": j * cell,
+                    "y": i * cell,
+                    "color": colors[k],
+                    "title": title,
+                    "label": label,
+                    "dark": bool(np.isfinite(value) and value > 1.5),
+                }
+            )
         worst = None
         if p.checked.any():
             flat = int(np.ravel_multi_index(p.worst_index, p.shape)) if p.shape else 0
             worst = ((flat % cols) * cell, (flat // cols) * cell)
-        panels.append({
-            "name": p.name,
-            "shape": "×".join(str(v) for v in p.shape) or "scalar",
-            "passed": p.passed,
-            "verdict": "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail",
-            "rows": rows, "cols": cols, "cell": cell,
-            "width": cols * cell, "height": rows * cell,
-            "cells": cells, "worst": worst,
-            "row_ticks": rows > 1 or p.analytic.ndim > 1,
-        })
+        panels.append(
+            {
+                "name": p.name,
+                "shape": "×".join(str(v) for v in p.shape) or "scalar",
+                "passed": p.passed,
+                "verdict": "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail",
+                "rows": rows,
+                "cols": cols,
+                "cell": cell,
+                "width": cols * cell,
+                "height": rows * cell,
+                "cells": cells,
+                "worst": worst,
+                "row_ticks": rows > 1 or p.analytic.ndim > 1,
+            }
+        )
     return panels, large
 
 
 def _headline(result: CheckResult) -> str:
     if result.status == "passed":
         worst = max((p.worst_ratio for p in result.parameters), default=0.0)
-        return (f"Every checked element lies within its tolerance; the worst uses "
-                f"{100 * worst:.2g}% of it.")
+        return (
+            f"Every checked element lies within its tolerance; the worst uses "
+            f"{100 * worst:.2g}% of it."
+        )
     if result.status == "inconclusive":
         blocking = [h for h in result.hazards if h.blocking]
         return blocking[0].message if blocking else "A hazard prevents a verdict."
@@ -261,7 +295,8 @@ def render_check_report(
         from ..errors import ParameterTypeError
 
         raise ParameterTypeError(
-            f"result: expected a gradcheck CheckResult, not {type(result).__name__}")
+            f"result: expected a gradcheck CheckResult, not {type(result).__name__}"
+        )
     rows = _parameter_rows(result)
     panels, large = _heatmap_panels(result)
     sources = sorted({row["source"] for row in rows})
@@ -283,11 +318,13 @@ def render_check_report(
         ratio_gradient=plots.ratio_gradient_css(),
         evidence=evidence,
         back_link=back_link,
-        env=environment(**{
-            "dtype": ", ".join(dtypes),
-            "seed (rng)": result.seed,
-            "mode": result.mode,
-            "method requested": result.method,
-            "check time": f"{result.seconds:.3f} s" if np.isfinite(result.seconds) else None,
-        }),
+        env=environment(
+            **{
+                "dtype": ", ".join(dtypes),
+                "seed (rng)": result.seed,
+                "mode": result.mode,
+                "method requested": result.method,
+                "check time": f"{result.seconds:.3f} s" if np.isfinite(result.seconds) else None,
+            }
+        ),
     )

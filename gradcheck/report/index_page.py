@@ -78,21 +78,23 @@ def render_index(
     rows = []
     for entry in entries:
         result = entry.result
-        rows.append({
-            "label": entry.label,
-            "description": entry.description,
-            "href": entry.href,
-            "status": result.status,
-            "expect": entry.expect_pass,
-            "as_expected": entry.as_expected,
-            "ratio": max((p.worst_ratio for p in result.parameters), default=0.0),
-            "n_parameters": len(result.parameters),
-            "n_elements": sum(p.analytic.size for p in result.parameters),
-            "evaluations": result.n_evaluations,
-            "seconds": result.seconds,
-            "diagnosis": result.diagnosis.summary if result.diagnosis else "",
-            "worst": next((p.summary_line() for p in result.failed_parameters), ""),
-        })
+        rows.append(
+            {
+                "label": entry.label,
+                "description": entry.description,
+                "href": entry.href,
+                "status": result.status,
+                "expect": entry.expect_pass,
+                "as_expected": entry.as_expected,
+                "ratio": max((p.worst_ratio for p in result.parameters), default=0.0),
+                "n_parameters": len(result.parameters),
+                "n_elements": sum(p.analytic.size for p in result.parameters),
+                "evaluations": result.n_evaluations,
+                "seconds": result.seconds,
+                "diagnosis": result.diagnosis.summary if result.diagnosis else "",
+                "worst": next((p.summary_line() for p in result.failed_parameters), ""),
+            }
+        )
     unexpected = [row for row in rows if row["as_expected"] is False]
     if not rows:
         status, say = "passed", "No checks in this run"
@@ -102,10 +104,16 @@ def render_index(
     else:
         status = "passed"
         say = f"All {len(rows)} checks gave the expected verdict"
-    overview = plots.battery_overview(
-        [row["label"] for row in rows], [row["ratio"] for row in rows],
-        [row["status"] for row in rows], [row["expect"] for row in rows],
-    ) if rows else None
+    overview = (
+        plots.battery_overview(
+            [row["label"] for row in rows],
+            [row["ratio"] for row in rows],
+            [row["status"] for row in rows],
+            [row["expect"] for row in rows],
+        )
+        if rows
+        else None
+    )
     return render(
         "index.html.j2",
         title=title or "gradcheck: reports of this run",

@@ -97,12 +97,17 @@ def figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height))
 
 
-def margins(fig: Figure, *, left: float = 0.75, right: float = 0.2, top: float = 0.35,
-            bottom: float = 0.5) -> dict[str, float]:
+def margins(
+    fig: Figure, *, left: float = 0.75, right: float = 0.2, top: float = 0.35, bottom: float = 0.5
+) -> dict[str, float]:
     """Gridspec margins from sizes in inches (so they do not change with the figure's size)."""
     width, height = fig.get_size_inches()
-    return {"left": left / width, "right": 1 - right / width, "top": 1 - top / height,
-            "bottom": bottom / height}
+    return {
+        "left": left / width,
+        "right": 1 - right / width,
+        "top": 1 - top / height,
+        "bottom": bottom / height,
+    }
 
 
 _STRIP = [
@@ -116,8 +121,9 @@ _STRIP = [
 def to_svg(fig: Figure, *, label: str = "") -> str:
     """``fig`` as an inline ``<svg>`` element (class ``plot``), with an accessible label."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None,
-                                                "Type": None})
+    fig.savefig(
+        buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None}
+    )
     svg = buffer.getvalue()
     for pattern in _STRIP:
         svg = pattern.sub(" " if pattern.pattern.startswith(r"\s+xmlns") else "", svg)
@@ -138,8 +144,14 @@ def _matrix(values: NDArray[Any]) -> NDArray[Any]:
 
 
 #: Calm blues well below the tolerance, white near it, red beyond it (position, colour).
-RATIO_STOPS = ((0.0, "#dbe9f6"), (0.35, "#9ecae1"), (0.62, "#f7fbff"), (0.75, "#fdd0a2"),
-               (0.87, "#ef6548"), (1.0, "#7f0000"))
+RATIO_STOPS = (
+    (0.0, "#dbe9f6"),
+    (0.35, "#9ecae1"),
+    (0.62, "#f7fbff"),
+    (0.75, "#fdd0a2"),
+    (0.87, "#ef6548"),
+    (1.0, "#7f0000"),
+)
 #: Colour of elements that were not compared.
 UNCHECKED = "#eaeef2"
 
@@ -153,13 +165,14 @@ def _ratio_cmap() -> Any:
 def ratio_colors(values: NDArray[np.float64]) -> list[str]:
     """Hex colours of log10 ratios (as :func:`ratio_picture` gives), without matplotlib."""
     positions = np.array([p for p, _ in RATIO_STOPS])
-    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for _, c in RATIO_STOPS], float)
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for _, c in RATIO_STOPS], float)
     low, high = RATIO_RANGE
     t = np.clip((np.asarray(values, dtype=float).ravel() - low) / (high - low), 0.0, 1.0)
     channels = np.stack([np.interp(t, positions, rgb[:, k]) for k in range(3)], axis=1)
     out = []
-    for value, (r, g, b) in zip(np.asarray(values, dtype=float).ravel(), channels.round(),
-                                strict=True):
+    for value, (r, g, b) in zip(
+        np.asarray(values, dtype=float).ravel(), channels.round(), strict=True
+    ):
         out.append(UNCHECKED if np.isnan(value) else f"#{int(r):02x}{int(g):02x}{int(b):02x}")
     return out
 
@@ -235,13 +248,17 @@ def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 1
             w, h, cell = sizes[k]
             ax = fig.add_axes((x / width, (top - title - h) / height, w / width, h / height))
             x += w + gap + left
-            image = ax.imshow(picture, cmap=cmap, norm=norm, aspect="auto",
-                              interpolation="nearest")
+            image = ax.imshow(picture, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
             verdict = "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail"
             color = COLORS["pass"] if p.passed else COLORS["fail"]
             shape = "×".join(str(s) for s in p.shape) or "scalar"
-            ax.set_title(f"{mpl_text(_short(p.name))}\n{shape} · {verdict}", color=color,
-                         loc="left", fontsize=9, linespacing=1.3)
+            ax.set_title(
+                f"{mpl_text(_short(p.name))}\n{shape} · {verdict}",
+                color=color,
+                loc="left",
+                fontsize=9,
+                linespacing=1.3,
+            )
             r, c = picture.shape
             ax.set_xticks(range(c) if c <= 10 else np.linspace(0, c - 1, 5).round().astype(int))
             ax.set_yticks(range(r) if r <= 10 else np.linspace(0, r - 1, 5).round().astype(int))
@@ -254,14 +271,28 @@ def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 1
                 order = _matrix(np.arange(p.analytic.size).reshape(p.shape))
                 target = np.ravel_multi_index(p.worst_index, p.shape) if p.shape else 0
                 where = np.argwhere(order == target)[0]
-                ax.add_patch(Rectangle((where[1] - 0.5, where[0] - 0.5), 1, 1, fill=False,
-                                       edgecolor=COLORS["ink"], linewidth=1.6))
+                ax.add_patch(
+                    Rectangle(
+                        (where[1] - 0.5, where[0] - 0.5),
+                        1,
+                        1,
+                        fill=False,
+                        edgecolor=COLORS["ink"],
+                        linewidth=1.6,
+                    )
+                )
             if cell >= 0.22:
                 for (i, j), value in np.ndenumerate(picture):
                     if np.isfinite(value) and value > RATIO_RANGE[0]:
-                        ax.text(j, i, f"{value:.0f}".replace("-", "−"), ha="center",
-                                va="center", fontsize=7,
-                                color="white" if value > 1.5 else "#24292f")
+                        ax.text(
+                            j,
+                            i,
+                            f"{value:.0f}".replace("-", "−"),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if value > 1.5 else "#24292f",
+                        )
         top -= row_height
     if image is not None:
         cax = fig.add_axes((left / width, 0.42 / height, 4.2 / width, 0.13 / height))
@@ -269,9 +300,14 @@ def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 1
         bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1))
         bar.ax.tick_params(labelsize=7.5)
         bar.ax.axvline(0.0, color=COLORS["ink"], linewidth=1.5)
-        fig.text((left + 4.4) / width, 0.44 / height,
-                 "log10(|error| / tolerance):  below 0 passes, above 0 fails",
-                 fontsize=8.5, va="bottom", color=COLORS["ink"])
+        fig.text(
+            (left + 4.4) / width,
+            0.44 / height,
+            "log10(|error| / tolerance):  below 0 passes, above 0 fails",
+            fontsize=8.5,
+            va="bottom",
+            color=COLORS["ink"],
+        )
     return to_svg(fig, label="heatmaps of error relative to tolerance per element")
 
 
@@ -298,30 +334,66 @@ def step_curves(
     columns = min(k, 2)
     rows = -(-k // columns)
     fig = figure(8.6, 0.5 + 2.6 * rows)
-    grid = fig.add_gridspec(rows, columns, hspace=0.55, wspace=0.22,
-                            **margins(fig, left=0.8, right=0.15, top=0.75, bottom=0.5))
+    grid = fig.add_gridspec(
+        rows,
+        columns,
+        hspace=0.55,
+        wspace=0.22,
+        **margins(fig, left=0.8, right=0.15, top=0.75, bottom=0.5),
+    )
     error = sweep.error
     floor = np.finfo(np.float64).tiny
     for i in range(k):
         ax = fig.add_subplot(grid[i // columns, i % columns])
         h = sweep.absolute_steps[i]
         e = np.maximum(error[i], 1e-18)
-        ax.loglog(h, e, "o-", color=COLORS["blue"], markersize=3, linewidth=1.4,
-                  label="|central(h) − truth|")
-        ax.loglog(h, np.maximum(sweep.roundoff[i], floor), ":", color=COLORS["grey"],
-                  linewidth=1, label="roundoff bound 3σ/h")
+        ax.loglog(
+            h,
+            e,
+            "o-",
+            color=COLORS["blue"],
+            markersize=3,
+            linewidth=1.4,
+            label="|central(h) − truth|",
+        )
+        ax.loglog(
+            h,
+            np.maximum(sweep.roundoff[i], floor),
+            ":",
+            color=COLORS["grey"],
+            linewidth=1,
+            label="roundoff bound 3σ/h",
+        )
         gradient_error = abs(float(analytic[i]) - float(sweep.truth[i]))
         ok = gradient_error <= float(tolerance[i])
-        ax.axhline(max(gradient_error, 1e-18), color=COLORS["pass"] if ok else COLORS["fail"],
-                   linewidth=1.6, label="|your gradient − truth|")
+        ax.axhline(
+            max(gradient_error, 1e-18),
+            color=COLORS["pass"] if ok else COLORS["fail"],
+            linewidth=1.6,
+            label="|your gradient − truth|",
+        )
         if np.isfinite(tolerance[i]):
-            ax.axhline(float(tolerance[i]), color=COLORS["warn"], linewidth=1, linestyle="--",
-                       label="tolerance")
-        ax.axvline(float(sweep.default_step[i]), color=COLORS["purple"], linewidth=1.2,
-                   label="gradcheck's central step")
+            ax.axhline(
+                float(tolerance[i]),
+                color=COLORS["warn"],
+                linewidth=1,
+                linestyle="--",
+                label="tolerance",
+            )
+        ax.axvline(
+            float(sweep.default_step[i]),
+            color=COLORS["purple"],
+            linewidth=1.2,
+            label="gradcheck's central step",
+        )
         if np.isfinite(used_step[i]) and not np.isclose(used_step[i], sweep.default_step[i]):
-            ax.axvline(float(used_step[i]), color=COLORS["purple"], linewidth=1, linestyle="--",
-                       label="step that decided")
+            ax.axvline(
+                float(used_step[i]),
+                color=COLORS["purple"],
+                linewidth=1,
+                linestyle="--",
+                label="step that decided",
+            )
         ax.set_title(mpl_text(_short(labels[i], 40)), loc="left")
         ax.set_xlabel("step h")
         if i % columns == 0:
@@ -329,8 +401,9 @@ def step_curves(
         ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
         if i == 0:
             handles, names = ax.get_legend_handles_labels()
-            fig.legend(handles, names, loc="upper center", ncol=3, fontsize=8.5,
-                       bbox_to_anchor=(0.5, 1.0))
+            fig.legend(
+                handles, names, loc="upper center", ncol=3, fontsize=8.5, bbox_to_anchor=(0.5, 1.0)
+            )
     return to_svg(fig, label="central-difference error against step size")
 
 
@@ -345,21 +418,36 @@ def battery_overview(
     n = len(labels)
     fig = figure(8.6, 0.8 + (0.28 if n <= 16 else 0.19) * n)
     width = max((len(str(label)) for label in labels), default=4)
-    ax = fig.add_subplot(fig.add_gridspec(1, 1, **margins(
-        fig, left=min(0.3 + 0.075 * width, 4.0), right=0.3, top=0.15, bottom=0.55))[0, 0])
+    ax = fig.add_subplot(
+        fig.add_gridspec(
+            1,
+            1,
+            **margins(fig, left=min(0.3 + 0.075 * width, 4.0), right=0.3, top=0.15, bottom=0.55),
+        )[0, 0]
+    )
     y = np.arange(n)[::-1]
-    values = np.clip(np.nan_to_num(np.asarray(ratios, dtype=float), nan=1e-6, posinf=1e6),
-                     1e-6, 1e6)
-    colors = [COLORS["pass"] if s == "passed" else COLORS["fail"] if s == "failed"
-              else COLORS["warn"] for s in statuses]
+    values = np.clip(
+        np.nan_to_num(np.asarray(ratios, dtype=float), nan=1e-6, posinf=1e6), 1e-6, 1e6
+    )
+    colors = [
+        COLORS["pass"] if s == "passed" else COLORS["fail"] if s == "failed" else COLORS["warn"]
+        for s in statuses
+    ]
     ax.axvspan(1.0, 1e7, color="#ffebe9", zorder=0)
     ax.axvline(1.0, color=COLORS["ink"], linewidth=1)
     ax.hlines(y, 1e-6, values, color="#d0d7de", linewidth=1, zorder=1)
     ax.scatter(values, y, c=colors, s=38, zorder=3, edgecolors="white", linewidths=0.6)
     for yi, value, want, status in zip(y, values, expected, statuses, strict=True):
         if want is not None and want != (status == "passed"):
-            ax.annotate("unexpected", (value, yi), xytext=(6, -3), textcoords="offset points",
-                        color=COLORS["fail"], fontsize=8, fontweight="bold")
+            ax.annotate(
+                "unexpected",
+                (value, yi),
+                xytext=(6, -3),
+                textcoords="offset points",
+                color=COLORS["fail"],
+                fontsize=8,
+                fontweight="bold",
+            )
     ax.set_xscale("log")
     ax.set_xlim(1e-6, 1e7)
     ax.set_yticks(y, [mpl_text(_short(label, 48)) for label in labels])

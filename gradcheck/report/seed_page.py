@@ -65,10 +65,8 @@ def headline_facts(demo: Any) -> list[tuple[str, str]]:
     claims = demo.claims
     return [
         (_vector(demo.seed_run.final_a2), f"a2 after {demo.iterations} iterations"),
-        (f"{_worst(demo.seed_vs_gradient_descent):.1e}",
-         "max |seed step − (−lr·dL/dW)|"),
-        (f"{_worst(demo.textbook_vs_gradient_descent):.2f}",
-         "max |textbook step − (−lr·dL/dW2)|"),
+        (f"{_worst(demo.seed_vs_gradient_descent):.1e}", "max |seed step − (−lr·dL/dW)|"),
+        (f"{_worst(demo.textbook_vs_gradient_descent):.2f}", "max |textbook step − (−lr·dL/dW2)|"),
         (f"{sum(claims.values())} / {len(claims)}", "claims of the answer hold"),
     ]
 
@@ -80,22 +78,46 @@ def _step_plot(demo: Any) -> str:
     series = []
     styles = {"weight1": "#0969da", "weight2": "#54aeff"}
     for name, values in demo.seed_vs_gradient_descent.items():
-        series.append((f"seed step, {name}:  + lr · a_prev.T @ dC_dw", iterations,
-                       np.maximum(values, floor),
-                       {"color": styles.get(name, "#0969da"), "linewidth": 0.7}))
+        series.append(
+            (
+                f"seed step, {name}:  + lr · a_prev.T @ dC_dw",
+                iterations,
+                np.maximum(values, floor),
+                {"color": styles.get(name, "#0969da"), "linewidth": 0.7},
+            )
+        )
     for name, values in demo.textbook_vs_gradient_descent.items():
-        series.append((f"textbook step, {name}:  − lr · dC_dw", iterations, values,
-                       {"color": "#cf222e", "linewidth": 1.8}))
+        series.append(
+            (
+                f"textbook step, {name}:  − lr · dC_dw",
+                iterations,
+                values,
+                {"color": "#cf222e", "linewidth": 1.8},
+            )
+        )
         relative = demo.textbook_vs_gradient_descent_relative[name]
         with np.errstate(divide="ignore", invalid="ignore"):
             size = values / relative
-        series.append((f"size of the step itself, max |lr · dL/d{name}|", iterations, size,
-                       {"color": "#6e7781", "linewidth": 1.2, "linestyle": "--"}))
+        series.append(
+            (
+                f"size of the step itself, max |lr · dL/d{name}|",
+                iterations,
+                size,
+                {"color": "#6e7781", "linewidth": 1.2, "linestyle": "--"},
+            )
+        )
 
     def decorate(ax: Any) -> None:
         ax.axhline(np.finfo(np.float64).eps, color="#bf8700", linewidth=1, linestyle=":")
-        ax.text(demo.iterations, np.finfo(np.float64).eps * 1.6, "machine epsilon 2.2e−16 ",
-                ha="right", va="bottom", fontsize=8, color="#9a6700")
+        ax.text(
+            demo.iterations,
+            np.finfo(np.float64).eps * 1.6,
+            "machine epsilon 2.2e−16 ",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#9a6700",
+        )
         ax.set_ylim(floor / 3, 3.0)
         ticks = [floor, 1e-16, 1e-13, 1e-10, 1e-7, 1e-4, 1e-1]
         ax.set_yticks(ticks, ["exactly 0"] + [f"1e{int(np.log10(t))}" for t in ticks[1:]])
@@ -103,27 +125,48 @@ def _step_plot(demo: Any) -> str:
         ax.legend(loc="center right", fontsize=8)
 
     return plots.line_plot(
-        series, xlabel="iteration", ylabel="max |step − (−lr · dL/dW)|", log_y=True,
-        height=3.6, label="difference between each update and gradient descent",
+        series,
+        xlabel="iteration",
+        ylabel="max |step − (−lr · dL/dW)|",
+        log_y=True,
+        height=3.6,
+        label="difference between each update and gradient descent",
         ax_callback=decorate,
     )
 
 
 def _training_plot(demo: Any) -> str:
     runs = [
-        (f"post's update (+ lr · a_prev.T @ dC_dw), {demo.seed_run.hidden} hidden", demo.seed_run,
-         {"color": "#1a7f37", "linewidth": 2.2}),
-        ("same with the textbook's minus sign", demo.sign_flipped_run,
-         {"color": "#cf222e", "linewidth": 1.8}),
-        ("textbook − lr · dC_dw2 for weight2 (runs by coincidence)", demo.textbook_weight2_run,
-         {"color": "#bf8700", "linewidth": 1.6, "linestyle": "--"}),
-        (f"post's update, {demo.alt_seed_run.hidden} hidden units", demo.alt_seed_run,
-         {"color": "#8250df", "linewidth": 1.2, "linestyle": ":"}),
+        (
+            f"post's update (+ lr · a_prev.T @ dC_dw), {demo.seed_run.hidden} hidden",
+            demo.seed_run,
+            {"color": "#1a7f37", "linewidth": 2.2},
+        ),
+        (
+            "same with the textbook's minus sign",
+            demo.sign_flipped_run,
+            {"color": "#cf222e", "linewidth": 1.8},
+        ),
+        (
+            "textbook − lr · dC_dw2 for weight2 (runs by coincidence)",
+            demo.textbook_weight2_run,
+            {"color": "#bf8700", "linewidth": 1.6, "linestyle": "--"},
+        ),
+        (
+            f"post's update, {demo.alt_seed_run.hidden} hidden units",
+            demo.alt_seed_run,
+            {"color": "#8250df", "linewidth": 1.2, "linestyle": ":"},
+        ),
     ]
     series = [(name, np.arange(len(run.losses)), run.losses, style) for name, run, style in runs]
     return plots.line_plot(
-        series, xlabel="iteration", ylabel="loss  L = ½ Σ (a2 − y)²", log_y=True, height=3.8,
-        label="training curves of the update rules", legend_above=True,
+        series,
+        xlabel="iteration",
+        ylabel="loss  L = ½ Σ (a2 − y)²",
+        log_y=True,
+        height=3.8,
+        label="training curves of the update rules",
+        legend_above=True,
     )
 
 
@@ -135,15 +178,17 @@ def _run_corrected(source: str) -> str:
     return output.getvalue().strip()
 
 
-def render_seed_report(demo: Any, *, title: str | None = None, back_link: str | None = None,
-                       run_corrected: bool = True) -> str:
+def render_seed_report(
+    demo: Any, *, title: str | None = None, back_link: str | None = None, run_corrected: bool = True
+) -> str:
     """The HTML text of :func:`gradcheck.report.write_seed_report`."""
     from ..seed import SeedDemonstration, corrected_loop_source
 
     if not isinstance(demo, SeedDemonstration):
         raise ParameterTypeError(
             f"demo: expected the SeedDemonstration of gradcheck.seed.demonstrate(), not "
-            f"{type(demo).__name__}")
+            f"{type(demo).__name__}"
+        )
     corrected = corrected_loop_source()
     shapes = {name: "×".join(str(s) for s in shape) for name, shape in demo.shapes.items()}
     seed_rel = _worst(demo.seed_vs_gradient_descent_relative)
@@ -178,6 +223,11 @@ def render_seed_report(demo: Any, *, title: str | None = None, back_link: str | 
         },
         vector=_vector,
         back_link=back_link,
-        env=environment(**{"seed": "np.random.seed(1) (RandomState(1))",
-                           "dtype": "float64", "iterations": demo.iterations}),
+        env=environment(
+            **{
+                "seed": "np.random.seed(1) (RandomState(1))",
+                "dtype": "float64",
+                "iterations": demo.iterations,
+            }
+        ),
     )
