@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gradcheck import check  # noqa: E402
-from gradcheck.network import Network, random_data  # noqa: E402
+from gradcheck.model.network import Network, random_data  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 NETWORKS = {

@@ -24,7 +24,7 @@ import functools
 import numpy as np
 
 import gradcheck
-from gradcheck.network import Network, random_data
+from gradcheck.model.network import Network, random_data
 
 
 def run(*, n_workers: int = 2, processes: bool = True) -> gradcheck.CheckResult:

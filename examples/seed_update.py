@@ -6,7 +6,7 @@ unchanged in spirit: the same data, the same initial weights
 the same ``dC_dw`` arrays.  Only the update is wrapped as a function
 ``step(params) -> new params`` and the loss the post minimises,
 ``L = 1/2 * sum((a2 - y)^2)``, as ``loss(params)``.  Then
-:func:`gradcheck.update.check_update` answers the question:
+:func:`gradcheck.runner.update.check_update` answers the question:
 
 * the update that works, ``weight + lr * a_prev.T @ dC_dw``, IS gradient descent;
 * the textbook update as the post writes it, ``weight - lr * dC_dw``, is not:
@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from gradcheck.update import UpdateResult, check_update
+from gradcheck.runner.update import UpdateResult, check_update
 
 LEARNING_RATE = 1.0
 x = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)

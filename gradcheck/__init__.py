@@ -16,10 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-# ``check`` is eager: the submodule of the same name would otherwise shadow the function
-# as soon as anything imports ``gradcheck.check``.
-from .check import METHODS, assert_check, check
-from .errors import (
+from gradcheck.errors import (
     GradcheckError,
     GradientMismatchError,
     GradientStructureError,
@@ -28,6 +25,10 @@ from .errors import (
     ParameterTypeError,
     UserFunctionError,
 )
+
+# ``check`` is eager: the submodule of the same name would otherwise shadow the function
+# as soon as anything imports ``gradcheck.check``.
+from gradcheck.runner.check import METHODS, assert_check, check
 
 __version__ = "0.1.0"
 
@@ -83,10 +84,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .battery import BatteryResult, run_battery
-    from .network import Network, random_data
-    from .report import write_check_report
-    from .results import CheckResult, Diagnosis, Hazard, ParameterResult
-    from .seed import SeedDemonstration, demonstrate
-    from .targets import TargetError, load_params, save_params
-    from .update import ParameterUpdate, UpdateResult, assert_update, check_update
+    from gradcheck.demo.battery import BatteryResult, run_battery
+    from gradcheck.demo.seed import SeedDemonstration, demonstrate
+    from gradcheck.model.network import Network, random_data
+    from gradcheck.report import write_check_report
+    from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult
+    from gradcheck.runner.update import ParameterUpdate, UpdateResult, assert_update, check_update
+    from gradcheck.targets import TargetError, load_params, save_params

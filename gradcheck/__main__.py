@@ -1,6 +1,6 @@
 """``python -m gradcheck``: the same as the ``gradcheck`` command."""
 
-from .cli import main
+from gradcheck.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

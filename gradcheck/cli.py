@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import GradcheckError, GradientStructureError
-from .options import OPTIONS, check_kwargs, parse_option
+from gradcheck.errors import GradcheckError, GradientStructureError
+from gradcheck.options import OPTIONS, check_kwargs, parse_option
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=formatter,
     )
-    from . import __version__
+    from gradcheck import __version__
 
     parser.add_argument("--version", action="version", version=f"gradcheck {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -252,7 +252,7 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load_params(spec: str) -> Any:
-    from .targets import load_params, load_target
+    from gradcheck.targets import load_params, load_target
 
     if spec.endswith((".npz", ".npy")) or ":" not in spec:
         return load_params(spec)
@@ -260,7 +260,7 @@ def _load_params(spec: str) -> Any:
     try:
         return factory()
     except Exception as exc:  # noqa: BLE001 - the user's function; one line, chained
-        from .errors import UserFunctionError
+        from gradcheck.errors import UserFunctionError
 
         raise UserFunctionError("--params", "calling it to get the parameters", exc) from exc
 
@@ -289,8 +289,8 @@ def _structure_failure(args: argparse.Namespace, exc: GradientStructureError) ->
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from .check import check
-    from .targets import load_target
+    from gradcheck.runner.check import check
+    from gradcheck.targets import load_target
 
     loss = load_target(args.loss, role="loss")
     grad = load_target(args.grad, role="grad")
@@ -307,7 +307,7 @@ def _run_check(args: argparse.Namespace) -> int:
         return _structure_failure(args, exc)
     _emit(result, args)
     if args.html:
-        from .report import write_check_report
+        from gradcheck.report import write_check_report
 
         path = write_check_report(result, args.html, loss=loss, params=params)
         _note(args, f"report: {path}")
@@ -315,8 +315,8 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _run_update(args: argparse.Namespace) -> int:
-    from .targets import load_target
-    from .update import check_update
+    from gradcheck.runner.update import check_update
+    from gradcheck.targets import load_target
 
     step = load_target(args.step, role="step")
     loss = load_target(args.loss, role="loss")
@@ -330,7 +330,7 @@ def _run_update(args: argparse.Namespace) -> int:
         if result.check is None:
             _note(args, "no HTML report: the step could not be evaluated")
         else:
-            from .report import write_check_report
+            from gradcheck.report import write_check_report
 
             path = write_check_report(result.check, args.html, title="update step: " + args.step)
             _note(args, f"report: {path}")
@@ -348,7 +348,7 @@ def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = 
     plotting each) is written for each network's first reference (``auto``) and for
     every failing check, or for all checks with ``every_page``.
     """
-    from .report import IndexEntry, write_check_report, write_index, write_seed_report
+    from gradcheck.report import IndexEntry, write_check_report, write_index, write_seed_report
 
     root = Path(directory)
     entries = []
@@ -406,7 +406,7 @@ def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = 
 
 
 def _run_battery(args: argparse.Namespace) -> int:
-    from .battery import run_battery
+    from gradcheck.demo.battery import run_battery
 
     chatty = args.verbose and not args.json
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidParameterError, ParameterTypeError
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
 
 __all__ = [
     "Option",
@@ -31,7 +31,7 @@ __all__ = [
 
 def method_choices() -> tuple[str, ...]:
     """The reference methods :func:`gradcheck.check` accepts (imported when first needed)."""
-    from .check import METHODS
+    from gradcheck.runner.check import METHODS
 
     return tuple(METHODS)
 
@@ -93,7 +93,7 @@ def _workers(value: Any, name: str) -> int:
 
 
 def _mode(value: Any, name: str) -> str:
-    from .evaluation import MODES
+    from gradcheck.runner.evaluation import MODES
 
     if value not in MODES:
         raise InvalidParameterError(f"{name}: {value!r} is not one of {', '.join(MODES)}")

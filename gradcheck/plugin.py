@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from .errors import GradcheckError
-from .options import CHECK_OPTIONS, OPTIONS, check_kwargs, describe, parse_option
+from gradcheck.errors import GradcheckError
+from gradcheck.options import CHECK_OPTIONS, OPTIONS, check_kwargs, describe, parse_option
 
 __all__ = ["GradcheckFixture", "gradcheck"]
 
@@ -177,7 +177,7 @@ class GradcheckFixture:
         self._state.records.append(record)
 
     def _write_page(self, record: dict[str, Any], check: Any) -> dict[str, Any]:
-        from .report import write_check_report
+        from gradcheck.report import write_check_report
 
         assert self._state.html_dir is not None
         name = _slug(f"{self.nodeid}-{record['label']}")
@@ -198,7 +198,7 @@ class GradcheckFixture:
         self, loss: Any, grad: Any, params: Any, *, label: str | None = None, **overrides: Any
     ) -> Any:
         """:func:`gradcheck.check` with this test's options (keywords override them)."""
-        from .check import check
+        from gradcheck.runner.check import check
 
         result = check(loss, grad, params, **self._options(overrides))
         self._record("check", label, result, result)
@@ -209,7 +209,7 @@ class GradcheckFixture:
     ) -> Any:
         """:meth:`check`, raising ``GradientMismatchError`` (an AssertionError) with the report."""
         __tracebackhide__ = True
-        from .errors import GradientMismatchError
+        from gradcheck.errors import GradientMismatchError
 
         result = self.check(loss, grad, params, label=label, **overrides)
         if not result.passed:
@@ -226,8 +226,8 @@ class GradcheckFixture:
         label: str | None = None,
         **overrides: Any,
     ) -> Any:
-        """:func:`gradcheck.update.check_update` with this test's options."""
-        from .update import check_update
+        """:func:`gradcheck.runner.update.check_update` with this test's options."""
+        from gradcheck.runner.update import check_update
 
         result = check_update(step, loss, params, lr, **self._options(overrides))
         self._record("update", label, result, result.check)
@@ -245,7 +245,7 @@ class GradcheckFixture:
     ) -> Any:
         """:meth:`check_update`, raising ``GradientMismatchError`` unless the step is descent."""
         __tracebackhide__ = True
-        from .errors import GradientMismatchError
+        from gradcheck.errors import GradientMismatchError
 
         result = self.check_update(step, loss, params, lr, label=label, **overrides)
         if not result.passed:
@@ -309,7 +309,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 def _write_index(state: _SessionState) -> None:
     assert state.html_dir is not None
     try:
-        from .report import IndexEntry, write_index
+        from gradcheck.report import IndexEntry, write_index
 
         entries = []
         for record in state.records:

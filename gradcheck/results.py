@@ -466,7 +466,7 @@ class CheckResult:
         every reference on the worst elements (a few hundred loss evaluations).
         See :func:`gradcheck.report.write_check_report`.
         """
-        from .report import write_check_report
+        from gradcheck.report import write_check_report
 
         return write_check_report(self, path, title=title, loss=loss, params=params)
 

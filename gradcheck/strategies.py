@@ -31,10 +31,10 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from numpy.typing import DTypeLike, NDArray
 
-from .activations import ACTIVATIONS
-from .errors import InvalidParameterError
-from .losses import LOSSES
-from .network import Network, random_data
+from gradcheck.errors import InvalidParameterError
+from gradcheck.model.activations import ACTIVATIONS
+from gradcheck.model.losses import LOSSES
+from gradcheck.model.network import Network, random_data
 
 __all__ = [
     "Architecture",
@@ -62,7 +62,7 @@ _ARRAY = NDArray[Any]
 
 
 class Architecture(NamedTuple):
-    """The arguments of :class:`~gradcheck.network.Network`: what :func:`architectures` draws."""
+    """The arguments of :class:`~gradcheck.model.network.Network`: what :func:`architectures` draws."""
 
     sizes: tuple[int, ...]
     activations: tuple[str, ...]
@@ -205,7 +205,7 @@ def architectures(
 
 
 def networks(**options: Any) -> st.SearchStrategy[Network]:
-    """:class:`~gradcheck.network.Network` objects; takes :func:`architectures`' options."""
+    """:class:`~gradcheck.model.network.Network` objects; takes :func:`architectures`' options."""
     return architectures(**options).map(Architecture.network)
 
 
@@ -273,7 +273,7 @@ def parameters(
 def inputs_and_targets(
     network: Network, *, min_batch: int = 1, max_batch: int = 16, dtype: DTypeLike = np.float64
 ) -> st.SearchStrategy[tuple[_ARRAY, _ARRAY]]:
-    """A batch ``(x, y)`` for ``network`` (:func:`gradcheck.network.random_data` at a drawn seed).
+    """A batch ``(x, y)`` for ``network`` (:func:`gradcheck.model.network.random_data` at a drawn seed).
 
     Parameters
     ----------

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import GradcheckError
+from gradcheck.errors import GradcheckError
 
 __all__ = [
     "TargetError",
@@ -196,7 +196,7 @@ def params_from_names(named: Mapping[str, Any]) -> Any:
     TargetError
         Paths that conflict (``a`` and ``a.b``) or list indices with gaps.
     """
-    from .tree import ROOT_NAME
+    from gradcheck.problem.space import ROOT_NAME
 
     if list(named) == [ROOT_NAME]:
         return named[ROOT_NAME]
@@ -271,7 +271,7 @@ def save_params(path: str | os.PathLike[str], params: Any) -> Path:
     """Write a parameter tree to ``.npz`` keyed by its paths; :func:`load_params` reads it back."""
     import numpy as np
 
-    from .tree import ParameterSpace
+    from gradcheck.problem.space import ParameterSpace
 
     space = ParameterSpace(params)
     file = Path(path)

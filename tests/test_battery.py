@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gradcheck.battery import DEFAULT_CASES, BatteryCase, run_battery, run_case
-from gradcheck.network import Network
+from gradcheck.demo.battery import DEFAULT_CASES, BatteryCase, run_battery, run_case
+from gradcheck.model.network import Network
 
 
 def test_every_default_case_verifies_against_every_reference():
@@ -51,7 +51,7 @@ def test_scipy_differentiate_reference_on_a_small_case(method):
 
 
 def test_every_planted_bug_is_caught_and_named():
-    from gradcheck.battery import PLANTED_BUGS, run_planted_bugs
+    from gradcheck.demo.battery import PLANTED_BUGS, run_planted_bugs
 
     bugs = run_planted_bugs(DEFAULT_CASES[0], rng=np.random.default_rng(0))
     assert [b.bug for b in bugs] == list(PLANTED_BUGS)
@@ -64,7 +64,7 @@ def test_every_planted_bug_is_caught_and_named():
 
 
 def test_a_missed_planted_bug_fails_the_job(monkeypatch):
-    import gradcheck.battery as battery
+    import gradcheck.demo.battery as battery
 
     honest = battery.PLANTED_BUGS["sign flipped (y - a2 for a2 - y)"]
     monkeypatch.setitem(

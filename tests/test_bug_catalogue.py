@@ -1,6 +1,6 @@
 """The bug catalogue: backprop bugs people really write, each caught beside its correct twin.
 
-Every bug is the correct backward pass of :class:`gradcheck.network.Network` with one thing
+Every bug is the correct backward pass of :class:`gradcheck.model.network.Network` with one thing
 changed (:func:`backprop` below, switched by the bug's name).  Each bug runs on several
 architectures, both on ordinary parameters and on a saturated network whose output units sit
 at ``z ~ -22`` so that every gradient is ~1e-10; the correct twin on the same problem must
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.activations import ACTIVATIONS
-from gradcheck.losses import LOSSES
-from gradcheck.network import Network, random_data
+from gradcheck.model.activations import ACTIVATIONS
+from gradcheck.model.losses import LOSSES
+from gradcheck.model.network import Network, random_data
 
 Params = dict[str, np.ndarray]
 Grad = Callable[[Params], Params]

@@ -361,9 +361,9 @@ def test_jitter_room_rescues_a_correct_but_ill_conditioned_gradient():
 
 
 def test_complex_step_capability_measures_the_noise_only_to_confirm_a_disagreement():
-    from gradcheck.objective import Objective
+    from gradcheck.problem.objective import Objective
+    from gradcheck.problem.space import ParameterSpace
     from gradcheck.references.complex_step import complex_step_capability
-    from gradcheck.tree import ParameterSpace
 
     asked = []
 
@@ -427,7 +427,7 @@ def test_central_method_spends_two_evaluations_per_element_and_truncation_only_w
     reads=st.lists(st.integers(0, 49), max_size=12),
 )
 def test_sparse_state_behaves_like_a_dense_nan_filled_vector(writes, reads):
-    from gradcheck.check import _SparseVector
+    from gradcheck.runner.check import _SparseVector
 
     sparse, dense = _SparseVector(50), np.full(50, np.nan)
     for indices, value in writes:

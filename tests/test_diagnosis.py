@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.diagnosis import describe_factor
-from gradcheck.network import Network, random_data
+from gradcheck.diagnosis.patterns import describe_factor
+from gradcheck.model.network import Network, random_data
 
 Params = dict[str, np.ndarray]
 

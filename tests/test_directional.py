@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.directional import (
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.model.network import Network, random_data
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.references.noise import estimate_noise
+from gradcheck.runner.directional import (
     MISS_TARGET,
     directional_check,
     miss_probability,
 )
-from gradcheck.errors import InvalidParameterError, ParameterTypeError
-from gradcheck.evaluation import Budget, Evaluator, choose_mode
-from gradcheck.network import Network, random_data
-from gradcheck.references.noise import estimate_noise
-from gradcheck.tree import ParameterSpace
+from gradcheck.runner.evaluation import Budget, Evaluator, choose_mode
 
 
 def _network(sizes=(64, 32, 10), activations=("tanh", "sigmoid"), *, dtype=np.float64, seed=0):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import gradcheck
-import gradcheck.evaluation as evaluation
+import gradcheck.runner.evaluation as evaluation
 from gradcheck.errors import InvalidLossError, InvalidParameterError, UserFunctionError
-from gradcheck.evaluation import Evaluator, validate_budget
-from gradcheck.network import Network, random_data
-from gradcheck.objective import Objective
-from gradcheck.tree import ParameterSpace
+from gradcheck.model.network import Network, random_data
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.runner.evaluation import Evaluator, validate_budget
 
 NET = Network((20, 12, 5), ("tanh", "sigmoid"))
 X, Y = random_data(NET, 16, rng=1)

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import gradcheck
-from gradcheck.network import Network
+from gradcheck.model.network import Network
 from gradcheck.strategies import NetworkProblem, network_problems
 
 
@@ -69,8 +69,8 @@ def test_correct_saturated_float32_smooth_networks_never_fail(problem: NetworkPr
 def _missing_hidden_derivative(problem: NetworkProblem):  # type: ignore[no-untyped-def]
     """The correct backward pass without ``* sigma'(z)`` between layers: only deep nets show it."""
     net, x, y = problem.network, problem.x, problem.y
-    from gradcheck.activations import ACTIVATIONS
-    from gradcheck.losses import LOSSES
+    from gradcheck.model.activations import ACTIVATIONS
+    from gradcheck.model.losses import LOSSES
 
     def grad(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         forward = net.forward(params, x)

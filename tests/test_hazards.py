@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import gradcheck
-from gradcheck.network import Network, random_data
+from gradcheck.model.network import Network, random_data
 
 Params = dict[str, np.ndarray]
 

@@ -13,10 +13,10 @@ import warnings
 import numpy as np
 import pytest
 
-from gradcheck.activations import ACTIVATIONS, log_softmax
 from gradcheck.errors import InvalidParameterError, ParameterTypeError
-from gradcheck.losses import LOSSES
-from gradcheck.network import Forward, Network, random_data
+from gradcheck.model.activations import ACTIVATIONS, log_softmax
+from gradcheck.model.losses import LOSSES
+from gradcheck.model.network import Forward, Network, random_data
 
 ELEMENTWISE = [name for name, act in ACTIVATIONS.items() if act.elementwise]
 OUTPUTS = [(act, loss) for act in ELEMENTWISE for loss in ("half_sse", "mse")] + [
@@ -382,8 +382,8 @@ def test_vectorized_loss_accepts_complex_stacks():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
 def test_stacked_products_update_rows_that_differ_in_few_entries(dtype, monkeypatch):
-    import gradcheck.network as network
-    from gradcheck.network import _matmul
+    import gradcheck.model.network as network
+    from gradcheck.model.network import _matmul
 
     monkeypatch.setattr(network, "_UPDATE_WORTH", 0)  # small layers take the update path too
 

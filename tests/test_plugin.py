@@ -15,7 +15,7 @@ import pytest
 # Imported here so pytester's in-process runs find them loaded (numpy cannot be loaded twice).
 import gradcheck.plugin  # noqa: F401
 import gradcheck.report  # noqa: F401
-import gradcheck.update  # noqa: F401
+import gradcheck.runner.update  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 

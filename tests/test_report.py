@@ -19,7 +19,8 @@ import pytest
 
 import gradcheck
 from gradcheck.errors import InvalidParameterError, ParameterTypeError
-from gradcheck.objective import Objective
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.sweep import reference_agreement, step_sweep
 from gradcheck.report import (
     DEFAULT_DIR,
@@ -31,7 +32,6 @@ from gradcheck.report import (
 )
 from gradcheck.report._render import atomic_write
 from gradcheck.report.plots import mpl_text, ratio_picture
-from gradcheck.tree import ParameterSpace
 
 HOSTILE = "<script>alert(1)</script>"
 DOLLAR = 'w$_2$ & "q" \\'
@@ -86,7 +86,7 @@ def case() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def pages(case: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reports")
-    from gradcheck.seed import demonstrate
+    from gradcheck.demo.seed import demonstrate
 
     demo = demonstrate()
     out = {

@@ -88,7 +88,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
         g1[2, 1] += 1e-3  # one wrong element
         return {"weight1": g1, HOSTILE: hidden.T @ delta}
 
-    from gradcheck.seed import demonstrate
+    from gradcheck.demo.seed import demonstrate
 
     demo = demonstrate()
     result = gradcheck.check(loss, grad, params, rng=0)

@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 import scipy.optimize
 
+from gradcheck.demo.training import TrainingComparison, train_reference
 from gradcheck.errors import (
     GradientStructureError,
     InvalidParameterError,
     ParameterTypeError,
 )
-from gradcheck.objective import Objective
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.scipy_refs import (
     approx_fprime_reference,
     differentiate_reference,
     scipy_check_grad,
 )
-from gradcheck.references.training import TrainingComparison, train_reference
-from gradcheck.tree import ParameterSpace
 
 #: |estimate - exact| may exceed the reference's own error estimate by at most this factor.
 SLACK = 2.0

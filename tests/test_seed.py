@@ -9,8 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from gradcheck.errors import InvalidParameterError
-from gradcheck.seed import (
+from gradcheck.demo.seed import (
     SEED_PRINTED_A2,
     SEED_X,
     SEED_Y,
@@ -27,6 +26,7 @@ from gradcheck.seed import (
     textbook_weight2_step,
     train,
 )
+from gradcheck.errors import InvalidParameterError
 
 
 @pytest.fixture(scope="module")

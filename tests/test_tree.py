@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gradcheck import GradientStructureError, InvalidParameterError, ParameterTypeError
-from gradcheck.tree import ParameterSpace
+from gradcheck.problem.space import ParameterSpace
 
 
 class ArrayLike:

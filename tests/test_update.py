@@ -19,7 +19,7 @@ from gradcheck.errors import (
     ParameterTypeError,
     UserFunctionError,
 )
-from gradcheck.update import UpdateResult, assert_update, check_update
+from gradcheck.runner.update import UpdateResult, assert_update, check_update
 
 X = np.random.default_rng(3).normal(size=(5, 3))
 Y = np.random.default_rng(4).normal(size=(5, 2))

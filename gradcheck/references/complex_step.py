@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InvalidLossError, UserFunctionError
-from ..objective import Objective
-from .base import Estimate
-from .finite_difference import ROUNDOFF_SIGMAS
+from gradcheck.errors import InvalidLossError, UserFunctionError
+from gradcheck.problem.objective import Objective
+from gradcheck.references.base import Estimate
+from gradcheck.references.finite_difference import ROUNDOFF_SIGMAS
 
 __all__ = [
     "COMPLEX_STEP",

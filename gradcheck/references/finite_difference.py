@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..objective import Objective
-from .base import Estimate
+from gradcheck.problem.objective import Objective
+from gradcheck.references.base import Estimate
 
 __all__ = [
     "ROUNDOFF_SIGMAS",

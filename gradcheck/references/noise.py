@@ -18,7 +18,7 @@ from math import factorial
 import numpy as np
 from numpy.typing import NDArray
 
-from ..objective import Objective
+from gradcheck.problem.objective import Objective
 
 __all__ = ["NoiseEstimate", "NoiseOnDemand", "estimate_noise"]
 

@@ -1,7 +1,7 @@
 """SciPy-based references: ``scipy.optimize.approx_fprime`` and ``scipy.differentiate.derivative``.
 
 These references are independent of any analytic gradient: they see the loss
-only through an :class:`~gradcheck.objective.Objective` and let SciPy's own
+only through an :class:`~gradcheck.problem.objective.Objective` and let SciPy's own
 differencing code do the arithmetic.  Each returns an
 :class:`~gradcheck.references.base.Estimate` whose error estimate comes from
 floating-point reasoning (truncation plus roundoff), so a comparison can ask
@@ -22,9 +22,9 @@ import scipy.differentiate
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import InvalidParameterError, ParameterTypeError
-from ..objective import Objective
-from .base import Estimate
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.problem.objective import Objective
+from gradcheck.references.base import Estimate
 
 __all__ = [
     "approx_fprime_reference",
@@ -272,8 +272,8 @@ def approx_fprime_reference(
     Examples
     --------
     >>> import numpy as np
-    >>> from gradcheck.objective import Objective
-    >>> from gradcheck.tree import ParameterSpace
+    >>> from gradcheck.problem.objective import Objective
+    >>> from gradcheck.problem.space import ParameterSpace
     >>> objective = Objective(lambda p: np.sum(p**2), ParameterSpace(np.array([1.0, -2.0])))
     >>> estimate = approx_fprime_reference(objective)
     >>> bool(np.all(np.abs(estimate.derivative - [2.0, -4.0]) <= estimate.error))
@@ -487,8 +487,8 @@ def differentiate_reference(
     Examples
     --------
     >>> import numpy as np
-    >>> from gradcheck.objective import Objective
-    >>> from gradcheck.tree import ParameterSpace
+    >>> from gradcheck.problem.objective import Objective
+    >>> from gradcheck.problem.space import ParameterSpace
     >>> objective = Objective(lambda p: np.sum(np.sin(p)), ParameterSpace(np.array([0.5, 1.0])))
     >>> estimate = differentiate_reference(objective)
     >>> bool(np.all(np.abs(estimate.derivative - np.cos([0.5, 1.0])) <= estimate.error))

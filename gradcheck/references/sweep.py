@@ -16,10 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from ..objective import Objective
-from .base import Estimate
-from .complex_step import complex_step
-from .finite_difference import ROUNDOFF_SIGMAS, central_difference, default_steps, richardson
+from gradcheck.problem.objective import Objective
+from gradcheck.references.base import Estimate
+from gradcheck.references.complex_step import complex_step
+from gradcheck.references.finite_difference import (
+    ROUNDOFF_SIGMAS,
+    central_difference,
+    default_steps,
+    richardson,
+)
 
 __all__ = ["StepSweep", "step_sweep", "REFERENCES", "Agreement", "reference_agreement"]
 
@@ -132,13 +137,13 @@ def step_sweep(
 
 
 def _scipy_forward(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    from .scipy_refs import approx_fprime_reference
+    from gradcheck.references.scipy_refs import approx_fprime_reference
 
     return approx_fprime_reference(objective, indices, sigma=sigma)
 
 
 def _scipy_differentiate(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    from .scipy_refs import differentiate_reference
+    from gradcheck.references.scipy_refs import differentiate_reference
 
     return differentiate_reference(objective, indices, sigma=sigma)
 

@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._render import DEFAULT_DIR, atomic_write, resolve_path
+from gradcheck.report._render import DEFAULT_DIR, atomic_write, resolve_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import CheckResult
+    from gradcheck.results import CheckResult
 
 __all__ = [
     "DEFAULT_DIR",
@@ -92,9 +92,9 @@ def write_check_report(
         ``path`` does not end in ``.html``, ``loss`` is given without
         ``params``, or ``params`` do not match the result.
     """
-    from ..errors import InvalidParameterError, ParameterTypeError
-    from ..results import CheckResult
-    from .check_page import gather_evidence, render_check_report
+    from gradcheck.errors import InvalidParameterError, ParameterTypeError
+    from gradcheck.report.check_page import gather_evidence, render_check_report
+    from gradcheck.results import CheckResult
 
     if not isinstance(result, CheckResult):
         raise ParameterTypeError(
@@ -114,7 +114,7 @@ def write_check_report(
 
 def render_check_report(result: CheckResult, **options: Any) -> str:
     """The HTML text of :func:`write_check_report` without writing it (``evidence=`` optional)."""
-    from .check_page import render_check_report as render
+    from gradcheck.report.check_page import render_check_report as render
 
     return render(result, **options)
 
@@ -125,7 +125,7 @@ def write_seed_report(demo: Any = None, path: str | Path | None = None, **option
     Parameters
     ----------
     demo : SeedDemonstration, optional
-        From :func:`gradcheck.seed.demonstrate`; computed when omitted.
+        From :func:`gradcheck.demo.seed.demonstrate`; computed when omitted.
     path : str or Path, optional
         Default ``reports/seed.html``.
 
@@ -140,16 +140,16 @@ def write_seed_report(demo: Any = None, path: str | Path | None = None, **option
 
 def render_seed_report(demo: Any = None, **options: Any) -> str:
     """The HTML text of :func:`write_seed_report`."""
-    from .seed_page import render_seed_report as render
+    from gradcheck.report.seed_page import render_seed_report as render
 
     if demo is None:
-        from ..seed import demonstrate
+        from gradcheck.demo.seed import demonstrate
 
         demo = demonstrate()
     return render(demo, **options)
 
 
-from .index_page import IndexEntry, render_index  # noqa: E402
+from gradcheck.report.index_page import IndexEntry, render_index  # noqa: E402
 
 
 def write_index(

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..errors import InvalidParameterError, ParameterTypeError
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
 
 __all__ = ["DEFAULT_DIR", "render", "atomic_write", "environment", "resolve_path"]
 
@@ -137,7 +137,7 @@ def environment(**extra: Any) -> list[tuple[str, str]]:
     import numpy
     import scipy
 
-    from .. import __version__
+    from gradcheck import __version__
 
     rows = [
         ("gradcheck", __version__),

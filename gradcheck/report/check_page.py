@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InvalidParameterError
-from ..results import CheckResult, ParameterResult, format_index
-from . import plots
-from ._render import environment, render
+from gradcheck.errors import InvalidParameterError
+from gradcheck.report import plots
+from gradcheck.report._render import environment, render
+from gradcheck.results import CheckResult, ParameterResult, format_index
 
 __all__ = ["Evidence", "gather_evidence", "render_check_report"]
 
@@ -74,11 +74,11 @@ def gather_evidence(
     rng: Any = None,
 ) -> Evidence:
     """Spend extra loss evaluations on a few elements: step sweeps and every reference."""
-    from ..objective import Objective
-    from ..references.complex_step import complex_step_capability
-    from ..references.noise import estimate_noise
-    from ..references.sweep import reference_agreement, step_sweep
-    from ..tree import ParameterSpace
+    from gradcheck.problem.objective import Objective
+    from gradcheck.problem.space import ParameterSpace
+    from gradcheck.references.complex_step import complex_step_capability
+    from gradcheck.references.noise import estimate_noise
+    from gradcheck.references.sweep import reference_agreement, step_sweep
 
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InvalidParameterError(f"samples: expected a positive int, got {samples!r}")
@@ -292,7 +292,7 @@ def render_check_report(
 ) -> str:
     """The HTML text of a check report (see :func:`gradcheck.report.write_check_report`)."""
     if not isinstance(result, CheckResult):
-        from ..errors import ParameterTypeError
+        from gradcheck.errors import ParameterTypeError
 
         raise ParameterTypeError(
             f"result: expected a gradcheck CheckResult, not {type(result).__name__}"

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ParameterTypeError
-from ..results import CheckResult
-from . import plots
-from ._render import environment, render
+from gradcheck.errors import ParameterTypeError
+from gradcheck.report import plots
+from gradcheck.report._render import environment, render
+from gradcheck.results import CheckResult
 
 __all__ = ["IndexEntry", "render_index"]
 
@@ -60,7 +60,7 @@ def _validate(entries: Sequence[IndexEntry]) -> list[IndexEntry]:
 
 def _seed_numbers(demo: Any) -> list[tuple[str, str]]:
     """Headline facts of the seed demonstration, read defensively (fields may be added later)."""
-    from .seed_page import headline_facts
+    from gradcheck.report.seed_page import headline_facts
 
     return headline_facts(demo)
 

@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..references.sweep import StepSweep
-    from ..results import ParameterResult
+    from gradcheck.references.sweep import StepSweep
+    from gradcheck.results import ParameterResult
 
 __all__ = [
     "COLORS",

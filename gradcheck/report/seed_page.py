@@ -1,6 +1,6 @@
 """The seed report: why ``a_prev.T @ delta``, and why ``+``.
 
-Built from :func:`gradcheck.seed.demonstrate`: every number on the page is
+Built from :func:`gradcheck.demo.seed.demonstrate`: every number on the page is
 measured, not asserted.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterTypeError
-from . import plots
-from ._render import environment, render
+from gradcheck.errors import ParameterTypeError
+from gradcheck.report import plots
+from gradcheck.report._render import environment, render
 
 __all__ = ["SEED_CODE", "headline_facts", "render_seed_report"]
 
@@ -182,11 +182,11 @@ def render_seed_report(
     demo: Any, *, title: str | None = None, back_link: str | None = None, run_corrected: bool = True
 ) -> str:
     """The HTML text of :func:`gradcheck.report.write_seed_report`."""
-    from ..seed import SeedDemonstration, corrected_loop_source
+    from gradcheck.demo.seed import SeedDemonstration, corrected_loop_source
 
     if not isinstance(demo, SeedDemonstration):
         raise ParameterTypeError(
-            f"demo: expected the SeedDemonstration of gradcheck.seed.demonstrate(), not "
+            f"demo: expected the SeedDemonstration of gradcheck.demo.seed.demonstrate(), not "
             f"{type(demo).__name__}"
         )
     corrected = corrected_loop_source()

@@ -7,7 +7,7 @@ on softmax outputs and its ``delta`` is the well-known ``(p - y) / n``.
 
 Values reduce over the last two axes (samples, units), so they also accept a stack of
 outputs of shape ``(K, n_samples, n_outputs)`` and return ``K`` losses: that is what
-:meth:`gradcheck.network.Network.vectorized_loss` relies on.  They are complex-safe
+:meth:`gradcheck.model.network.Network.vectorized_loss` relies on.  They are complex-safe
 (no ``abs``, no conjugation) and keep the dtype.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .activations import Activation, log_softmax
-from .errors import InvalidParameterError
+from gradcheck.errors import InvalidParameterError
+from gradcheck.model.activations import Activation, log_softmax
 
 __all__ = ["Loss", "LOSSES"]
 
@@ -47,7 +47,7 @@ class Loss:
     delta : callable
         ``delta(z_out, a_out, y, activation) -> dL/dz_out`` for one batch of shape
         ``(n_samples, n_outputs)``, where ``activation`` is the output layer's
-        :class:`~gradcheck.activations.Activation`.
+        :class:`~gradcheck.model.activations.Activation`.
     output_activation : str or None
         The only output activation the loss may be used with (``"softmax"`` for
         cross-entropy), or None for any elementwise activation.
@@ -55,8 +55,8 @@ class Loss:
     Examples
     --------
     >>> import numpy as np
-    >>> from gradcheck.activations import ACTIVATIONS
-    >>> from gradcheck.losses import LOSSES
+    >>> from gradcheck.model.activations import ACTIVATIONS
+    >>> from gradcheck.model.losses import LOSSES
     >>> identity = ACTIVATIONS["identity"]
     >>> z = np.array([[1.0, 2.0]]); y = np.array([[0.0, 0.0]])
     >>> float(LOSSES["half_sse"].value(z, z, y))

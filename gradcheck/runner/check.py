@@ -25,20 +25,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .diagnosis import validate_layer_inputs
-from .directional import directional_check
-from .errors import InvalidParameterError, ParameterTypeError
-from .evaluation import (
-    Evaluator,
-    choose_mode,
-    validate_budget,
-    validate_mode,
-    validate_workers,
-)
-from .objective import Objective
-from .references.base import Estimate
-from .references.complex_step import complex_step, complex_step_capability
-from .references.finite_difference import (
+from gradcheck.diagnosis.patterns import validate_layer_inputs
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.problem.calls import call_user, require_callable
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.references.base import Estimate
+from gradcheck.references.complex_step import complex_step, complex_step_capability
+from gradcheck.references.finite_difference import (
     ROUNDOFF_SIGMAS,
     central_difference,
     default_steps,
@@ -46,10 +40,17 @@ from .references.finite_difference import (
     richardson,
     with_truncation,
 )
-from .references.noise import NoiseOnDemand
-from .results import CheckResult, Diagnosis, Hazard, ParameterResult, format_index
-from .tolerance import derived_tolerance, resolution_target, user_tolerance
-from .tree import ParameterSpace, call_user, require_callable
+from gradcheck.references.noise import NoiseOnDemand
+from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult, format_index
+from gradcheck.runner.directional import directional_check
+from gradcheck.runner.evaluation import (
+    Evaluator,
+    choose_mode,
+    validate_budget,
+    validate_mode,
+    validate_workers,
+)
+from gradcheck.verdict.tolerance import derived_tolerance, resolution_target, user_tolerance
 
 __all__ = ["check", "assert_check", "METHODS", "REFERENCES", "as_generator"]
 
@@ -381,7 +382,7 @@ class _Comparison:
 
 
 def _scipy_approx_fprime(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    from .references.scipy_refs import approx_fprime_reference
+    from gradcheck.references.scipy_refs import approx_fprime_reference
 
     return approx_fprime_reference(objective, indices, sigma=sigma)
 
@@ -394,7 +395,7 @@ DIFFERENTIATE_FIRST_STEP = 1 / 64
 
 
 def _scipy_differentiate(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    from .references.scipy_refs import differentiate_reference
+    from gradcheck.references.scipy_refs import differentiate_reference
 
     x = np.abs(objective.x0[indices].astype(np.float64))
     first = DIFFERENTIATE_FIRST_STEP * 2.0 ** np.ceil(np.log2(np.maximum(x, 1.0)))
@@ -688,7 +689,7 @@ def check(
         ``full`` compares every element; ``sampled`` ``elements`` random ones
         per parameter; ``directional`` probes random directions with a stated
         miss probability and bisects to the wrong elements when a probe
-        disagrees (see :mod:`gradcheck.directional`).  ``auto`` (default) runs
+        disagrees (see :mod:`gradcheck.runner.directional`).  ``auto`` (default) runs
         ``full`` when its estimated cost fits ``budget``, else ``directional``
         (``sampled`` when ``elements``, or ``atol``/``rtol``, are given); the
         result's ``mode`` and ``notes`` say which ran and why.
@@ -741,7 +742,7 @@ def check(
 
     Notes
     -----
-    The tolerance of each element is derived in :mod:`gradcheck.tolerance`
+    The tolerance of each element is derived in :mod:`gradcheck.verdict.tolerance`
     from the reference's own error estimate and the dtype.
 
     Examples
@@ -1148,7 +1149,7 @@ def _with_diagnosis(
 ) -> CheckResult:
     from dataclasses import replace
 
-    from .diagnosis import Evidence, diagnose
+    from gradcheck.diagnosis.patterns import Evidence, diagnose
 
     evidence = Evidence(
         space=space,
@@ -1185,7 +1186,7 @@ def assert_check(
     GradientMismatchError
         An ``AssertionError`` whose message is the readable report.
     """
-    from .errors import GradientMismatchError
+    from gradcheck.errors import GradientMismatchError
 
     result = check(loss, grad, params, **options)
     if not result.passed:

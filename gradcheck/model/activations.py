@@ -18,7 +18,7 @@ The forwards are written for gradient checking:
 Softmax is not elementwise: its Jacobian couples the units of a row.  It has no
 ``derivative`` and may only be the output activation, paired with the
 ``"cross_entropy"`` loss whose ``delta`` is ``(p - y) / n`` directly (see
-:mod:`gradcheck.losses`).
+:mod:`gradcheck.model.losses`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Activation:
     Examples
     --------
     >>> import numpy as np
-    >>> from gradcheck.activations import ACTIVATIONS
+    >>> from gradcheck.model.activations import ACTIVATIONS
     >>> tanh = ACTIVATIONS["tanh"]
     >>> z = np.array([0.0, 1.0])
     >>> a = tanh.forward(z)

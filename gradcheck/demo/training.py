@@ -7,7 +7,7 @@ gradient reaches the same minimum; a gradient that is not a descent direction
 stops the line search early, and one whose zeros are in the wrong place
 converges somewhere that is not a minimum of the loss.  The functions taken
 are plain flat ones (``loss_flat(x) -> float``, ``grad_flat(x) -> ndarray``)
-so any model can be wired in; an :class:`~gradcheck.objective.Objective` is
+so any model can be wired in; an :class:`~gradcheck.problem.objective.Objective` is
 accepted for the loss.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import GradientStructureError, InvalidParameterError, ParameterTypeError
-from ..objective import Objective, as_real_scalar
-from ..tree import call_user
+from gradcheck.errors import GradientStructureError, InvalidParameterError, ParameterTypeError
+from gradcheck.problem.calls import call_user
+from gradcheck.problem.objective import Objective, as_real_scalar
 
 __all__ = ["OptimizerRun", "TrainingComparison", "train_reference"]
 

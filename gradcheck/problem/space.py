@@ -11,14 +11,14 @@ perturb.  The user's arrays are copied on the way in and never written to.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import (
+from gradcheck.errors import (
     GradientStructureError,
     InvalidParameterError,
     ParameterTypeError,
@@ -71,15 +71,15 @@ def _join(prefix: str, key: Any, *, index: bool) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+def walk_leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if isinstance(node, Mapping):
         if not node:
             raise InvalidParameterError(f"parameters: {prefix or 'the mapping'} is empty")
         for key, value in node.items():
-            yield from _walk(value, _join(prefix, key, index=False))
+            yield from walk_leaves(value, _join(prefix, key, index=False))
     elif _is_container(node):
         for i, value in enumerate(node):
-            yield from _walk(value, _join(prefix, i, index=True))
+            yield from walk_leaves(value, _join(prefix, i, index=True))
     else:
         yield (prefix or ROOT_NAME), node
 
@@ -146,7 +146,7 @@ class ParameterSpace:
     """
 
     def __init__(self, params: Any) -> None:
-        named = list(_walk(params, ""))
+        named = list(walk_leaves(params, ""))
         if not named:
             raise InvalidParameterError("parameters: no parameter arrays were given")
         leaves: list[Leaf] = []
@@ -264,7 +264,7 @@ class ParameterSpace:
             If a parameter is missing, an extra one is present, or a shape differs.
         """
         try:
-            named = dict(_walk(tree, ""))
+            named = dict(walk_leaves(tree, ""))
         except InvalidParameterError as exc:
             raise GradientStructureError(f"{role}: {exc}") from None
         missing = [leaf.name for leaf in self.leaves if leaf.name not in named]
@@ -296,23 +296,3 @@ class ParameterSpace:
     def split(self, vector: NDArray[Any]) -> dict[str, NDArray[Any]]:
         """Cut a flat vector into ``{name: array of the leaf's shape}`` (views)."""
         return {leaf.name: vector[leaf.slice].reshape(leaf.shape) for leaf in self.leaves}
-
-
-def require_callable(function: Any, role: str, signature: str) -> None:
-    """Raise ``ParameterTypeError`` naming ``role`` unless ``function`` is callable."""
-    if not callable(function):
-        raise ParameterTypeError(
-            f"{role}: expected a callable {signature}, got {type(function).__name__}"
-        )
-
-
-def call_user(function: Callable[..., Any], role: str, context: str, *args: Any) -> Any:
-    """Call a user's function, re-raising any exception with gradcheck's context."""
-    from .errors import UserFunctionError
-
-    try:
-        return function(*args)
-    except UserFunctionError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - reported with context, never swallowed
-        raise UserFunctionError(role, context, exc) from exc

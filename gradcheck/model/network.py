@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .activations import ACTIVATIONS
-from .errors import InvalidParameterError, ParameterTypeError
-from .losses import LOSSES, Loss
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.model.activations import ACTIVATIONS
+from gradcheck.model.losses import LOSSES, Loss
 
 __all__ = ["Network", "Forward", "random_data"]
 
@@ -81,10 +81,10 @@ class Network:
         Units per layer, input first: ``(3, 4, 1)`` is 3 inputs, 4 hidden units, 1 output.
     activations : tuple of str
         One activation name per layer after the input (``len(sizes) - 1`` of them), from
-        :data:`gradcheck.activations.ACTIVATIONS`.  ``"softmax"`` only as the last one, and
+        :data:`gradcheck.model.activations.ACTIVATIONS`.  ``"softmax"`` only as the last one, and
         then with ``loss="cross_entropy"``.
     loss : str, optional
-        Name of the loss in :data:`gradcheck.losses.LOSSES`; ``"half_sse"``
+        Name of the loss in :data:`gradcheck.model.losses.LOSSES`; ``"half_sse"``
         (``1/2 * sum((a - y)**2)``, the seed's) by default.  ``"cross_entropy"`` needs the
         output activation ``"softmax"``.
     bias : bool, optional
@@ -110,7 +110,7 @@ class Network:
     Examples
     --------
     >>> import numpy as np
-    >>> from gradcheck.network import Network, random_data
+    >>> from gradcheck.model.network import Network, random_data
     >>> net = Network((3, 4, 1), ("sigmoid", "sigmoid"))
     >>> params = net.init_params(rng=0)
     >>> {name: w.shape for name, w in params.items()}

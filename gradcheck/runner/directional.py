@@ -25,7 +25,7 @@ the reference's own error (Richardson's truncation and roundoff estimate
 along ``v``; for the complex step ``PROBE_SIGMAS * |c o v|`` with ``c`` the
 elementwise complex-step rounding ``8 eps max|g|``), ``r`` the elementwise room
 for the analytic gradient's rounding and measured jitter (as in
-:mod:`gradcheck.tolerance`).  Per-element errors that are independent of
+:mod:`gradcheck.verdict.tolerance`).  Per-element errors that are independent of
 ``v`` add up in ``e . v`` like a Gaussian of variance ``sum r_i**2 v_i**2``;
 ``PROBE_SIGMAS = 5`` standard deviations make a false alarm a one in a
 million event.  Nothing is a fixed tolerance.
@@ -55,12 +55,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from .objective import Objective
-from .references.complex_step import COMPLEX_ROUNDING, complex_step_size
-from .references.finite_difference import richardson
-from .results import json_float
-from .tolerance import ANALYTIC_ROUNDING, GRADIENT_NOISE_FACTOR, SAFETY
-from .tree import ParameterSpace
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.references.complex_step import COMPLEX_ROUNDING, complex_step_size
+from gradcheck.references.finite_difference import richardson
+from gradcheck.results import json_float
+from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, GRADIENT_NOISE_FACTOR, SAFETY
 
 __all__ = [
     "Block",
@@ -530,7 +530,7 @@ def directional_check(
     ----------
     objective : Objective
         The loss over the flat parameter vector (an
-        :class:`~gradcheck.evaluation.Evaluator` evaluates probe batches
+        :class:`~gradcheck.runner.evaluation.Evaluator` evaluates probe batches
         vectorized or in parallel).
     analytic : ndarray
         The user's gradient, flat.

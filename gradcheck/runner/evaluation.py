@@ -1,10 +1,10 @@
 """The evaluation engine: many loss evaluations, chunked, vectorized or in parallel, with progress.
 
-Every reference asks :class:`~gradcheck.objective.Objective` for batches of
+Every reference asks :class:`~gradcheck.problem.objective.Objective` for batches of
 loss values: ``perturbed_many`` (one element moved per evaluation),
 ``complex_many`` (one element given an imaginary step) and ``values_at``
 (arbitrary flat points, used by directional probes).  The plain
-:class:`~gradcheck.objective.Objective` loops over them one evaluation at a
+:class:`~gradcheck.problem.objective.Objective` loops over them one evaluation at a
 time, moving one element of its private working copy in place and putting it
 back, so memory stays O(N) and no parameter vector is copied per evaluation.
 :class:`Evaluator` evaluates the same batches
@@ -39,9 +39,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InvalidLossError, InvalidParameterError, ParameterTypeError, UserFunctionError
-from .objective import Objective, as_real_scalar
-from .tree import ParameterSpace, _walk, call_user
+from gradcheck.errors import (
+    InvalidLossError,
+    InvalidParameterError,
+    ParameterTypeError,
+    UserFunctionError,
+)
+from gradcheck.problem.calls import call_user
+from gradcheck.problem.objective import Objective, as_real_scalar
+from gradcheck.problem.space import ParameterSpace, walk_leaves
 
 __all__ = [
     "Evaluator",
@@ -251,7 +257,7 @@ def choose_mode(
 
 def _flat_of_tree(space: ParameterSpace, tree: Any) -> NDArray[Any]:
     """The leaves of a tree of this space's structure, concatenated (complex kept)."""
-    parts = [np.asarray(value).reshape(-1) for _, value in _walk(tree, "")]
+    parts = [np.asarray(value).reshape(-1) for _, value in walk_leaves(tree, "")]
     dtype = np.result_type(*parts) if parts else space.dtype
     return np.concatenate([p.astype(dtype, copy=False) for p in parts])
 
@@ -286,7 +292,7 @@ def _batch_values(values: Any, rows: int, context: str, *, allow_complex: bool) 
 
 
 class Evaluator(Objective):
-    """An :class:`~gradcheck.objective.Objective` whose batches run chunked, vectorized or parallel.
+    """An :class:`~gradcheck.problem.objective.Objective` whose batches run chunked, vectorized or parallel.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """The main job: the seed demonstration, then backprop checked on a battery of random networks.
 
-Every case is a :class:`~gradcheck.network.Network` with random parameters and
+Every case is a :class:`~gradcheck.model.network.Network` with random parameters and
 data; its hand-written backward pass (``a_prev.T @ delta`` layer by layer) is
 checked against every reference gradcheck has, each reference judged by the
 same derived tolerance from its own error estimate.  A few cases are also
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .check import check
-from .network import Network, random_data
-from .results import CheckResult
+from gradcheck.model.network import Network, random_data
+from gradcheck.results import CheckResult
+from gradcheck.runner.check import check
 
 __all__ = [
     "BatteryCase",
@@ -115,8 +115,8 @@ Params = dict[str, np.ndarray]
 
 def _output_delta(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The output layer's delta = dL/dz, one row per sample (what the seed calls -dC_dw2)."""
-    from .activations import ACTIVATIONS
-    from .losses import LOSSES
+    from gradcheck.model.activations import ACTIVATIONS
+    from gradcheck.model.losses import LOSSES
 
     forward = network.forward(params, x)
     activation = ACTIVATIONS[network.activations[-1]]
@@ -389,7 +389,7 @@ class BatteryResult:
 
 
 def _train(case: BatteryCase, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> Any:
-    from .references.training import train_reference
+    from gradcheck.demo.training import train_reference
 
     network = case.network
 
@@ -410,7 +410,7 @@ def run_case(
     train: bool = True,
 ) -> CaseResult:
     """Check one case's backprop against each reference in ``methods``."""
-    from .errors import InvalidParameterError
+    from gradcheck.errors import InvalidParameterError
 
     started = time.perf_counter()
     params, x, y = case.problem(rng)
@@ -465,7 +465,7 @@ def run_battery(
         methods = tuple(m for m in methods if m != "differentiate")
     seed = None
     if seed_demo:
-        from .seed import demonstrate
+        from gradcheck.demo.seed import demonstrate
 
         if progress:
             progress("seed network: 1000 iterations of the seed's update and the textbook's")

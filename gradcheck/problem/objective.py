@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InvalidLossError
-from .tree import ParameterSpace, call_user
+from gradcheck.errors import InvalidLossError
+from gradcheck.problem.calls import call_user
+from gradcheck.problem.space import ParameterSpace
 
 __all__ = ["Objective", "as_real_scalar"]
 
@@ -121,7 +122,7 @@ class Objective:
         self._complex_arrays = ()
         self._complex_flat = ()
 
-    # -- batches (overridden by gradcheck.evaluation.Evaluator: chunks, vectorized, executor) --
+    # -- batches (overridden by gradcheck.runner.evaluation.Evaluator: chunks, vectorized, executor) --
     def perturbed_many(
         self, indices: NDArray[np.intp], steps: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

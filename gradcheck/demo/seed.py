@@ -18,7 +18,7 @@ answer:
 
 * for ``L = 1/2 * sum((a2 - y)**2)`` the post's ``dC_dw`` arrays are ``-dL/dz`` ("minus
   delta"), so adding ``lr * a_prev.T @ dC_dw`` *is* ``W - lr * dL/dW``, gradient descent
-  (:class:`~gradcheck.network.Network` computes ``dL/dW``; they agree to rounding);
+  (:class:`~gradcheck.model.network.Network` computes ``dL/dW``; they agree to rounding);
 * ``dL/dW = a_prev.T @ delta`` is the sum over samples of outer(layer input, delta); it has
   ``W``'s shape while ``delta`` has one row per sample;
 * with 4 hidden units and 4 samples ``dC_dw2`` happens to have ``weight2``'s shape, so the
@@ -40,8 +40,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InvalidParameterError, ParameterTypeError
-from .network import Network
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.model.network import Network
 
 __all__ = [
     "SEED_X",

@@ -29,17 +29,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .check import check
-from .errors import (
+from gradcheck.errors import (
     GradientMismatchError,
     GradientStructureError,
     InvalidParameterError,
     ParameterTypeError,
     UserFunctionError,
 )
-from .results import CheckResult, ParameterResult
-from .tolerance import SAFETY
-from .tree import ParameterSpace, require_callable
+from gradcheck.problem.calls import require_callable
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.results import CheckResult, ParameterResult
+from gradcheck.runner.check import check
+from gradcheck.verdict.tolerance import SAFETY
 
 __all__ = ["check_update", "assert_update", "UpdateResult", "ParameterUpdate", "UPDATE_KINDS"]
 
@@ -633,7 +634,7 @@ def check_update(
     Examples
     --------
     >>> import numpy as np
-    >>> from gradcheck.update import check_update
+    >>> from gradcheck.runner.update import check_update
     >>> loss = lambda w: float(np.sum(w ** 2))
     >>> check_update(lambda w: w - 0.1 * 2 * w, loss, np.array([1.0, -2.0]), 0.1).passed
     True

@@ -48,10 +48,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InvalidParameterError, ParameterTypeError
-from .objective import Objective
-from .results import Diagnosis, format_index
-from .tree import Leaf, ParameterSpace, call_user
+from gradcheck.errors import InvalidParameterError, ParameterTypeError
+from gradcheck.problem.calls import call_user
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import Leaf, ParameterSpace
+from gradcheck.results import Diagnosis, format_index
 
 __all__ = ["Evidence", "diagnose", "DETECTORS", "describe_factor", "validate_layer_inputs"]
 
