@@ -32,22 +32,22 @@ from gradcheck.runner.check import METHODS, assert_check, check
 
 __version__ = "0.1.0"
 
-#: public name -> module that defines it
+#: public name -> module that defines it (relative to the package)
 _LAZY = {
     "CheckResult": "results",
     "ParameterResult": "results",
     "Diagnosis": "results",
     "Hazard": "results",
-    "check_update": "update",
-    "assert_update": "update",
-    "UpdateResult": "update",
-    "ParameterUpdate": "update",
-    "Network": "network",
-    "random_data": "network",
-    "demonstrate": "seed",
-    "SeedDemonstration": "seed",
-    "run_battery": "battery",
-    "BatteryResult": "battery",
+    "check_update": "runner.update",
+    "assert_update": "runner.update",
+    "UpdateResult": "runner.update",
+    "ParameterUpdate": "runner.update",
+    "Network": "model.network",
+    "random_data": "model.network",
+    "demonstrate": "demo.seed",
+    "SeedDemonstration": "demo.seed",
+    "run_battery": "demo.battery",
+    "BatteryResult": "demo.battery",
     "load_params": "targets",
     "save_params": "targets",
     "TargetError": "targets",
