@@ -1,9 +1,10 @@
 """gradcheck: verify hand-written gradients against independent references.
 
 The public API lives here; the modules behind it are implementation detail.
-Most names are imported lazily on first use, so ``import gradcheck`` (and
-the pytest plugin, which pytest imports at start-up) stays cheap: numpy, but
-no SciPy, matplotlib or jinja2.
+Every name but the errors is imported on first use, so ``import gradcheck``
+(and the pytest plugin, which pytest imports at start-up) stays cheap: not even
+numpy until something is used, and never SciPy, matplotlib or jinja2 before a
+feature needs them (``tests/test_import_cost.py``).
 
 >>> import numpy as np, gradcheck
 >>> loss = lambda w: float(np.sum(w ** 3))
@@ -26,14 +27,13 @@ from gradcheck.errors import (
     UserFunctionError,
 )
 
-# ``check`` is eager: the submodule of the same name would otherwise shadow the function
-# as soon as anything imports ``gradcheck.check``.
-from gradcheck.runner.check import METHODS, assert_check, check
-
 __version__ = "0.1.0"
 
 #: public name -> module that defines it (relative to the package)
 _LAZY = {
+    "check": "runner.check",
+    "assert_check": "runner.check",
+    "METHODS": "runner.check",
     "CheckResult": "results",
     "ParameterResult": "results",
     "Diagnosis": "results",
@@ -55,9 +55,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "check",
-    "assert_check",
-    "METHODS",
     *_LAZY,
     "GradcheckError",
     "GradientMismatchError",
@@ -89,5 +86,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from gradcheck.model.network import Network, random_data
     from gradcheck.report import write_check_report
     from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult
+    from gradcheck.runner.check import METHODS, assert_check, check
     from gradcheck.runner.update import ParameterUpdate, UpdateResult, assert_update, check_update
     from gradcheck.targets import TargetError, load_params, save_params
