@@ -500,28 +500,65 @@ def differentiate_reference(
     order = _check_positive_int(order, "order", function)
     maxiter = _check_positive_int(maxiter, "maxiter", function)
     noise = _noise(objective, idx, _check_sigma(sigma, function))
-    n = len(idx)
-    empty = np.empty(0)
-    if n == 0:
-        nothing = np.empty(0, dtype=np.int64)
-        notes: dict[str, Any] = {key: nothing for key in ("status", "nit", "nfev", "not_converged")}
-        notes.update(scipy_error=empty, roundoff=empty)
-        return Estimate(idx, empty, empty, empty, 0, "scipy-differentiate", notes)
+    if len(idx) == 0:
+        return _no_derivatives(idx)
 
+    h0 = _first_steps(objective, idx, initial_step, function)
+    weight_sum = _central_weight_sum(order)
+    tolerances = _stopping_tolerances(objective, noise / h0, weight_sum, rtol, atol, function)
+    lines = _ElementLines(objective, idx)
+    before = objective.n_evaluations
+    result = scipy.differentiate.derivative(
+        lines,
+        np.zeros(len(idx)),
+        args=(np.arange(len(idx)),),
+        initial_step=h0,
+        step_factor=_STEP_FACTOR,
+        order=order,
+        maxiter=maxiter,
+        tolerances=tolerances,
+    )
+    spent = objective.n_evaluations - before
+    return _differentiate_estimate(result, idx, h0, weight_sum, noise, lines.delta_max, spent)
+
+
+def _no_derivatives(idx: NDArray[np.intp]) -> Estimate:
+    """The estimate of no elements, with every note present (and empty)."""
+    empty = np.empty(0)
+    nothing = np.empty(0, dtype=np.int64)
+    notes: dict[str, Any] = {key: nothing for key in ("status", "nit", "nfev", "not_converged")}
+    notes.update(scipy_error=empty, roundoff=empty)
+    return Estimate(idx, empty, empty, empty, 0, "scipy-differentiate", notes)
+
+
+def _first_steps(
+    objective: Objective, idx: NDArray[np.intp], initial_step: ArrayLike | None, function: str
+) -> NDArray[np.float64]:
+    """``initial_step`` checked, or half the smallest power of two ``>= max(|x_i|, 1)``."""
+    if initial_step is not None:
+        return _check_steps(initial_step, len(idx), "initial_step", function)
+    x = objective.x0[idx].astype(np.float64)
+    return 0.5 * 2.0 ** np.ceil(np.log2(np.maximum(np.abs(x), 1.0)))
+
+
+def _stopping_tolerances(
+    objective: Objective,
+    noise_per_step: NDArray[np.float64],
+    weight_sum: float,
+    rtol: float | None,
+    atol: float | None,
+    function: str,
+) -> dict[str, float]:
+    """SciPy's ``tolerances``: the given ones checked, the defaults sized to the dtype."""
     eps = float(np.finfo(objective.x0.dtype).eps)
     tiny = float(np.finfo(objective.x0.dtype).tiny)
-    f0 = float(objective.value0)
-    x = objective.x0[idx].astype(np.float64)
-    if initial_step is None:
-        scale = 2.0 ** np.ceil(np.log2(np.maximum(np.abs(x), 1.0)))
-        h0 = 0.5 * scale
-    else:
-        h0 = _check_steps(initial_step, n, "initial_step", function)
-    weight_sum = _central_weight_sum(order)
     if atol is None:
         # Successive estimates cannot agree better than the noise of the first stencil,
         # sum|w| sigma / h0; below 10 times that, differences are rounding, not truncation.
-        atol = max(eps**0.75 * max(abs(f0), tiny), 10.0 * weight_sum * float(np.max(noise / h0)))
+        atol = max(
+            eps**0.75 * max(abs(float(objective.value0)), tiny),
+            10.0 * weight_sum * float(np.max(noise_per_step)),
+        )
     tolerances = {
         "rtol": float(np.sqrt(eps)) if rtol is None else float(rtol),
         "atol": float(atol),
@@ -529,10 +566,23 @@ def differentiate_reference(
     for name, value in tolerances.items():
         if not (np.isfinite(value) and value >= 0):
             raise InvalidParameterError(f"{function}: {name} must be finite and >= 0, not {value}")
+    return tolerances
 
-    delta_max = np.zeros(n)
 
-    def phi(t: NDArray[np.float64], position: NDArray[Any]) -> NDArray[np.float64]:
+class _ElementLines:
+    """``phi_k(t) = f(x0 + t e_idx[k])`` for SciPy, recording how far each abscissa moved.
+
+    ``delta_max[k]`` is the largest ``|taken - t|`` of element ``k``: the step the
+    loss was really evaluated at (rounded to the element's dtype) minus the asked one.
+    """
+
+    def __init__(self, objective: Objective, idx: NDArray[np.intp]) -> None:
+        self.objective = objective
+        self.idx = idx
+        self.f0 = float(objective.value0)
+        self.delta_max = np.zeros(len(idx))
+
+    def __call__(self, t: NDArray[np.float64], position: NDArray[Any]) -> NDArray[np.float64]:
         # SciPy passes the element positions as an argument broadcastable with t: compressed to
         # the still-active elements, with a trailing axis over the stencil points.
         t, position = np.broadcast_arrays(t, position)
@@ -541,31 +591,30 @@ def differentiate_reference(
             step = float(t[where])
             k = int(position[where])
             if step == 0.0:
-                out[where] = f0
+                out[where] = self.f0
                 continue
-            value, taken = objective.perturbed(int(idx[k]), step)
-            delta_max[k] = max(delta_max[k], abs(taken - step))
+            value, taken = self.objective.perturbed(int(self.idx[k]), step)
+            self.delta_max[k] = max(self.delta_max[k], abs(taken - step))
             out[where] = value
         return out
 
-    before = objective.n_evaluations
-    result = scipy.differentiate.derivative(
-        phi,
-        np.zeros(n),
-        args=(np.arange(n),),
-        initial_step=h0,
-        step_factor=_STEP_FACTOR,
-        order=order,
-        maxiter=maxiter,
-        tolerances=tolerances,
-    )
-    spent = objective.n_evaluations - before
 
+def _differentiate_estimate(
+    result: Any,
+    idx: NDArray[np.intp],
+    h0: NDArray[np.float64],
+    weight_sum: float,
+    noise: NDArray[np.float64],
+    delta_max: NDArray[np.float64],
+    spent: int,
+) -> Estimate:
+    """SciPy's result as an :class:`Estimate`, its error given the roundoff floor (Notes)."""
+    n = len(idx)
     df = np.asarray(result.df, dtype=np.float64).reshape(n)
     scipy_error = np.asarray(result.error, dtype=np.float64).reshape(n)
     status = np.asarray(result.status, dtype=np.int64).reshape(n)
     nit = np.asarray(result.nit, dtype=np.int64).reshape(n)
-    # SciPy's count includes its first call at t = 0, which phi answers without evaluating.
+    # SciPy's count includes its first call at t = 0, answered by _ElementLines without a loss call.
     nfev = np.asarray(result.nfev, dtype=np.int64).reshape(n) - 1
     # Iteration k (1-based) used the largest step h0 / c**(k-1).
     h_last = h0 / _STEP_FACTOR ** np.maximum(nit - 1, 0)
