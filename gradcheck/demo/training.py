@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
 from gradcheck.errors import GradientStructureError, InvalidParameterError, ParameterTypeError
@@ -208,6 +207,8 @@ def _run(
     options: dict[str, Any],
     label: str,
 ) -> tuple[OptimizerRun, Any]:
+    import scipy.optimize  # here, not at the top: importing the demonstration stays light
+
     result = scipy.optimize.minimize(loss, x0, jac=jac, method="L-BFGS-B", options=options)
     run = OptimizerRun(
         gradient=label,
@@ -334,6 +335,44 @@ def train_reference(
     >>> train_reference(loss, lambda x: -grad(x), x0).agree
     False
     """
+    loss_function, start = _training_iv(objective_or_loss, grad_flat, x0, tol, maxiter)
+    ftol = LBFGSB_FTOL if tol is None else float(tol)
+    gtol = LBFGSB_GTOL if tol is None else float(tol)
+    loss, gradient = _float64_calls(loss_function, grad_flat, start.dtype, start.size)
+    x_start = start.astype(np.float64)
+    fd_step = _forward_difference_step(start)
+    base = {
+        "ftol": ftol,
+        "gtol": gtol,
+        "maxiter": int(maxiter),
+        "maxfun": int(maxiter) * 21 * (start.size + 1),
+    }
+    initial_loss = loss(x_start)
+    analytic, _ = _run(loss, gradient, x_start, dict(base), "analytic")
+    reference, reference_result = _run(
+        loss, None, x_start, dict(base, eps=fd_step), "finite differences"
+    )
+    tolerance = _agreement_tolerance(
+        analytic, reference, reference_result, ftol, gtol, fd_step, start.dtype
+    )
+    return TrainingComparison(
+        analytic=analytic,
+        finite_difference=reference,
+        initial_loss=initial_loss,
+        tolerance=tolerance,
+        agree=bool(abs(analytic.loss - reference.loss) <= tolerance),
+        distance=float(np.linalg.norm(analytic.x - reference.x)),
+    )
+
+
+def _training_iv(
+    objective_or_loss: Objective | Callable[[NDArray[np.float64]], Any],
+    grad_flat: Callable[[NDArray[np.float64]], ArrayLike],
+    x0: ArrayLike | None,
+    tol: float | None,
+    maxiter: int,
+) -> tuple[Callable[[NDArray[np.float64]], Any], NDArray[np.floating[Any]]]:
+    """:func:`train_reference`'s arguments checked: the loss to call and the start vector."""
     function = "train_reference"
     if isinstance(objective_or_loss, Objective):
         objective = objective_or_loss
@@ -367,13 +406,19 @@ def train_reference(
         raise InvalidParameterError(f"{function}: maxiter must be a positive int, not {maxiter!r}")
     if tol is not None and not (np.isfinite(tol) and tol > 0):
         raise InvalidParameterError(f"{function}: tol must be positive and finite, not {tol!r}")
+    return loss_function, start
 
-    dtype = start.dtype
-    eps = float(np.finfo(dtype).eps)
-    n = start.size
-    x_start = start.astype(np.float64)
-    ftol = LBFGSB_FTOL if tol is None else float(tol)
-    gtol = LBFGSB_GTOL if tol is None else float(tol)
+
+def _float64_calls(
+    loss_function: Callable[[NDArray[np.float64]], Any],
+    grad_flat: Callable[[NDArray[np.float64]], ArrayLike],
+    dtype: np.dtype[Any],
+    n: int,
+) -> tuple[
+    Callable[[NDArray[np.float64]], float], Callable[[NDArray[np.float64]], NDArray[np.float64]]
+]:
+    """The user's loss and gradient as SciPy calls them: float64 in and out, the parameters
+    handed over in their own ``dtype``, the gradient's size checked."""
 
     def loss(x: NDArray[np.float64]) -> float:
         x = np.asarray(x, dtype=dtype)
@@ -386,28 +431,35 @@ def train_reference(
         array = np.asarray(value, dtype=np.float64).reshape(-1)
         if array.size != n:
             raise GradientStructureError(
-                f"{function}: grad_flat returned {array.size} elements for {n} parameters"
+                f"train_reference: grad_flat returned {array.size} elements for {n} parameters"
             )
         return array
 
-    # L-BFGS-B's forward-difference step is absolute (its `eps` option, 1e-8 by default); a
-    # float32 loss cannot resolve that, so scale it to sqrt(eps) of the parameters' dtype.
-    if dtype == np.float64:
-        fd_step: Any = _LBFGSB_FD_STEP
-    else:
-        fd_step = np.sqrt(eps) * np.maximum(np.abs(x_start), 1.0)
-    base = {
-        "ftol": ftol,
-        "gtol": gtol,
-        "maxiter": int(maxiter),
-        "maxfun": int(maxiter) * 21 * (n + 1),
-    }
-    initial_loss = loss(x_start)
-    analytic, _ = _run(loss, gradient, x_start, dict(base), "analytic")
-    reference, reference_result = _run(
-        loss, None, x_start, dict(base, eps=fd_step), "finite differences"
-    )
+    return loss, gradient
 
+
+def _forward_difference_step(start: NDArray[np.floating[Any]]) -> Any:
+    """L-BFGS-B's ``eps`` option: its forward-difference step, per element or for all."""
+    # The step is absolute (1e-8 by default); a float32 loss cannot resolve that, so scale
+    # it to sqrt(eps) of the parameters' dtype.
+    if start.dtype == np.float64:
+        return _LBFGSB_FD_STEP
+    eps = float(np.finfo(start.dtype).eps)
+    return np.sqrt(eps) * np.maximum(np.abs(start.astype(np.float64)), 1.0)
+
+
+def _agreement_tolerance(
+    analytic: OptimizerRun,
+    reference: OptimizerRun,
+    reference_result: Any,
+    ftol: float,
+    gtol: float,
+    fd_step: Any,
+    dtype: np.dtype[Any],
+) -> float:
+    """How far apart two correctly driven final losses may be (:func:`train_reference`, Notes)."""
+    eps = float(np.finfo(dtype).eps)
+    n = analytic.x.size
     scale = max(abs(analytic.loss), abs(reference.loss))
     h_min = float(np.min(fd_step))
     fd_error = 2.0 * eps * max(abs(reference.loss), float(np.finfo(dtype).tiny)) / h_min
@@ -417,11 +469,4 @@ def train_reference(
         + 0.5 * n * curvature * (gtol**2 + (gtol + fd_error) ** 2)
         + 2.0 * eps * scale
     )
-    return TrainingComparison(
-        analytic=analytic,
-        finite_difference=reference,
-        initial_loss=initial_loss,
-        tolerance=float(tolerance),
-        agree=bool(abs(analytic.loss - reference.loss) <= tolerance),
-        distance=float(np.linalg.norm(analytic.x - reference.x)),
-    )
+    return float(tolerance)
