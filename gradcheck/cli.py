@@ -97,9 +97,13 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: ``--params``, the same for every command that checks a user's function
+_PARAMS_HELP = "the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them"
+_REPORT_HELP = "write a self-contained HTML report to PATH"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``gradcheck`` command."""
-    formatter = argparse.RawDescriptionHelpFormatter
+    """The argument parser of the ``gradcheck`` command: one sub-parser per command."""
     parser = argparse.ArgumentParser(
         prog="gradcheck",
         description=(
@@ -116,16 +120,40 @@ def build_parser() -> argparse.ArgumentParser:
             "  gradcheck update train.py:step train.py:loss --params params.npz --lr 0.1\n"
             "  gradcheck check --help"
         ),
-        formatter_class=formatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from gradcheck import __version__
 
     parser.add_argument("--version", action="version", version=f"gradcheck {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_check_command(commands)
+    _add_update_command(commands)
+    _add_run_command(commands)
+    return parser
 
-    check = commands.add_parser(
+
+def _add_command(
+    commands: Any, name: str, *, help: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A sub-parser whose description and epilog keep their line breaks."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help=help,
+        description=description,
+        epilog=epilog,
+    )
+    return parser
+
+
+def _add_target(parser: argparse.ArgumentParser, dest: str, metavar: str, role: str) -> None:
+    parser.add_argument(dest, metavar=metavar, help=f"{role}: MODULE:FUNCTION or FILE.py:FUNCTION")
+
+
+def _add_check_command(commands: Any) -> None:
+    check = _add_command(
+        commands,
         "check",
-        formatter_class=formatter,
         help="check a gradient function against its loss",
         description=(
             "Check TARGET_GRAD, a function params -> gradient, against references computed\n"
@@ -140,25 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
             "      examples/custom_gradient.py:grad --params params.npz --seed 0"
         ),
     )
-    check.add_argument(
-        "loss", metavar="TARGET_LOSS", help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION"
-    )
-    check.add_argument(
-        "grad", metavar="TARGET_GRAD", help="the gradient: MODULE:FUNCTION or FILE.py:FUNCTION"
-    )
-    check.add_argument(
-        "--params",
-        required=True,
-        metavar="FILE",
-        help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them",
-    )
-    _add_shared(check, list(OPTIONS), html_help="write a self-contained HTML report to PATH")
+    _add_target(check, "loss", "TARGET_LOSS", "the loss")
+    _add_target(check, "grad", "TARGET_GRAD", "the gradient")
+    check.add_argument("--params", required=True, metavar="FILE", help=_PARAMS_HELP)
+    _add_shared(check, list(OPTIONS), html_help=_REPORT_HELP)
     _add_output(check)
     check.set_defaults(handler=_run_check)
 
-    update = commands.add_parser(
+
+def _add_update_command(commands: Any) -> None:
+    update = _add_command(
+        commands,
         "update",
-        formatter_class=formatter,
         help="check that a training step is gradient descent",
         description=(
             "Check that TARGET_STEP, a function params -> new params taking one training\n"
@@ -177,18 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
             "      --params examples/seed_update.py:initial_weights --lr 1"
         ),
     )
-    update.add_argument(
-        "step", metavar="TARGET_STEP", help="the step: MODULE:FUNCTION or FILE.py:FUNCTION"
-    )
-    update.add_argument(
-        "loss", metavar="TARGET_LOSS", help="the loss: MODULE:FUNCTION or FILE.py:FUNCTION"
-    )
-    update.add_argument(
-        "--params",
-        required=True,
-        metavar="FILE",
-        help="the parameters: FILE.npz, FILE.npy or MODULE:FUNCTION returning them",
-    )
+    _add_target(update, "step", "TARGET_STEP", "the step")
+    _add_target(update, "loss", "TARGET_LOSS", "the loss")
+    update.add_argument("--params", required=True, metavar="FILE", help=_PARAMS_HELP)
     update.add_argument(
         "--lr",
         required=True,
@@ -196,13 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LR",
         help="the learning rate the step uses",
     )
-    _add_shared(update, list(OPTIONS), html_help="write a self-contained HTML report to PATH")
+    _add_shared(update, list(OPTIONS), html_help=_REPORT_HELP)
     _add_output(update)
     update.set_defaults(handler=_run_update)
 
-    run = commands.add_parser(
+
+def _add_run_command(commands: Any) -> None:
+    run = _add_command(
+        commands,
         "run",
-        formatter_class=formatter,
         help="the main job: the seed question and a battery of random networks",
         description=(
             "The main job.  First the seed question (why does W += lr * a_prev.T @ dC_dw\n"
@@ -241,7 +255,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(run)
     run.set_defaults(handler=_run_battery)
-    return parser
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -308,8 +321,11 @@ def _run_check(args: argparse.Namespace) -> int:
     _emit(result, args)
     if args.html:
         from gradcheck.report import write_check_report
+        from gradcheck.runner.evidence import with_evidence
 
-        path = write_check_report(result, args.html, loss=loss, params=params)
+        # The step-size curves and the agreement of every reference: extra loss evaluations.
+        result = with_evidence(result, loss, params)
+        path = write_check_report(result, args.html)
         _note(args, f"report: {path}")
     return EXIT_OK if result.passed else EXIT_FAILED
 
@@ -341,47 +357,61 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower() or "check"
 
 
+#: Elements each check page of ``gradcheck run`` sweeps and compares with every reference:
+#: the worst ones, a plot panel each (about 0.15 s), so the run stays a few seconds.
+RUN_EVIDENCE_SAMPLES = 2
+
+
 def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = False) -> Path:
     """Write the main job's HTML: the seed page, check pages, and the index linking them.
 
     Every check is listed in the index; a page of its own (about a second of
     plotting each) is written for each network's first reference (``auto``) and for
-    every failing check, or for all checks with ``every_page``.
+    every failing check, or for all checks with ``every_page``.  Each page carries
+    evidence on :data:`RUN_EVIDENCE_SAMPLES` elements (step sweep, every reference).
     """
     from gradcheck.report import IndexEntry, write_check_report, write_index, write_seed_report
+    from gradcheck.runner.evidence import with_evidence
 
     root = Path(directory)
     entries = []
     used: set[str] = set()
     first = battery.methods[0] if battery.methods else None
-    for case, method, result in battery.checks:
-        href = None
-        if every_page or method == first or not result.passed:
-            name = _slug(f"{case}-{method}")
-            while name in used:
-                name += "-x"
-            used.add(name)
-            href = f"checks/{name}.html"
-            write_check_report(
-                result,
-                root / href,
-                title=f"{case}: backprop against {method}",
-                back_link="../index.html",
+    for case_result in battery.cases:
+        case = case_result.case.name
+        for method, result in case_result.checks.items():
+            href = None
+            if every_page or method == first or not result.passed:
+                name = _slug(f"{case}-{method}")
+                while name in used:
+                    name += "-x"
+                used.add(name)
+                href = f"checks/{name}.html"
+                write_check_report(
+                    with_evidence(
+                        result, case_result.loss, case_result.params, samples=RUN_EVIDENCE_SAMPLES
+                    ),
+                    root / href,
+                    title=f"{case}: backprop against {method}",
+                    back_link="../index.html",
+                )
+                entries.append(
+                IndexEntry(
+                    label=f"{case} / {method}",
+                    result=result,
+                    href=href,
+                    expect_pass=True,
+                    description=f"backprop of {case} against {method}",
+                )
             )
-        entries.append(
-            IndexEntry(
-                label=f"{case} / {method}",
-                result=result,
-                href=href,
-                expect_pass=True,
-                description=f"backprop of {case} against {method}",
-            )
-        )
     for bug in battery.bugs:
         name = _slug(f"bug-{bug.bug}")
         href = f"checks/{name}.html"
         write_check_report(
-            bug.result, root / href, title=f"Planted bug: {bug.bug}", back_link="../index.html"
+            with_evidence(bug.result, bug.loss, bug.params, samples=RUN_EVIDENCE_SAMPLES),
+            root / href,
+            title=f"Planted bug: {bug.bug}",
+            back_link="../index.html",
         )
         entries.append(
             IndexEntry(
