@@ -1,24 +1,38 @@
-"""The options of a check, defined once and shared by the command line and the pytest plugin.
+"""The options of a check, defined once: :func:`gradcheck.check`, :func:`gradcheck.check_update`,
+the command line and the pytest plugin all read them from here.
 
-Each :class:`Option` knows its name, how to parse and validate a value given as
-text (command line, ini file) or as a Python value (a pytest marker), its
-default and its help.  :mod:`gradcheck.cli` turns them into ``--method``,
-``--atol``...; :mod:`gradcheck.plugin` into ``--gradcheck-method``,
-``--gradcheck-atol``... and the ini keys ``gradcheck_method``,
-``gradcheck_atol``....  The check machinery is imported only when a method
-name is validated, so the plugin stays cheap to load.
+Two layers:
+
+* :class:`CheckOptions`, the keyword options of :func:`gradcheck.check` with their
+  defaults, and :meth:`CheckOptions.from_keywords`, the one validation of them:
+  each value is checked by its validator in :data:`VALIDATORS`, which raises
+  gradcheck's own :class:`~gradcheck.errors.ParameterTypeError` or
+  :class:`~gradcheck.errors.InvalidParameterError` naming the option;
+* :class:`Option`, the same options as text: how ``--method`` or the ini key
+  ``gradcheck_method`` is turned into a Python value (then validated by the same
+  validator) and its help.  :mod:`gradcheck.cli` turns them into ``--method``,
+  ``--atol``...; :mod:`gradcheck.plugin` into ``--gradcheck-method``... and ini keys.
+
+This module imports nothing heavy: the reference registry is imported only when a
+method name is validated, so the plugin stays cheap to load.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from gradcheck.errors import InvalidParameterError, ParameterTypeError
 
 __all__ = [
+    "MODES",
+    "DEFAULT_BUDGET_SECONDS",
+    "Budget",
+    "CheckOptions",
+    "VALIDATORS",
     "Option",
     "OPTIONS",
     "CHECK_OPTIONS",
@@ -28,15 +42,54 @@ __all__ = [
     "describe",
 ]
 
+#: Check modes: ``auto`` picks one of the others from the problem's size and the budget.
+MODES = ("auto", "full", "sampled", "directional")
+#: The time ``mode="auto"`` lets a full elementwise check take before it probes instead.
+DEFAULT_BUDGET_SECONDS = 5.0
+
 
 def method_choices() -> tuple[str, ...]:
-    """The reference methods :func:`gradcheck.check` accepts (imported when first needed)."""
-    from gradcheck.runner.check import METHODS
+    """The reference methods :func:`gradcheck.check` accepts (the registry, imported lazily)."""
+    from gradcheck.references.registry import METHODS
 
     return tuple(METHODS)
 
 
-def _method(value: Any, name: str) -> str:
+@dataclass(frozen=True)
+class Budget:
+    """What a check may spend: seconds or loss evaluations (exactly one is set)."""
+
+    seconds: float | None = None
+    evaluations: int | None = None
+
+    def evaluations_for(self, seconds_per_evaluation: float) -> float:
+        """The budget in loss evaluations, at the measured cost of one."""
+        if self.evaluations is not None:
+            return float(self.evaluations)
+        assert self.seconds is not None
+        return self.seconds / max(seconds_per_evaluation, 1e-9)
+
+    def __str__(self) -> str:
+        if self.evaluations is not None:
+            return f"{self.evaluations} loss evaluations"
+        return f"{self.seconds:g} s"
+
+
+# -- validators: one per option, ``validate(value, name) -> clean value`` ---------------------
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(
+        value, (int, float, np.integer, np.floating)
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
+
+
+def validate_method(value: Any, name: str = "method") -> str:
+    """One of :func:`method_choices`."""
     choices = method_choices()
     if not isinstance(value, str):
         raise ParameterTypeError(
@@ -47,76 +100,266 @@ def _method(value: Any, name: str) -> str:
     return value
 
 
-def _tolerance(value: Any, name: str) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise InvalidParameterError(f"{name}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterTypeError(f"{name}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
+def validate_tolerance(value: Any, name: str) -> float | None:
+    """A finite number >= 0, or None."""
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise ParameterTypeError(f"{name}: expected a number or None, got {type(value).__name__}")
+    if not np.isfinite(value) or value < 0:
         raise InvalidParameterError(f"{name}: must be finite and >= 0, got {value!r}")
     return float(value)
 
 
-def _positive_float(value: Any, name: str) -> float:
-    number = _tolerance(value, name)
-    if number <= 0:
-        raise InvalidParameterError(f"{name}: must be > 0, got {value!r}")
-    return number
-
-
-def _int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise InvalidParameterError(f"{name}: expected an integer, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParameterTypeError(f"{name}: expected an integer, got {type(value).__name__}")
+def validate_count(value: Any, name: str, *, minimum: int = 1) -> int | None:
+    """An int >= ``minimum``, or None."""
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise ParameterTypeError(f"{name}: expected an int or None, got {type(value).__name__}")
     if value < minimum:
         raise InvalidParameterError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def validate_workers(value: Any, name: str = "workers") -> int | None:
+    """A positive int, or None (evaluations in this process)."""
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise ParameterTypeError(f"{name}: expected a positive int, got {value!r}")
+    if value < 1:
+        raise InvalidParameterError(f"{name}: must be >= 1, got {value}")
+    return int(value)
+
+
+def validate_rng(value: Any, name: str = "rng") -> Any:
+    """A :class:`numpy.random.Generator`, an int seed >= 0, or None."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if _is_int(value):
+        if value < 0:
+            raise InvalidParameterError(f"{name}: a seed must be >= 0, got {value}")
+        return int(value)
+    raise ParameterTypeError(
+        f"{name}: expected a numpy.random.Generator, an int seed or None, got "
+        f"{type(value).__name__}"
+    )
+
+
+def validate_mode(value: Any, name: str = "mode") -> str:
+    """One of :data:`MODES`."""
+    if not isinstance(value, str):
+        raise ParameterTypeError(
+            f"{name}: expected one of {', '.join(MODES)}, got {type(value).__name__}"
+        )
+    if value not in MODES:
+        raise InvalidParameterError(f"{name}: {value!r} is not one of {', '.join(MODES)}")
     return value
 
 
-def _seed(value: Any, name: str) -> int:
-    return _int(value, name, minimum=0)
+def validate_budget(value: Any, name: str = "budget") -> Budget:
+    """A :class:`Budget` from ``None`` (the default), seconds (a float) or evaluations (an int).
+
+    Raises
+    ------
+    ParameterTypeError
+        ``budget`` is not a number (or is a bool).
+    InvalidParameterError
+        ``budget`` is not positive and finite.
+    """
+    if value is None:
+        return Budget(seconds=DEFAULT_BUDGET_SECONDS)
+    if isinstance(value, Budget):
+        return value
+    if not _is_number(value):
+        raise ParameterTypeError(
+            f"{name}: expected seconds (a float) or loss evaluations (an int), got "
+            f"{type(value).__name__}"
+        )
+    if not np.isfinite(value) or value <= 0:
+        raise InvalidParameterError(f"{name}: must be positive and finite, got {value!r}")
+    if _is_int(value):
+        return Budget(evaluations=int(value))
+    return Budget(seconds=float(value))
 
 
-def _elements(value: Any, name: str) -> int:
-    return _int(value, name, minimum=1)
+def validate_flag(value: Any, name: str) -> bool:
+    """True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterTypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
 
 
-def _workers(value: Any, name: str) -> int:
-    return _int(value, name, minimum=1)
+def validate_progress(value: Any, name: str = "progress") -> bool | None:
+    """True, False or None (a progress bar on a terminal only)."""
+    if value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterTypeError(f"{name}: expected True, False or None, got {value!r}")
+    return bool(value)
 
 
-def _mode(value: Any, name: str) -> str:
-    from gradcheck.runner.evaluation import MODES
+def validate_executor(value: Any, name: str = "executor") -> Any:
+    """None or a :class:`concurrent.futures.Executor` (or anything with ``submit``, e.g. dask's)."""
+    from concurrent.futures import Executor
 
-    if value not in MODES:
-        raise InvalidParameterError(f"{name}: {value!r} is not one of {', '.join(MODES)}")
-    return str(value)
+    if value is None or isinstance(value, Executor) or callable(getattr(value, "submit", None)):
+        return value
+    raise ParameterTypeError(
+        f"{name}: expected a concurrent.futures.Executor (e.g. ProcessPoolExecutor, or a dask "
+        f"client's get_executor()), got {type(value).__name__}"
+    )
 
 
-def _budget(value: Any, name: str) -> float | int:
-    """Seconds (``2.5``, ``2.5s``) or a number of loss evaluations (``20000``)."""
-    if isinstance(value, bool):
-        raise ParameterTypeError(f"{name}: expected seconds or a number of evaluations")
-    if isinstance(value, (int, float)):
-        number: float | int = value
-    else:
-        text = str(value).strip().lower()
+def validate_layer_inputs(value: Any, name: str = "layer_inputs") -> Any:
+    """None or a mapping; its names and shapes are checked against the parameters later."""
+    if value is not None and not isinstance(value, Mapping):
+        raise ParameterTypeError(
+            f"{name}: expected a mapping {{parameter name: a_prev}}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _truthy(value: Any, name: str) -> bool:
+    return bool(value)
+
+
+#: The validator of every :class:`CheckOptions` field.
+VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
+    "method": validate_method,
+    "atol": validate_tolerance,
+    "rtol": validate_tolerance,
+    "elements": validate_count,
+    "rng": validate_rng,
+    "diagnose": _truthy,
+    "mode": validate_mode,
+    "vectorized": validate_flag,
+    "executor": validate_executor,
+    "workers": validate_workers,
+    "budget": validate_budget,
+    "progress": validate_progress,
+    "layer_inputs": validate_layer_inputs,
+}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The keyword options of :func:`gradcheck.check`, validated (see its docstring).
+
+    Attributes
+    ----------
+    method : str
+        The reference (``auto``, ``complex``, ``central``, ``richardson``,
+        ``approx_fprime``, ``differentiate``).
+    atol, rtol : float or None
+        Replace the derived tolerance with ``atol + rtol * |reference|``.
+    elements : int or None
+        Elements checked per parameter (sampled mode).
+    rng : Generator, int or None
+        Randomness of the check.
+    diagnose : bool
+        Name the likely bug of a failed check.
+    mode : str
+        ``auto``, ``full``, ``sampled`` or ``directional``.
+    vectorized : bool
+        The loss takes a stack of flat parameter vectors.
+    executor : Executor or None
+        Where batches of evaluations run.
+    workers : int or None
+        Worker processes made by the check.
+    budget : Budget
+        What ``mode="auto"`` may spend on a full check.
+    progress : bool or None
+        Progress bar: on a terminal (None), always, never.
+    layer_inputs : mapping or None
+        Each weight's layer input ``a_prev``, for the diagnosis.
+    """
+
+    method: str = "auto"
+    atol: float | None = None
+    rtol: float | None = None
+    elements: int | None = None
+    rng: Any = None
+    diagnose: bool = True
+    mode: str = "auto"
+    vectorized: bool = False
+    executor: Any = None
+    workers: int | None = None
+    budget: Budget = Budget(seconds=DEFAULT_BUDGET_SECONDS)
+    progress: bool | None = None
+    layer_inputs: Any = None
+
+    @classmethod
+    def from_keywords(cls, keywords: Mapping[str, Any], *, function: str = "check") -> CheckOptions:
+        """Validate the keywords a user passed to ``function``; the one validation of options.
+
+        Raises
+        ------
+        ParameterTypeError
+            An unknown keyword, or a value of the wrong type.
+        InvalidParameterError
+            A value out of range, or options that contradict each other.
+        """
+        known = [f.name for f in fields(cls)]
+        for name in keywords:
+            if name not in VALIDATORS:
+                raise ParameterTypeError(
+                    f"{function}() got an unexpected keyword argument {name!r} "
+                    f"(options are {', '.join(known)})"
+                )
+        clean = {name: VALIDATORS[name](value, name) for name, value in keywords.items()}
+        options = cls(**clean)
+        if options.executor is not None and (options.workers or 1) > 1:
+            raise InvalidParameterError("workers: give either workers or executor, not both")
+        return options
+
+    @property
+    def user_tolerance(self) -> bool:
+        """True when ``atol``/``rtol`` replace the derived tolerance."""
+        return self.atol is not None or self.rtol is not None
+
+    def keywords(self) -> dict[str, Any]:
+        """The options as keywords of :func:`gradcheck.check` (to forward them)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# -- the same options as text: command line and pytest ---------------------------------------
+
+
+def _number_from_text(value: Any, name: str) -> Any:
+    if isinstance(value, str):
         try:
-            number = float(text.rstrip("s")) if ("." in text or text.endswith("s")) else int(text)
+            return float(value)
         except ValueError:
-            raise InvalidParameterError(
-                f"{name}: expected seconds (e.g. 2.5) or evaluations (e.g. 20000), got {value!r}"
-            ) from None
-    if not math.isfinite(number) or number <= 0:
-        raise InvalidParameterError(f"{name}: must be > 0, got {value!r}")
-    return number
+            raise InvalidParameterError(f"{name}: expected a number, got {value!r}") from None
+    return value
+
+
+def _int_from_text(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidParameterError(f"{name}: expected an integer, got {value!r}") from None
+    return value
+
+
+def _budget_from_text(value: Any, name: str) -> Any:
+    """Seconds (``2.5``, ``2.5s``) or a number of loss evaluations (``20000``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    try:
+        return float(text.rstrip("s")) if ("." in text or text.endswith("s")) else int(text)
+    except ValueError:
+        raise InvalidParameterError(
+            f"{name}: expected seconds (e.g. 2.5) or evaluations (e.g. 20000), got {value!r}"
+        ) from None
+
+
+def _as_given(value: Any, name: str) -> Any:
+    return value
 
 
 def _path(value: Any, name: str) -> str:
@@ -125,7 +368,7 @@ def _path(value: Any, name: str) -> str:
     return value
 
 
-def _flag(value: Any, name: str) -> bool:
+def _flag_from_text(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
@@ -137,17 +380,16 @@ def _flag(value: Any, name: str) -> bool:
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a check.
+    """One option as text: a command-line flag, a pytest flag and ini key, a marker keyword.
 
     Attributes
     ----------
     name : str
         The option's name: ``--NAME`` on the command line, ``--gradcheck-NAME``
         and ini ``gradcheck_NAME`` in pytest, a keyword of the marker.
-    parse : callable
-        ``parse(value, label) -> value``: validates text or a Python value,
-        raising :class:`~gradcheck.errors.InvalidParameterError` or
-        :class:`~gradcheck.errors.ParameterTypeError` naming ``label``.
+    from_text : callable
+        ``from_text(value, label) -> value``: turns text (or passes a Python value
+        through) before the field's validator in :data:`VALIDATORS` checks it.
     help : str
         One sentence for ``--help``.
     default : object
@@ -155,15 +397,24 @@ class Option:
     metavar : str or None
         Placeholder in help; None for a flag.
     check_kwarg : str or None
-        The keyword of :func:`gradcheck.check` this option feeds.
+        The :class:`CheckOptions` field (keyword of :func:`gradcheck.check`) it feeds.
     """
 
     name: str
-    parse: Callable[[Any, str], Any]
+    from_text: Callable[[Any, str], Any]
     help: str
     default: Any = None
     metavar: str | None = "VALUE"
     check_kwarg: str | None = None
+
+    def parse(self, value: Any, label: str) -> Any:
+        """``value`` (text or a Python value) converted and validated."""
+        value = self.from_text(value, label)
+        if self.check_kwarg is None:
+            return value
+        validated = VALIDATORS[self.check_kwarg](value, label)
+        # Keep the user's spelling of a budget (2.5 s or 20000 evaluations) for display.
+        return value if isinstance(validated, Budget) else validated
 
     @property
     def is_flag(self) -> bool:
@@ -192,7 +443,7 @@ OPTIONS: dict[str, Option] = {
     for option in (
         Option(
             "method",
-            _method,
+            _as_given,
             "reference derivative: auto (complex step when the loss supports it, else central "
             "differences, Richardson refinement of doubtful elements) or one reference: "
             "complex, central, richardson, approx_fprime (SciPy), differentiate (SciPy)",
@@ -202,7 +453,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "atol",
-            _tolerance,
+            _number_from_text,
             "absolute tolerance; with --rtol replaces the derived tolerance by "
             "atol + rtol * |reference|",
             metavar="ATOL",
@@ -210,14 +461,14 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "rtol",
-            _tolerance,
+            _number_from_text,
             "relative tolerance (see --atol)",
             metavar="RTOL",
             check_kwarg="rtol",
         ),
         Option(
             "seed",
-            _seed,
+            _int_from_text,
             "seed of the random draws (noise probe, sampled elements); printed with every "
             "result so a check can be reproduced",
             default=0,
@@ -226,14 +477,14 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "elements",
-            _elements,
+            _int_from_text,
             "check only this many random elements of each parameter (default: all)",
             metavar="N",
             check_kwarg="elements",
         ),
         Option(
             "mode",
-            _mode,
+            _as_given,
             "full (every element), sampled (--elements per parameter), directional (random "
             "probes with a stated miss probability, then bisection to the wrong elements) or "
             "auto (full when it fits the budget, else directional)",
@@ -243,7 +494,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "budget",
-            _budget,
+            _budget_from_text,
             "what auto mode may spend on a full check: seconds (2.5) or loss evaluations "
             "(20000); default 5 seconds",
             metavar="BUDGET",
@@ -251,7 +502,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "workers",
-            _workers,
+            _int_from_text,
             "evaluate in this many worker processes (the loss must be a module-level "
             "function); 1 by default",
             metavar="N",
@@ -263,7 +514,9 @@ OPTIONS: dict[str, Option] = {
             "write a self-contained HTML report to this path (a directory in pytest)",
             metavar="PATH",
         ),
-        Option("quiet", _flag, "print only the verdict line", default=False, metavar=None),
+        Option(
+            "quiet", _flag_from_text, "print only the verdict line", default=False, metavar=None
+        ),
     )
 }
 

@@ -62,7 +62,7 @@ _ARRAY = NDArray[Any]
 
 
 class Architecture(NamedTuple):
-    """The arguments of :class:`~gradcheck.model.network.Network`: what :func:`architectures` draws."""
+    """The arguments of :class:`~gradcheck.model.Network`: what :func:`architectures` draws."""
 
     sizes: tuple[int, ...]
     activations: tuple[str, ...]
@@ -273,7 +273,7 @@ def parameters(
 def inputs_and_targets(
     network: Network, *, min_batch: int = 1, max_batch: int = 16, dtype: DTypeLike = np.float64
 ) -> st.SearchStrategy[tuple[_ARRAY, _ARRAY]]:
-    """A batch ``(x, y)`` for ``network`` (:func:`gradcheck.model.network.random_data` at a drawn seed).
+    """A batch ``(x, y)`` for ``network`` (:func:`gradcheck.model.random_data` at a drawn seed).
 
     Parameters
     ----------

@@ -427,9 +427,9 @@ def test_central_method_spends_two_evaluations_per_element_and_truncation_only_w
     reads=st.lists(st.integers(0, 49), max_size=12),
 )
 def test_sparse_state_behaves_like_a_dense_nan_filled_vector(writes, reads):
-    from gradcheck.runner.check import _SparseVector
+    from gradcheck.verdict.comparison import SparseVector
 
-    sparse, dense = _SparseVector(50), np.full(50, np.nan)
+    sparse, dense = SparseVector(50), np.full(50, np.nan)
     for indices, value in writes:
         values = value + np.arange(len(indices), dtype=float)
         sparse[np.array(indices)] = values

@@ -245,7 +245,7 @@ def test_update_command_answers_the_seed_question(tmp_path: Path) -> None:
 
 def test_options_are_defined_once() -> None:
     """The CLI's flags come from gradcheck.options, and the method list from gradcheck.check."""
-    from gradcheck.runner.check import METHODS
+    from gradcheck.references.registry import METHODS
 
     assert method_choices() == tuple(METHODS)
     parser = build_parser()

@@ -16,6 +16,7 @@ import pytest
 import gradcheck
 from gradcheck.errors import InvalidParameterError, ParameterTypeError
 from gradcheck.model.network import Network, random_data
+from gradcheck.options import Budget
 from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.noise import estimate_noise
 from gradcheck.runner.directional import (
@@ -23,7 +24,7 @@ from gradcheck.runner.directional import (
     directional_check,
     miss_probability,
 )
-from gradcheck.runner.evaluation import Budget, Evaluator, choose_mode
+from gradcheck.runner.evaluation import BatchedObjective, choose_mode
 
 
 def _network(sizes=(64, 32, 10), activations=("tanh", "sigmoid"), *, dtype=np.float64, seed=0):
@@ -172,7 +173,7 @@ def test_directional_check_directly_and_the_user_params_untouched():
     net, params, loss, grad = _network()
     before = {k: v.copy() for k, v in params.items()}
     space = ParameterSpace(params)
-    objective = Evaluator(loss, space)
+    objective = BatchedObjective(loss, space)
     sigma = estimate_noise(objective, rng=np.random.default_rng(0)).sigma
     analytic = net.flatten(grad(params))
     outcome = directional_check(
@@ -250,13 +251,13 @@ def test_richardson_probes_of_a_plain_loss_go_one_point_at_a_time(monkeypatch):
     # memory (a stack of K full parameter vectors); a vectorized loss gets stacks.
     net, params, loss, grad = _network()
     heights = []
-    original = Evaluator.values_at
+    original = BatchedObjective.values_at
 
     def spy(self, points):
         heights.append(len(points))
         return original(self, points)
 
-    monkeypatch.setattr(Evaluator, "values_at", spy)
+    monkeypatch.setattr(BatchedObjective, "values_at", spy)
     result = gradcheck.check(loss, grad, params, mode="directional", method="richardson", rng=0)
     assert result.passed and heights and max(heights) == 1
     heights.clear()

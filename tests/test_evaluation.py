@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 import gradcheck
+import gradcheck.options as options
 import gradcheck.runner.evaluation as evaluation
 from gradcheck.errors import InvalidLossError, InvalidParameterError, UserFunctionError
 from gradcheck.model.network import Network, random_data
+from gradcheck.options import validate_budget
 from gradcheck.problem.objective import Objective
 from gradcheck.problem.space import ParameterSpace
-from gradcheck.runner.evaluation import Evaluator, validate_budget
+from gradcheck.runner.evaluation import BatchedObjective
 
 NET = Network((20, 12, 5), ("tanh", "sigmoid"))
 X, Y = random_data(NET, 16, rng=1)
@@ -52,7 +54,7 @@ def test_vectorized_and_chunked_paths_equal_the_serial_path(dtype):
     indices, steps = _batch(serial.space)
     expected, expected_taken = serial.perturbed_many(indices, steps)
     for chunk_bytes in (1, 10 * NET.n_params * 16, evaluation.CHUNK_BYTES):
-        vectorized = Evaluator(
+        vectorized = BatchedObjective(
             flat_loss, ParameterSpace(params), vectorized=True, chunk_bytes=chunk_bytes
         )
         values, taken = vectorized.perturbed_many(indices, steps)
@@ -65,7 +67,9 @@ def test_vectorized_and_chunked_paths_equal_the_serial_path(dtype):
 def test_complex_and_point_batches_agree():
     params = _params()
     serial = Objective(tree_loss, ParameterSpace(params))
-    vectorized = Evaluator(flat_loss, ParameterSpace(params), vectorized=True, chunk_bytes=50_000)
+    vectorized = BatchedObjective(
+        flat_loss, ParameterSpace(params), vectorized=True, chunk_bytes=50_000
+    )
     indices, _ = _batch(serial.space, n=40)
     steps = np.full(len(indices), 1e-20)
     np.testing.assert_allclose(
@@ -83,7 +87,7 @@ def test_thread_executor_gives_the_serial_values_and_counts():
     indices, steps = _batch(serial.space)
     expected, expected_taken = serial.perturbed_many(indices, steps)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        parallel = Evaluator(tree_loss, ParameterSpace(params), executor=pool)
+        parallel = BatchedObjective(tree_loss, ParameterSpace(params), executor=pool)
         values, taken = parallel.perturbed_many(indices, steps)
         assert parallel.parallelism == 2
     np.testing.assert_array_equal(values, expected)
@@ -131,7 +135,7 @@ def test_worker_exceptions_come_back_with_their_context():
 
     space = ParameterSpace(_params())
     with ThreadPoolExecutor(max_workers=2) as pool:
-        objective = Evaluator(failing, space, executor=pool)
+        objective = BatchedObjective(failing, space, executor=pool)
         index = space.leaves[-1].offset
         indices = np.full(100, index, dtype=np.intp)
         with pytest.raises(UserFunctionError, match="executor worker") as info:
@@ -183,18 +187,18 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(evaluation, "PROGRESS_DELAY", 0.0)
     space = ParameterSpace(_params())
     indices, steps = _batch(space, n=50)
-    Evaluator(tree_loss, space).perturbed_many(indices, steps)  # stderr is not a terminal
+    BatchedObjective(tree_loss, space).perturbed_many(indices, steps)  # stderr is not a terminal
     assert capsys.readouterr().err == ""
-    Evaluator(tree_loss, space, progress=False).perturbed_many(indices, steps)
+    BatchedObjective(tree_loss, space, progress=False).perturbed_many(indices, steps)
     assert capsys.readouterr().err == ""
-    shown = Evaluator(tree_loss, space, progress=True)
+    shown = BatchedObjective(tree_loss, space, progress=True)
     shown.perturbed_many(indices, steps)
     shown.close()
     assert "gradcheck" in capsys.readouterr().err
 
 
 def test_budget_forms():
-    assert validate_budget(None).seconds == evaluation.DEFAULT_BUDGET_SECONDS
+    assert validate_budget(None).seconds == options.DEFAULT_BUDGET_SECONDS
     assert validate_budget(2.5).seconds == 2.5
     assert validate_budget(1000).evaluations == 1000
     assert str(validate_budget(1000)) == "1000 loss evaluations"
@@ -229,8 +233,8 @@ def test_vectorized_loss_that_writes_into_its_input_still_gets_the_right_values(
 
     indices = np.arange(NET.n_params)
     steps = np.full(len(indices), 1e-4)
-    clean = Evaluator(vloss, ParameterSpace(params), vectorized=True, chunk_bytes=2_000)
-    messy = Evaluator(scribbling, ParameterSpace(params), vectorized=True, chunk_bytes=2_000)
+    clean = BatchedObjective(vloss, ParameterSpace(params), vectorized=True, chunk_bytes=2_000)
+    messy = BatchedObjective(scribbling, ParameterSpace(params), vectorized=True, chunk_bytes=2_000)
     np.testing.assert_array_equal(
         messy.perturbed_many(indices, steps)[0], clean.perturbed_many(indices, steps)[0]
     )

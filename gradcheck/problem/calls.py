@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gradcheck.errors import ParameterTypeError, UserFunctionError
+from numpy.typing import NDArray
 
-__all__ = ["require_callable", "call_user"]
+from gradcheck.errors import ParameterTypeError, UserFunctionError
+from gradcheck.problem.space import ParameterSpace
+
+__all__ = ["require_callable", "call_user", "call_gradient"]
 
 
 def require_callable(function: Any, role: str, signature: str) -> None:
@@ -32,3 +35,8 @@ def call_user(function: Callable[..., Any], role: str, context: str, *args: Any)
         raise
     except Exception as exc:  # noqa: BLE001 - reported with context, never swallowed
         raise UserFunctionError(role, context, exc) from exc
+
+
+def call_gradient(grad: Callable[[Any], Any], space: ParameterSpace, context: str) -> NDArray[Any]:
+    """``grad`` at the space's current parameters, checked against its structure, flat."""
+    return space.flatten_like(call_user(grad, "grad", context, space.tree))

@@ -79,6 +79,10 @@ class Objective:
         value = call_user(self.loss, "loss", context, tree)
         return as_real_scalar(value, context=context, allow_complex=allow_complex)
 
+    def value_again(self, context: str) -> Any:
+        """``loss`` at the original parameters once more (to test that it is deterministic)."""
+        return self._value(self.space.tree, context)
+
     def __call__(self, x: NDArray[Any]) -> float:
         """``loss`` at the flat vector ``x`` (a fresh tree is built; nothing shared)."""
         x = np.asarray(x)
@@ -122,7 +126,7 @@ class Objective:
         self._complex_arrays = ()
         self._complex_flat = ()
 
-    # -- batches (overridden by gradcheck.runner.evaluation.Evaluator: chunks, vectorized, executor) --
+    # -- batches (overridden by runner.evaluation.BatchedObjective: chunks, vectorized, executor)
     def perturbed_many(
         self, indices: NDArray[np.intp], steps: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

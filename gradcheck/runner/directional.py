@@ -11,7 +11,7 @@ be the analytic gradient's error over that parameter.  For Gaussian ``v``,
 ``e . v ~ N(0, |e|**2)`` whatever the shape of ``e``: a single wrong element and
 an error spread over every element are seen alike.  A probe passes when
 ``|g_a . v - D_v f| <= tol``; since the reference is within its error
-estimate ``err <= tol / SAFETY`` of ``g . v``, a pass implies
+estimate ``err <= tol / ESTIMATE_SAFETY`` of ``g . v``, a pass implies
 ``|e . v| <= tol + err``, which for ``|e| >= rho |g|`` has probability at most
 ``erf((tol + err) / (rho |g| sqrt 2))``.  ``k`` independent probes all pass
 with at most the product.  The result states that product as "a bug with
@@ -20,7 +20,7 @@ probability ``<= P``", and the smallest ``rho`` with ``P <= 1e-6``.
 (``tol`` depends on ``v`` only through norms like ``|v|`` that concentrate
 sharply, which the bound treats as fixed.)
 
-**Tolerance.**  ``tol = SAFETY * (err + PROBE_SIGMAS * |r o v|)``: ``err`` is
+**Tolerance.**  ``tol = ESTIMATE_SAFETY * (err + PROBE_SIGMAS * |r o v|)``: ``err`` is
 the reference's own error (Richardson's truncation and roundoff estimate
 along ``v``; for the complex step ``PROBE_SIGMAS * |c o v|`` with ``c`` the
 elementwise complex-step rounding ``8 eps max|g|``), ``r`` the elementwise room
@@ -59,7 +59,7 @@ from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.complex_step import COMPLEX_ROUNDING, complex_step_size
 from gradcheck.references.finite_difference import richardson
 from gradcheck.results import json_float
-from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, GRADIENT_NOISE_FACTOR, SAFETY
+from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR
 
 __all__ = [
     "Block",
@@ -413,15 +413,15 @@ class _Context:
     use_complex: bool
     rng: np.random.Generator
     finite: NDArray[np.bool_]
-    noise: NDArray[np.float64] | None = None  # measured jitter of the analytic gradient
+    jitter: NDArray[np.float64] | None = None  # measured jitter of the analytic gradient
     initial: dict[Block, NDArray[np.float64]] = field(default_factory=dict)  # first directions
 
     def room(self, block: Block) -> NDArray[np.float64] | float:
         """Per-element room for the analytic gradient's rounding and jitter over ``block``."""
         rounding = float(self.rounding[block.leaf])
-        if self.noise is None:
+        if self.jitter is None:
             return rounding
-        return rounding + GRADIENT_NOISE_FACTOR * self.noise[block.start : block.stop]
+        return rounding + JITTER_FACTOR * self.jitter[block.start : block.stop]
 
     def draw(self, block: Block) -> NDArray[np.float64]:
         given = self.initial.pop(block, None)
@@ -447,7 +447,7 @@ class _Context:
             room = PROBE_SIGMAS * room_v * float(np.linalg.norm(v))
         else:
             room = PROBE_SIGMAS * float(np.linalg.norm(room_v * v))
-        return SAFETY * (error + room)
+        return ESTIMATE_SAFETY * (error + room)
 
     def _analytic(self, block: Block, v: NDArray[np.float64]) -> float:
         return float(self.analytic[block.start : block.stop] @ v)
@@ -527,8 +527,8 @@ def directional_check(
     sigma: float | Callable[[], float],
     use_complex: bool,
     rng: np.random.Generator,
-    gradient_noise: NDArray[np.float64] | None = None,
-    measure_noise: Callable[[], NDArray[np.float64] | None] | None = None,
+    gradient_jitter: NDArray[np.float64] | None = None,
+    measure_jitter: Callable[[], NDArray[np.float64] | None] | None = None,
     probes: int | None = None,
     locate: bool = True,
     samples: int = 1,
@@ -540,7 +540,7 @@ def directional_check(
     ----------
     objective : Objective
         The loss over the flat parameter vector (an
-        :class:`~gradcheck.runner.evaluation.Evaluator` evaluates probe batches
+        :class:`~gradcheck.runner.evaluation.BatchedObjective` evaluates probe batches
         vectorized or in parallel).
     analytic : ndarray
         The user's gradient, flat.
@@ -553,11 +553,11 @@ def directional_check(
         else Richardson extrapolation along it.
     rng : numpy.random.Generator
         Draws the probe directions and samples.
-    gradient_noise : ndarray, optional
+    gradient_jitter : ndarray, optional
         Measured per-element jitter of the analytic gradient
-        (:func:`gradcheck.check.measure_gradient_noise`).
-    measure_noise : callable, optional
-        Measures that jitter on demand (when ``gradient_noise`` is not given): called
+        (:func:`gradcheck.verdict.jitter.measure_gradient_jitter`).
+    measure_jitter : callable, optional
+        Measures that jitter on demand (when ``gradient_jitter`` is not given): called
         only if a top-level probe fails without its room, after which the top-level
         probes are drawn again with it.  The room only widens tolerances, so probes
         that pass without it pass with it.
@@ -604,7 +604,7 @@ def directional_check(
         use_complex,
         rng,
         finite,
-        None if gradient_noise is None else np.asarray(gradient_noise, dtype=np.float64),
+        None if gradient_jitter is None else np.asarray(gradient_jitter, dtype=np.float64),
     )
     before = objective.n_evaluations
     leaves = [Block(k, leaf.offset, leaf.offset + leaf.size) for k, leaf in enumerate(space.leaves)]
@@ -614,9 +614,9 @@ def directional_check(
         probes = PROBES_PER_PARAMETER["complex" if use_complex else "richardson"]
     top_blocks = [b for b in leaves for _ in range(probes) if b.size]
     top = context.probe(top_blocks, level=0)
-    if context.noise is None and measure_noise is not None and not all(p.passed for p in top):
-        context.noise = measure_noise()
-        if context.noise is not None:  # fresh probes, judged with the jitter's room
+    if context.jitter is None and measure_jitter is not None and not all(p.passed for p in top):
+        context.jitter = measure_jitter()
+        if context.jitter is not None:  # fresh probes, judged with the jitter's room
             top = context.probe(top_blocks, level=0)
     guarantee = _guarantee(space, top, analytic, finite)
 

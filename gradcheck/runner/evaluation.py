@@ -7,7 +7,7 @@ loss values: ``perturbed_many`` (one element moved per evaluation),
 :class:`~gradcheck.problem.objective.Objective` loops over them one evaluation at a
 time, moving one element of its private working copy in place and putting it
 back, so memory stays O(N) and no parameter vector is copied per evaluation.
-:class:`Evaluator` evaluates the same batches
+:class:`BatchedObjective` evaluates the same batches
 
 * **vectorized**, when the user's loss takes a stack ``(K, N)`` of flat
   parameter vectors (``vectorized=True``): the batch is cut into chunks of
@@ -33,7 +33,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,31 +41,20 @@ from numpy.typing import NDArray
 from gradcheck.errors import (
     InvalidLossError,
     InvalidParameterError,
-    ParameterTypeError,
     UserFunctionError,
 )
+from gradcheck.options import Budget, validate_executor, validate_flag, validate_progress
 from gradcheck.problem.calls import call_user
 from gradcheck.problem.objective import Objective, as_real_scalar
 from gradcheck.problem.space import ParameterSpace, walk_leaves
 
 __all__ = [
-    "Evaluator",
-    "Budget",
-    "MODES",
+    "BatchedObjective",
     "CHUNK_BYTES",
-    "DEFAULT_BUDGET_SECONDS",
     "PROGRESS_DELAY",
     "choose_mode",
-    "validate_budget",
-    "validate_executor",
-    "validate_workers",
-    "validate_mode",
+    "usable_workers",
 ]
-
-#: Check modes: ``auto`` picks one of the others from the problem's size and the budget.
-MODES = ("auto", "full", "sampled", "directional")
-#: The time ``mode="auto"`` lets a full elementwise check take before it probes instead.
-DEFAULT_BUDGET_SECONDS = 5.0
 
 #: Largest stack of parameter vectors handed to a vectorized loss at once, in bytes: the
 #: memory bound of the stack (``K * N`` elements).  Within it the height is measured, not
@@ -87,28 +75,10 @@ MIN_TASK = 32
 TIMED_EVALUATIONS = 32
 
 
-def validate_executor(executor: Any) -> Executor | None:
-    """``executor`` if it is None or a :class:`concurrent.futures.Executor`, else a clear error."""
-    if executor is None or isinstance(executor, Executor):
-        return executor
-    if callable(getattr(executor, "submit", None)):  # duck-typed executors (e.g. dask's)
-        return executor  # type: ignore[no-any-return]
-    raise ParameterTypeError(
-        f"executor: expected a concurrent.futures.Executor (e.g. ProcessPoolExecutor, or a dask "
-        f"client's get_executor()), got {type(executor).__name__}"
-    )
-
-
-def validate_workers(workers: Any, executor: Any, loss: Any) -> int:
-    """The number of worker processes asked for (1 when none), after checking it can work."""
+def usable_workers(workers: int | None, loss: Any) -> int:
+    """The number of worker processes asked for (1 when none), after checking the loss pickles."""
     if workers is None:
         return 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)):
-        raise ParameterTypeError(f"workers: expected a positive int, got {workers!r}")
-    if workers < 1:
-        raise InvalidParameterError(f"workers: must be >= 1, got {workers}")
-    if executor is not None and workers > 1:
-        raise InvalidParameterError("workers: give either workers or executor, not both")
     if workers > 1:
         import pickle
 
@@ -121,65 +91,6 @@ def validate_workers(workers: Any, executor: Any, loss: Any) -> int:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
     return int(workers)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What a check may spend: seconds or loss evaluations (exactly one is set)."""
-
-    seconds: float | None = None
-    evaluations: int | None = None
-
-    def evaluations_for(self, seconds_per_evaluation: float) -> float:
-        """The budget in loss evaluations, at the measured cost of one."""
-        if self.evaluations is not None:
-            return float(self.evaluations)
-        assert self.seconds is not None
-        return self.seconds / max(seconds_per_evaluation, 1e-9)
-
-    def __str__(self) -> str:
-        if self.evaluations is not None:
-            return f"{self.evaluations} loss evaluations"
-        return f"{self.seconds:g} s"
-
-
-def validate_mode(mode: Any) -> str:
-    """``mode`` if it is one of :data:`MODES`, else a clear error naming it."""
-    if not isinstance(mode, str):
-        raise ParameterTypeError(
-            f"mode: expected one of {', '.join(MODES)}, got {type(mode).__name__}"
-        )
-    if mode not in MODES:
-        raise InvalidParameterError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    return mode
-
-
-def validate_budget(budget: Any) -> Budget:
-    """A :class:`Budget` from ``None`` (the default), seconds (a float) or evaluations (an int).
-
-    Raises
-    ------
-    ParameterTypeError
-        ``budget`` is not a number (or is a bool).
-    InvalidParameterError
-        ``budget`` is not positive and finite.
-    """
-    if budget is None:
-        return Budget(seconds=DEFAULT_BUDGET_SECONDS)
-    if isinstance(budget, Budget):
-        return budget
-    if isinstance(budget, (bool, np.bool_)) or not isinstance(
-        budget, (int, float, np.integer, np.floating)
-    ):
-        raise ParameterTypeError(
-            f"budget: expected seconds (a float) or loss evaluations (an int), got "
-            f"{type(budget).__name__}"
-        )
-    if not np.isfinite(budget) or budget <= 0:
-        raise InvalidParameterError(f"budget: must be positive and finite, got {budget!r}")
-    if isinstance(budget, (int, np.integer)):
-        return Budget(evaluations=int(budget))
-    return Budget(seconds=float(budget))
 
 
 def choose_mode(
@@ -291,8 +202,8 @@ def _batch_values(values: Any, rows: int, context: str, *, allow_complex: bool) 
     return array
 
 
-class Evaluator(Objective):
-    """An :class:`~gradcheck.problem.objective.Objective` whose batches run chunked, vectorized or parallel.
+class BatchedObjective(Objective):
+    """An :class:`~gradcheck.problem.objective.Objective` whose batches run chunked or in parallel.
 
     Parameters
     ----------
@@ -332,11 +243,8 @@ class Evaluator(Objective):
         progress: bool | None = None,
         chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
-        if not isinstance(vectorized, (bool, np.bool_)):
-            raise ParameterTypeError(f"vectorized: expected True or False, got {vectorized!r}")
-        if progress is not None and not isinstance(progress, (bool, np.bool_)):
-            raise ParameterTypeError(f"progress: expected True, False or None, got {progress!r}")
-        self.vectorized = bool(vectorized)
+        self.vectorized = validate_flag(vectorized, "vectorized")
+        progress = validate_progress(progress)
         self.batch_loss = loss if self.vectorized else None
         self.executor = validate_executor(executor)
         self.show_progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -674,7 +582,7 @@ def _run_task(payload: tuple[Any, ...]) -> tuple[Any, ...]:
     kind, loss, params, vectorized, chunk_rows, items, steps = payload
     try:
         space = ParameterSpace(params)
-        worker = Evaluator(
+        worker = BatchedObjective(
             loss,
             space,
             vectorized=vectorized,

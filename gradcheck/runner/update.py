@@ -40,7 +40,7 @@ from gradcheck.problem.calls import require_callable
 from gradcheck.problem.space import ParameterSpace
 from gradcheck.results import CheckResult, ParameterResult
 from gradcheck.runner.check import check
-from gradcheck.verdict.tolerance import SAFETY
+from gradcheck.verdict.tolerance import ESTIMATE_SAFETY
 
 __all__ = ["check_update", "assert_update", "UpdateResult", "ParameterUpdate", "UPDATE_KINDS"]
 
@@ -256,11 +256,11 @@ class _Step:
 
 
 def _rounding(step: _Step, space: ParameterSpace) -> NDArray[np.float64]:
-    """Per element: ``SAFETY * eps * (|params| + |new|) / lr``, the implied gradient's rounding."""
+    """Per element: ``ESTIMATE_SAFETY * eps * (|params| + |new|) / lr``, the step's rounding."""
     before, after = step.new(space.tree)
     space.restore()
     magnitude = np.abs(before.astype(np.float64)) + np.abs(after.astype(np.float64))
-    return SAFETY * space.eps() * magnitude / step.lr
+    return ESTIMATE_SAFETY * space.eps() * magnitude / step.lr
 
 
 def _widen(

@@ -1,9 +1,11 @@
 """The pass/fail criterion: tolerances derived from floating-point reasoning, not tuned.
 
-An element passes when ``|analytic - reference| <= tolerance`` with
+An element passes when ``|analytic - reference| <= tolerance`` (:func:`passes`, the one
+pass rule every check uses) with
 
-    tolerance = SAFETY * (reference_error + ANALYTIC_ROUNDING * eps * scale
-                          + GRADIENT_NOISE_FACTOR * gradient_noise)
+    tolerance = ESTIMATE_SAFETY * (reference_error + ANALYTIC_ROUNDING * eps * scale
+                                   + JITTER_FACTOR * gradient_jitter
+                                   + eps**(2/3) * global_scale + tiny)
 
 * ``reference_error`` is the reference's *own* error estimate at that element:
   roundoff ``3 sigma / h`` for a difference quotient (``sigma`` the measured
@@ -15,12 +17,12 @@ An element passes when ``|analytic - reference| <= tolerance`` with
   scale (``scale = max |reference|`` over that parameter), each rounding by a
   relative ``eps`` of the *parameter's* dtype. A float64 problem gets float64
   room, so backprop silently done in float32 (errors near 1e-7) fails.
-* ``GRADIENT_NOISE_FACTOR * gradient_noise`` is room for rounding the
+* ``JITTER_FACTOR * gradient_jitter`` is room for rounding the
   analytic formula amplifies beyond that (cancellation, as in a saturated
-  sigmoid's ``a * (1 - a)``): ``gradient_noise`` is *measured* as the jitter
+  sigmoid's ``a * (1 - a)``): ``gradient_jitter`` is *measured* as the change
   of the user's gradient when the parameters move by a few ulps and, as a
   second difference that cancels the true change, by ``sqrt(eps)``
-  (:func:`gradcheck.check.measure_gradient_noise`).  The factor turns a few
+  (:func:`gradcheck.verdict.jitter.measure_gradient_jitter`).  The factor turns a few
   samples into a bound.
 * ``eps**(2/3) * global_scale``, with ``global_scale`` the largest reference
   gradient anywhere in the problem.  ``eps**(2/3)`` is the best relative
@@ -39,7 +41,7 @@ An element passes when ``|analytic - reference| <= tolerance`` with
   passes through that range (a float32 ``1 - tanh(z)**2`` at ``|z| ~ 45``)
   is only known to about ``tiny`` absolutely.  It matters only for gradients
   near underflow (1e-38 in float32, 1e-308 in float64).
-* ``SAFETY`` covers that both error estimates are estimates (a factor of 2).
+* ``ESTIMATE_SAFETY`` covers that every term is an estimate (a factor of 2).
 
 Nothing here depends on the size of the gradient alone, so saturated networks
 (gradients ~1e-10) and losses scaled by 1e6 are judged by the same rule.
@@ -53,27 +55,41 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
-    "SAFETY",
+    "ESTIMATE_SAFETY",
     "ANALYTIC_ROUNDING",
-    "GRADIENT_NOISE_FACTOR",
+    "JITTER_FACTOR",
+    "passes",
     "derived_tolerance",
     "user_tolerance",
     "resolution_target",
 ]
 
-#: Factor on the sum of the error estimates.
-SAFETY = 2.0
-#: Room for the analytic gradient's rounding, in units of ``eps * scale``.
+#: Factor on the sum of the error terms: each term is an estimate, not a bound.
+ESTIMATE_SAFETY = 2.0
+#: Room for the analytic gradient's rounding, in units of ``eps * scale``: backprop sums
+#: a few dozen products of the gradient's size, each rounded once.
 ANALYTIC_ROUNDING = 32.0
-#: Room for the measured jitter of the analytic gradient under ulp perturbations.
-GRADIENT_NOISE_FACTOR = 4.0
+#: Room for the measured jitter of the analytic gradient: a few samples of a spread turned
+#: into a bound.
+JITTER_FACTOR = 4.0
+
+
+def passes(
+    analytic: NDArray[np.float64], reference: NDArray[np.float64], tolerance: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """The pass rule, elementwise: ``|analytic - reference| <= tolerance``.
+
+    NaN anywhere (an unchecked element, a non-finite gradient) does not pass.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.abs(analytic - reference) <= tolerance)
 
 
 def derived_tolerance(
     reference_error: NDArray[np.float64],
     eps: NDArray[np.float64] | float,
     scale: NDArray[np.float64] | float,
-    gradient_noise: NDArray[np.float64] | float = 0.0,
+    gradient_jitter: NDArray[np.float64] | float = 0.0,
     underflow: NDArray[np.float64] | float = 0.0,
     global_scale: float = 0.0,
 ) -> NDArray[np.float64]:
@@ -81,10 +97,10 @@ def derived_tolerance(
     # The terms that do not depend on the reference are summed first: with per-parameter
     # scalars (the usual case) that is a few numbers, and the result costs one array.
     room = ANALYTIC_ROUNDING * eps * scale + underflow + np.cbrt(eps) ** 2 * global_scale
-    if np.any(gradient_noise):
-        room = room + GRADIENT_NOISE_FACTOR * np.asarray(gradient_noise)
+    if np.any(gradient_jitter):
+        room = room + JITTER_FACTOR * np.asarray(gradient_jitter)
     tolerance = np.add(reference_error, room, dtype=np.float64)
-    tolerance *= SAFETY
+    tolerance *= ESTIMATE_SAFETY
     return tolerance
 
 

@@ -1,0 +1,444 @@
+"""The phases of :func:`gradcheck.check`, in the order it runs them.
+
+1. :func:`prepare`: validate the inputs, copy the parameters, make the first
+   calls of the loss and the gradient, and watch them for mutation and randomness;
+2. :func:`plan`: test whether the complex step can be trusted, choose the mode
+   (full, sampled or directional) and the elements to compare;
+3. :func:`first_pass`: one reference for every element (the complex step, else a
+   central difference), judged by the derived tolerance;
+4. :func:`second_reference`: Richardson extrapolation for every element the first
+   pass failed or could not resolve; it decides;
+5. :func:`accept_kinks`: elements still failing at a kink (or hidden below an
+   exactly-zero loss's quantum) are reported as hazards, not bugs;
+6. :func:`watch_mutation`: a last look for a loss that wrote into its input;
+7. :func:`assemble`: the per-parameter results, the hazards and the diagnosis.
+
+Each phase reads and updates one :class:`CheckRun` (what the check knows) and one
+:class:`~gradcheck.verdict.comparison.Comparison` (the per-element verdict state).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gradcheck.diagnosis import FailedCheck, diagnose, validate_layer_inputs
+from gradcheck.errors import InvalidParameterError
+from gradcheck.options import CheckOptions
+from gradcheck.problem.calls import call_gradient, require_callable
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.references.base import Estimate
+from gradcheck.references.complex_step import complex_step, complex_step_capability
+from gradcheck.references.finite_difference import central_difference, richardson, with_truncation
+from gradcheck.references.noise import NoiseOnDemand
+from gradcheck.references.registry import REFERENCES
+from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult
+from gradcheck.runner.directional import DirectionalOutcome, directional_check
+from gradcheck.runner.evaluation import BatchedObjective, choose_mode
+from gradcheck.verdict.comparison import (
+    Comparison,
+    EvaluationCost,
+    dense_vector,
+    method_code,
+    subset,
+)
+from gradcheck.verdict.hazards import (
+    below_zero_loss_quantum,
+    deduplicated,
+    determinism_hazards,
+    mutation_hazard,
+    on_copies,
+    precision_hazards,
+    zero_loss_hazard,
+)
+from gradcheck.verdict.jitter import GradientJitter
+from gradcheck.verdict.kinks import KINK_EVALUATIONS, accepted_kinks, kink_hazards
+from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR
+
+__all__ = [
+    "CheckRun",
+    "CheckPlan",
+    "as_generator",
+    "prepare",
+    "plan",
+    "first_pass",
+    "second_reference",
+    "accept_kinks",
+    "watch_mutation",
+    "assemble",
+]
+
+#: Evaluations per element a full check is costed at when the loss has no complex step:
+#: a central difference (two) and, for some elements, more.
+REAL_EVALUATIONS_PER_ELEMENT = 3.0
+#: A check compares few elements (directional, sampled) when fewer than one in this many:
+#: per-element state is then kept for those elements only.
+SPARSE_STATE_RATIO = 8
+
+
+def as_generator(rng: Any) -> tuple[np.random.Generator, int | None]:
+    """``rng`` as a Generator, and the seed to report (None when a Generator was passed)."""
+    if isinstance(rng, np.random.Generator):
+        return rng, None
+    if rng is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))  # type: ignore[operator]
+        return np.random.default_rng(seed), seed
+    return np.random.default_rng(int(rng)), int(rng)
+
+
+@dataclass
+class CheckRun:
+    """What one check knows: the problem, the user's functions, and what it found so far."""
+
+    options: CheckOptions
+    space: ParameterSpace
+    objective: BatchedObjective
+    grad: Callable[[Any], Any]
+    analytic: NDArray[Any]
+    generator: np.random.Generator
+    seed: int | None
+    layer_inputs: dict[str, NDArray[np.float64]] | None
+    jitter: GradientJitter
+    noise: NoiseOnDemand
+    cost: EvaluationCost
+    started: float
+    hazards: list[Hazard] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckPlan:
+    """What the check compares, and with which first reference."""
+
+    mode: str
+    indices: NDArray[np.intp]
+    complex_ok: bool
+    directional: DirectionalOutcome | None
+
+
+def prepare(
+    loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, options: CheckOptions
+) -> CheckRun:
+    """Phase 1: validate, copy, call the loss and the gradient once, watch them."""
+    started = time.perf_counter()
+    require_callable(loss, "loss", "loss(params) -> float")
+    require_callable(grad, "grad", "grad(params)")
+    generator, seed = as_generator(options.rng)
+    space = ParameterSpace(params)
+    layer_inputs = validate_layer_inputs(options.layer_inputs, space)
+    hazards: list[Hazard] = []
+
+    def objective_of(function: Callable[[Any], Any]) -> BatchedObjective:
+        return BatchedObjective(
+            function,
+            space,
+            vectorized=options.vectorized,
+            executor=options.executor,
+            progress=options.progress,
+        )
+
+    objective = objective_of(loss)
+    if space.restore():
+        hazards.append(mutation_hazard("loss"))
+        objective = objective_of(on_copies(loss))
+    analytic = call_gradient(grad, space, "evaluating the gradient at the given parameters")
+    if space.restore():
+        hazards.append(mutation_hazard("gradient"))
+        grad = on_copies(grad)
+    hazards += determinism_hazards(objective, grad, space, analytic)
+    # The user's atol/rtol replace the derived tolerance, which alone uses the jitter.
+    jitter = GradientJitter(
+        grad, space, analytic, generator.spawn(1)[0], enabled=not options.user_tolerance
+    )
+    # Measured only if a finite difference needs it (a complex-step check never does).
+    noise = NoiseOnDemand(objective, generator.spawn(1)[0])
+    return CheckRun(
+        options, space, objective, grad, analytic, generator, seed, layer_inputs,
+        jitter, noise, EvaluationCost(space), started, hazards,
+    )  # fmt: skip
+
+
+def plan(run: CheckRun) -> CheckPlan:
+    """Phase 2: can the complex step be trusted; which mode; which elements to compare."""
+    options, space = run.options, run.space
+    capability, line = None, None
+    if options.method in ("auto", "complex"):
+        # The capability test's random line doubles as the first probe directions.
+        line = run.generator.standard_normal(space.size)
+        capability = complex_step_capability(
+            run.objective,
+            sigma=run.noise.lower_bound,
+            measure_sigma=lambda: run.noise.sigma,
+            rng=run.generator,
+            direction=line,
+        )
+        if not capability.usable:
+            if options.method == "complex":
+                raise InvalidParameterError(
+                    f"method: 'complex' cannot be used: {capability.reason}"
+                )
+            run.notes.append(f"complex step not used: {capability.reason}")
+    complex_ok = bool(capability and capability.usable)
+    objective = run.objective
+    chosen, sample, why = choose_mode(
+        options.mode,
+        n_elements=space.size,
+        n_parameters=len(space.leaves),
+        elements=options.elements,
+        seconds_per_evaluation=objective.seconds_per_evaluation / objective.parallelism,
+        evaluations_per_element=(
+            objective.complex_cost if complex_ok else REAL_EVALUATIONS_PER_ELEMENT
+        ),
+        budget=options.budget,
+        user_tolerance=options.user_tolerance,
+    )
+    run.notes.append(why)
+    if chosen != "directional":
+        return CheckPlan(chosen, _choose_indices(space, sample, run.generator), complex_ok, None)
+    outcome = directional_check(
+        objective,
+        run.analytic,
+        sigma=lambda: run.noise.sigma,
+        rng=run.generator,
+        measure_jitter=run.jitter.measure,
+        use_complex=complex_ok and options.method in ("auto", "complex"),
+        initial=line,
+    )
+    return CheckPlan(chosen, outcome.suspects, complex_ok, outcome)
+
+
+def _choose_indices(
+    space: ParameterSpace, elements: int | None, rng: np.random.Generator
+) -> NDArray[np.intp]:
+    """All flat indices, or ``elements`` random ones of each parameter."""
+    if elements is None:
+        return np.arange(space.size)
+    chosen = []
+    for leaf in space.leaves:
+        if leaf.size <= elements:
+            chosen.append(np.arange(leaf.offset, leaf.offset + leaf.size))
+        else:
+            local = rng.choice(leaf.size, size=elements, replace=False)
+            chosen.append(leaf.offset + np.sort(local))
+    return np.concatenate(chosen).astype(np.intp)
+
+
+def _first_estimate(run: CheckRun, plan: CheckPlan) -> Estimate:
+    method, indices = run.options.method, plan.indices
+    if method in ("auto", "complex") and plan.complex_ok:
+        return complex_step(run.objective, indices)
+    if method == "auto":
+        # Roundoff-only first pass: the second reference estimates truncation where it matters.
+        return central_difference(run.objective, indices, sigma=run.noise.sigma)
+    return REFERENCES[method](run.objective, indices, run.noise.sigma)
+
+
+def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate]:
+    """Phase 3: one reference for every element compared, judged by the derived tolerance.
+
+    Returns the comparison state and the first estimate (the second reference reuses
+    a central first pass as its first rung).
+    """
+    options, indices = run.options, plan.indices
+    # Few elements to compare (directional, sampled): per-element state for those only.
+    sparse = SPARSE_STATE_RATIO * len(indices) < run.space.size
+    state = Comparison(run.space, run.analytic, run.jitter.values, sparse=sparse)
+    first = _first_estimate(run, plan)
+    state.record(first)
+    run.cost.add(indices, first.n_evaluations // max(len(indices), 1))
+    state.judge(options.atol, options.rtol)
+    # The jitter only widens the tolerance: measured only once something fails without it.
+    if run.jitter.values is None and state.failing(indices).any():
+        if run.jitter.measure() is not None:
+            state.gradient_jitter = run.jitter.values
+            state.judge(options.atol, options.rtol)
+    if options.method == "central":
+        doubtful = state.failing(indices)
+        if doubtful.any():
+            widened = with_truncation(run.objective, subset(first, doubtful), sigma=run.noise.sigma)
+            run.cost.add(widened.indices, 2)
+            state.record(widened)
+            state.judge(options.atol, options.rtol)
+    return state, first
+
+
+def second_reference(run: CheckRun, plan: CheckPlan, state: Comparison, first: Estimate) -> None:
+    """Phase 4: Richardson extrapolation decides the elements the first pass left in doubt.
+
+    Richardson over a ladder of larger steps is a second, real-arithmetic reference
+    for every element the first pass failed and, after a central first pass, for
+    every element whose tolerance was too coarse to mean anything (saturated
+    networks).  After a complex-step failure the two references are compared first:
+    when they agree within Richardson's error the complex step's extra digits decide
+    (in float64); when they disagree the loss is not complex-analytic at that element
+    and Richardson decides.
+    """
+    options, indices = run.options, plan.indices
+    if options.user_tolerance or options.method not in ("auto", "complex"):
+        return
+    doubtful = state.failing(indices)
+    unresolved = np.zeros_like(doubtful)
+    if options.method == "auto" and first.method == "central":
+        unresolved = state.unresolved(indices) & ~doubtful
+    pick = doubtful | unresolved
+    if not pick.any():
+        return
+    again = indices[pick]
+    base = None
+    if first.method == "central":
+        base = Estimate(
+            again, first.derivative[pick], first.error[pick], first.step[pick], 0, "central"
+        )
+    refined = richardson(run.objective, again, sigma=run.noise.sigma, first=base)
+    run.cost.add(again, refined.n_evaluations // max(len(again), 1))
+    if first.method == "complex":
+        disagree = np.abs(refined.derivative - state.reference[again]) > state.derived(
+            again, refined.error
+        )
+        # Below float64, the complex step resolves derivatives far finer than the loss
+        # itself can show (a float32 sigmoid that rounds to 1 is flat in the loss, yet
+        # its complex step still has the slope): there Richardson, which sees what the
+        # loss sees, decides, as the precision hazard states.
+        narrow = state.eps(again) > np.finfo(np.float64).eps
+        state.record(subset(refined, disagree | narrow))
+    else:
+        fail_mask = doubtful[pick]
+        state.record(subset(refined, fail_mask))
+        state.record(subset(refined, ~fail_mask), only_if_better=True)
+    state.judge(options.atol, options.rtol)
+
+
+def accept_kinks(run: CheckRun, plan: CheckPlan, state: Comparison) -> None:
+    """Phase 5: failures an exactly-zero loss cannot show, and kinks, become hazards."""
+    options, indices, objective = run.options, plan.indices, run.objective
+    if options.user_tolerance:
+        return
+    still = indices[state.failing(indices)]
+    if len(still) and float(objective.value0) == 0.0 and run.noise.estimate.measured == 0.0:
+        hidden = below_zero_loss_quantum(state, objective, still)
+        if hidden.any():
+            state.checked[still[hidden]] = False
+            run.hazards.append(zero_loss_hazard(int(hidden.sum())))
+            still = still[~hidden]
+    # Elements that pass only because a difference straddling a kink inflated their error
+    # estimate are probed too: the kink is reported, not silently absorbed.  A complex
+    # step takes no real step, so its error estimate cannot have been inflated that way.
+    inflatable = state.checked[indices] & (state.method[indices] != method_code("complex"))
+    still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
+    if not len(still) or options.method not in ("auto", "complex", "richardson"):
+        return
+    accepted = accepted_kinks(objective, state, still, run.noise.sigma)
+    run.cost.add(still, KINK_EVALUATIONS)
+    if accepted.any():
+        at = still[accepted]
+        state.kink[at] = True
+        run.hazards += kink_hazards(run.space, at)
+
+
+def watch_mutation(run: CheckRun) -> None:
+    """Phase 6: a loss that wrote into its input during the check is reported (and undone)."""
+    if run.space.restore():
+        run.hazards.append(mutation_hazard("loss", during_check=True))
+
+
+def tolerance_source(run: CheckRun, complex_ok: bool) -> str:
+    """How the tolerance was made, in words, from the constants that make it."""
+    options = run.options
+    if options.user_tolerance:
+        return f"user: atol={options.atol or 0:g} + rtol={options.rtol or 0:g} * |reference|"
+    first = "complex step (8 eps |d|)" if complex_ok else "central difference roundoff (3 sigma/h)"
+    room = (
+        f"{JITTER_FACTOR:g} x measured gradient jitter"
+        if run.jitter.values is not None
+        else "no jitter room (every comparison passed without it, so it was not measured)"
+    )
+    noise = run.noise.estimate.source if run.noise.measured_yet else None
+    return (
+        f"{ESTIMATE_SAFETY:g} x ({first} or Richardson error estimate "
+        f"+ {ANALYTIC_ROUNDING:g} eps x gradient scale "
+        f"+ {room} + eps^(2/3) x largest gradient); "
+        + (f"sigma from {noise}" if noise else "no finite difference, so no sigma")
+    )
+
+
+def parameter_results(
+    space: ParameterSpace, state: Comparison, cost: NDArray[np.int64], source: str
+) -> tuple[ParameterResult, ...]:
+    """One :class:`~gradcheck.results.ParameterResult` per parameter, from the comparison."""
+    results = []
+    n = space.size
+    reference, error = dense_vector(state.reference, n), dense_vector(state.error, n)
+    tolerance, step = dense_vector(state.tolerance, n), dense_vector(state.step, n)
+    for k, leaf in enumerate(space.leaves):
+        s = leaf.slice
+        analytic = state.analytic[s].reshape(leaf.shape)
+        kinks = tuple(
+            tuple(int(i) for i in np.unravel_index(j, leaf.shape))
+            for j in np.flatnonzero(state.kink[s])
+        )
+        results.append(
+            ParameterResult(
+                name=leaf.name,
+                analytic=analytic.astype(leaf.dtype, copy=False)
+                if np.all(np.isfinite(analytic))
+                else analytic,
+                reference=reference[s].reshape(leaf.shape),
+                error_estimate=error[s].reshape(leaf.shape),
+                tolerance=tolerance[s].reshape(leaf.shape),
+                checked=state.checked[s].reshape(leaf.shape),
+                step=step[s].reshape(leaf.shape),
+                method=state.methods(s),
+                tolerance_source=source,
+                n_evaluations=int(cost[k]),
+                kinks=kinks,
+                kink_mask=state.kink[s].reshape(leaf.shape),
+                dtype=str(leaf.dtype),
+            )
+        )
+    return tuple(results)
+
+
+def assemble(run: CheckRun, plan: CheckPlan, state: Comparison) -> CheckResult:
+    """Phase 7: the result, with its hazards and, for a failure, the likely bug."""
+    objective = run.objective
+    objective.close()
+    source = tolerance_source(run, plan.complex_ok)
+    objective.release_complex()  # the diagnosis rebuilds it if it needs it
+    results = parameter_results(run.space, state, run.cost.per_leaf, source)
+    result = CheckResult(
+        parameters=results,
+        hazards=tuple(deduplicated(run.hazards + precision_hazards(results))),
+        mode=plan.mode,
+        method=run.options.method,
+        n_evaluations=objective.n_evaluations,
+        n_grad_evaluations=2 + run.jitter.grad_calls,
+        loss_value=float(objective.value0),
+        noise=run.noise.sigma if run.noise.measured_yet else float("nan"),
+        seed=run.seed,
+        notes=tuple(run.notes),
+        directional=None if plan.directional is None else plan.directional.to_dict(),
+        seconds=time.perf_counter() - run.started,
+    )
+    if not run.options.diagnose or result.passed:
+        return result
+    if result.status == "inconclusive":
+        blocking = "; ".join(h.message for h in result.hazards if h.blocking)
+        withheld = "no bug is named: a hazard withholds the verdict"
+        return replace(result, diagnosis=Diagnosis("inconclusive", withheld, blocking))
+    evidence = FailedCheck(
+        space=run.space,
+        analytic=state.analytic,
+        reference=dense_vector(state.reference, run.space.size),
+        tolerance=dense_vector(state.tolerance, run.space.size),
+        checked=state.checked,
+        failed=np.concatenate([p.failed.ravel() for p in result.parameters]),
+        objective=objective,
+        grad=run.grad,
+        layer_inputs=run.layer_inputs,
+    )
+    return replace(result, diagnosis=diagnose(evidence), n_evaluations=objective.n_evaluations)

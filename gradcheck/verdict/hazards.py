@@ -1,0 +1,175 @@
+"""Hazards: what makes a verdict less than it seems, found and named.
+
+A hazard is reported beside the verdict: a loss or gradient that writes into
+its arguments, randomness left on, precision narrower than float64, gradients
+too small for an exactly-zero loss to show.  Blocking hazards (randomness)
+make the check ``inconclusive``: finite differences of a random function say
+nothing, so no verdict is given and no bug is named.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gradcheck.problem.calls import call_gradient
+from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import ParameterSpace
+from gradcheck.results import Hazard, ParameterResult, format_index
+from gradcheck.verdict.comparison import Comparison
+
+__all__ = [
+    "ZERO_LOSS_TERMS",
+    "below_zero_loss_quantum",
+    "deduplicated",
+    "determinism_hazards",
+    "mutation_hazard",
+    "on_copies",
+    "precision_hazards",
+    "zero_loss_hazard",
+]
+
+#: Size of the cancelled terms of an exactly-zero loss, in units of the largest parameter.
+ZERO_LOSS_TERMS = 16.0
+
+
+def on_copies(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``function`` called on a deep copy of its argument: what it writes goes nowhere."""
+
+    def guarded(tree: Any) -> Any:
+        return function(copy.deepcopy(tree))
+
+    return guarded
+
+
+def mutation_hazard(role: str, *, during_check: bool = False) -> Hazard:
+    """The ``mutation`` hazard of a ``role`` ("loss", "gradient") that writes into its input."""
+    if during_check:
+        return Hazard(
+            "mutation",
+            f"the {role} function modified its input during the check; gradcheck restored it",
+        )
+    return Hazard(
+        "mutation",
+        f"the {role} function modifies its input arrays in place; "
+        "gradcheck hands it a fresh copy at every evaluation",
+    )
+
+
+def determinism_hazards(
+    objective: Objective,
+    grad: Callable[[Any], Any],
+    space: ParameterSpace,
+    analytic: NDArray[Any],
+) -> list[Hazard]:
+    """Blocking hazards when a second call of the loss or the gradient gives another value."""
+    hazards = []
+    again = objective.value_again("re-evaluating the loss to test that it is deterministic")
+    if again != objective.value0:
+        hazards.append(
+            Hazard(
+                "nondeterministic",
+                "two calls of the loss at the same parameters gave "
+                f"{float(objective.value0)!r} and {float(again)!r}: randomness (dropout, noise, "
+                "sampling) left on? Finite differences of "
+                "a random function are meaningless, so no verdict is possible",
+                blocking=True,
+            )
+        )
+    analytic_again = call_gradient(
+        grad, space, "re-evaluating the gradient to test that it is deterministic"
+    )
+    space.restore()
+    # The NaN-aware comparison is ~10x slower; it is only needed when the plain one fails.
+    same = np.array_equal(analytic, analytic_again) or np.array_equal(
+        analytic, analytic_again, equal_nan=True
+    )
+    if not same:
+        diff = np.abs(analytic.astype(np.float64) - analytic_again.astype(np.float64))
+        k = int(np.nanargmax(diff))
+        leaf, where = space.leaf_index(k)
+        hazards.append(
+            Hazard(
+                "nondeterministic",
+                "two calls of the gradient at the same parameters differ "
+                f"(by {float(diff[k]):.3g} at "
+                f"{leaf.name}{format_index(where)}): randomness left on in the backward pass?",
+                parameter=leaf.name,
+                blocking=True,
+            )
+        )
+    return hazards
+
+
+def below_zero_loss_quantum(
+    state: Comparison, objective: Objective, indices: NDArray[np.intp]
+) -> NDArray[np.bool_]:
+    """Elements whose gradient a loss that is exactly 0.0 cannot show.
+
+    A loss that evaluates to exactly zero everywhere near ``x`` (measured:
+    the noise probe saw identical values) carries no scale of its own.  Such
+    a value is a difference of terms that cancelled exactly, like a softmax
+    cross-entropy ``logsumexp(z) - z_y`` fit perfectly; terms scale with the
+    parameters, so their quantum is about ``eps * T`` with
+    ``T = ZERO_LOSS_TERMS * max(max|x|, 1)``.  A gradient ``g`` with
+    ``|g| * max(|x_i|, 1) <= eps * T`` changes such a loss by less than that
+    quantum even for a move as large as the parameter itself, so it cannot be
+    checked from loss values at all.
+    """
+    x = np.abs(objective.x0.astype(np.float64))
+    terms = ZERO_LOSS_TERMS * max(float(np.max(x, initial=0.0)), 1.0)
+    predicted = np.abs(state.analytic[indices]) * np.maximum(x[indices], 1.0)
+    return (state.reference[indices] == 0.0) & (predicted <= state.eps(indices) * terms)
+
+
+def zero_loss_hazard(n_hidden: int) -> Hazard:
+    """The ``unresolved`` hazard for ``n_hidden`` elements an exactly-zero loss cannot show."""
+    return Hazard(
+        "unresolved",
+        "the loss is exactly 0.0 and constant near the parameters, so "
+        f"{n_hidden} gradient element(s) too small to change it by one rounding quantum were "
+        "not checked (e.g. a perfectly fit softmax, whose tiny gradients round away)",
+    )
+
+
+def precision_hazards(results: tuple[ParameterResult, ...]) -> list[Hazard]:
+    """One note when parameters are narrower than float64: the accuracy the check can reach."""
+    narrow, achievable = [], 0.0
+    for result in results:
+        dtype = np.dtype(result.dtype)
+        if not np.issubdtype(dtype, np.floating) or np.finfo(dtype).eps <= np.finfo(np.float64).eps:
+            continue
+        narrow.append(result)
+        mask = result.checked & np.isfinite(result.reference) & np.isfinite(result.tolerance)
+        scale = float(np.max(np.abs(result.reference[mask]), initial=0.0))
+        if scale > 0:
+            achievable = max(achievable, float(np.max(result.tolerance[mask])) / scale)
+    if not narrow:
+        return []
+    dtypes = sorted({r.dtype for r in narrow})
+    eps = max(float(np.finfo(np.dtype(d)).eps) for d in dtypes)
+    return [
+        Hazard(
+            "precision",
+            f"{', '.join(r.name for r in narrow)} {'is' if len(narrow) == 1 else 'are'} "
+            f"{'/'.join(dtypes)} (eps {eps:.2g}): checked at the precision that allows; errors "
+            f"below ~{achievable:.2g} of a parameter's gradient scale cannot be resolved (a bug "
+            "smaller than that passes)",
+        )
+    ]
+
+
+def deduplicated(hazards: list[Hazard]) -> list[Hazard]:
+    """``hazards`` without repeats of the same kind and message, in order."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for hazard in hazards:
+        key = (hazard.kind, hazard.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(hazard)
+    return out
