@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck.diagnosis.patterns import describe_factor
+from gradcheck.diagnosis import describe_factor
 from gradcheck.model.network import Network, random_data
 
 Params = dict[str, np.ndarray]
