@@ -49,7 +49,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradcheck.diagnosis.failed_check import FailedCheck, ParameterArrays, SplitCheck
-from gradcheck.diagnosis.failed_check import validate_layer_inputs as _validate_layer_inputs
 from gradcheck.diagnosis.parameter_patterns import factor_diagnosis, per_parameter
 from gradcheck.problem.calls import call_user
 from gradcheck.results import Diagnosis
@@ -72,11 +71,6 @@ __all__ = [
 ]
 
 _F64 = NDArray[np.float64]
-
-# Transitional, until the runner's restructuring is committed: the committed runner still
-# imports these from here; they live in gradcheck.diagnosis (FailedCheck was Evidence).
-Evidence = FailedCheck
-validate_layer_inputs = _validate_layer_inputs
 
 Detector = Callable[[SplitCheck], Diagnosis | None]
 
