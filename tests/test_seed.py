@@ -269,3 +269,11 @@ def test_corrected_loop_runs_and_gives_the_posts_a2():
     np.testing.assert_allclose(namespace["a2"].ravel(), train("seed").final_a2, rtol=1e-12)
     assert "weight2 -= lr * dL_dW2" in corrected_loop_source()
     assert "a1.T @ delta2" in corrected_loop_source()
+
+
+def test_the_demonstration_carries_the_corrected_loops_output(demo):
+    # The report shows this output and runs nothing: the demonstration ran the loop.
+    assert demo.corrected_loop.source == corrected_loop_source()
+    assert demo.corrected_loop.output == "a2 = [0.028 0.925 0.925 0.09 ]"
+    np.testing.assert_allclose(demo.corrected_loop.a2.ravel(), train("seed").final_a2, rtol=1e-12)
+    assert json.loads(json.dumps(demo.to_dict()))["corrected_loop"]["output"].startswith("a2 =")

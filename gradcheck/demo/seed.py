@@ -27,11 +27,14 @@ answer:
 
 The post's own arithmetic (its sigmoid, its operation order) is kept so that its printed
 numbers come out bit for bit; :func:`corrected_loop_source` is the same loop written the
-textbook way.
+textbook way, and :func:`run_corrected_loop` runs it (the demonstration carries what it
+prints, so the HTML report shows it without running anything).
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +65,8 @@ __all__ = [
     "demonstrate",
     "SeedDemonstration",
     "corrected_loop_source",
+    "CorrectedLoop",
+    "run_corrected_loop",
 ]
 
 Array = NDArray[Any]
@@ -457,6 +462,8 @@ class SeedDemonstration:
         The post's code with ``hidden_alt`` hidden units.
     alt_seed_vs_gradient_descent_relative : dict of str to ndarray
         As ``seed_vs_gradient_descent_relative`` along ``alt_seed_run``.
+    corrected_loop : CorrectedLoop
+        The post's loop written the textbook way, and what it printed when run.
     """
 
     seed_run: TrainingRun
@@ -474,6 +481,7 @@ class SeedDemonstration:
     alt_textbook_errors: dict[str, str | None]
     alt_seed_run: TrainingRun
     alt_seed_vs_gradient_descent_relative: dict[str, Array]
+    corrected_loop: CorrectedLoop
 
     @property
     def iterations(self) -> int:
@@ -641,6 +649,7 @@ class SeedDemonstration:
             "alt_seed_vs_gradient_descent_relative": arrays(
                 self.alt_seed_vs_gradient_descent_relative
             ),
+            "corrected_loop": self.corrected_loop.to_dict(),
         }
 
 
@@ -717,6 +726,7 @@ def demonstrate(iterations: int = SEED_ITERATIONS, hidden_alt: int = 5) -> SeedD
         alt_textbook_errors=_textbook_errors(seed_weights(hidden_alt), lr),
         alt_seed_run=alt_seed_run,
         alt_seed_vs_gradient_descent_relative=alt_rel,
+        corrected_loop=run_corrected_loop(),
     )
 
 
@@ -839,6 +849,54 @@ def corrected_loop_source() -> str:
     a2 = [0.028 0.925 0.925 0.09 ]
     """
     return _CORRECTED_LOOP
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectedLoop:
+    """The corrected loop's source and what running it printed.
+
+    Attributes
+    ----------
+    source : str
+        :func:`corrected_loop_source`.
+    output : str
+        What it printed (``"a2 = [0.028 0.925 0.925 0.09 ]"``), without the final newline.
+    a2 : ndarray
+        Its final output layer, the value the post's loop prints too.
+    """
+
+    source: str
+    output: str
+    a2: Array
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "output": self.output, "a2": self.a2.tolist()}
+
+
+def run_corrected_loop() -> CorrectedLoop:
+    """Run :func:`corrected_loop_source` and keep what it printed.
+
+    The report shows the source with its output; running the very text shown (rather
+    than a copy of its arithmetic) is what makes "it prints this" true of that text.
+
+    Returns
+    -------
+    CorrectedLoop
+
+    Examples
+    --------
+    >>> run_corrected_loop().output
+    'a2 = [0.028 0.925 0.925 0.09 ]'
+    """
+    printed = io.StringIO()
+    # Its own print, not a swapped sys.stdout: other threads keep printing where they did.
+    namespace: dict[str, Any] = {
+        "__name__": "__corrected_loop__",
+        "print": functools.partial(print, file=printed),
+    }
+    code = compile(_CORRECTED_LOOP, "<corrected loop>", "exec")
+    exec(code, namespace)  # noqa: S102 - our own constant source, the text the report shows
+    return CorrectedLoop(_CORRECTED_LOOP, printed.getvalue().strip(), np.asarray(namespace["a2"]))
 
 
 # -- helpers ------------------------------------------------------------------------------------

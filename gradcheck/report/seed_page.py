@@ -1,20 +1,24 @@
 """The seed report: why ``a_prev.T @ delta``, and why ``+``.
 
-Built from :func:`gradcheck.demo.seed.demonstrate`: every number on the page is
-measured, not asserted.
+Built from the :class:`~gradcheck.demo.seed.SeedDemonstration` that
+:func:`gradcheck.demo.seed.demonstrate` returns: every number on the page is
+measured there, not asserted, and the page only lays them out (it runs nothing,
+not even the corrected loop, whose output the demonstration carries).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gradcheck.errors import ParameterTypeError
 from gradcheck.report import plots
 from gradcheck.report._render import environment, render
+
+if TYPE_CHECKING:  # pragma: no cover - the type only: the report never runs demo code
+    from gradcheck.demo.seed import SeedDemonstration
 
 __all__ = ["SEED_CODE", "headline_facts", "render_seed_report"]
 
@@ -60,7 +64,7 @@ def _worst(mapping: dict[str, Any]) -> float:
     return max((float(np.nanmax(v)) for v in mapping.values()), default=float("nan"))
 
 
-def headline_facts(demo: Any) -> list[tuple[str, str]]:
+def headline_facts(demo: SeedDemonstration) -> list[tuple[str, str]]:
     """A few numbers for the index: the output, the two step comparisons, the claims."""
     claims = demo.claims
     return [
@@ -71,7 +75,7 @@ def headline_facts(demo: Any) -> list[tuple[str, str]]:
     ]
 
 
-def _step_plot(demo: Any) -> str:
+def _step_plot(demo: SeedDemonstration) -> str:
     """The seed's step and the textbook's step against ``-lr * dL/dW`` over the iterations."""
     floor = 1e-19
     iterations = np.arange(1, demo.iterations + 1)
@@ -135,7 +139,7 @@ def _step_plot(demo: Any) -> str:
     )
 
 
-def _training_plot(demo: Any) -> str:
+def _training_plot(demo: SeedDemonstration) -> str:
     runs = [
         (
             f"post's update (+ lr · a_prev.T @ dC_dw), {demo.seed_run.hidden} hidden",
@@ -170,26 +174,25 @@ def _training_plot(demo: Any) -> str:
     )
 
 
-def _run_corrected(source: str) -> str:
-    """Run the corrected loop (our own constant source) and capture what it prints."""
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(source, "<corrected loop>", "exec"), {"__name__": "__corrected__"})
-    return output.getvalue().strip()
+def _is_demonstration(demo: Any) -> bool:
+    """Whether ``demo`` is a :class:`~gradcheck.demo.seed.SeedDemonstration`, importing nothing.
+
+    A SeedDemonstration can only exist once its module is loaded, so the class is looked
+    up where it already is instead of importing the demonstration code into the report.
+    """
+    module = sys.modules.get("gradcheck.demo.seed")
+    return module is not None and isinstance(demo, module.SeedDemonstration)
 
 
 def render_seed_report(
-    demo: Any, *, title: str | None = None, back_link: str | None = None, run_corrected: bool = True
+    demo: SeedDemonstration, *, title: str | None = None, back_link: str | None = None
 ) -> str:
     """The HTML text of :func:`gradcheck.report.write_seed_report`."""
-    from gradcheck.demo.seed import SeedDemonstration, corrected_loop_source
-
-    if not isinstance(demo, SeedDemonstration):
+    if not _is_demonstration(demo):
         raise ParameterTypeError(
             f"demo: expected the SeedDemonstration of gradcheck.demo.seed.demonstrate(), not "
             f"{type(demo).__name__}"
         )
-    corrected = corrected_loop_source()
     shapes = {name: "×".join(str(s) for s in shape) for name, shape in demo.shapes.items()}
     seed_rel = _worst(demo.seed_vs_gradient_descent_relative)
     textbook_rel = demo.textbook_vs_gradient_descent_relative.get("weight2")
@@ -213,8 +216,8 @@ def render_seed_report(
         central_error=demo.central_difference_error,
         gradient=gradient,
         central=demo.central_difference,
-        corrected=corrected,
-        corrected_output=_run_corrected(corrected) if run_corrected else None,
+        corrected=demo.corrected_loop.source,
+        corrected_output=demo.corrected_loop.output,
         runs={
             "seed": demo.seed_run,
             "flipped": demo.sign_flipped_run,
