@@ -47,8 +47,8 @@ MAX_TERM = 64
 #: measures: a fitted factor is snapped by the tolerance first, so this only reads exact values.
 FRACTION_RTOL = 1e-8
 
-#: A constant fitted to one element always fits it: a factor is evidence only when at least two
-#: elements whose reference stands out of its tolerance (``|r| > tol``) constrain it.
+#: A constant fitted to one element always fits it: a factor is evidence of a cause only when at
+#: least two elements whose reference stands out of its tolerance (``|r| > tol``) constrain it.
 MIN_INFORMATIVE = 2
 
 #: Within 1% of 1 a factor is no formula's constant (those are 2, 1/2, n...): a slip such as
@@ -139,6 +139,8 @@ def fit_factor(
     analytic: NDArray[np.float64],
     reference: NDArray[np.float64],
     tolerance: NDArray[np.float64],
+    *,
+    min_informative: int = MIN_INFORMATIVE,
 ) -> FactorFit | None:
     """Fit ``analytic = c * reference`` by least squares and test it against the tolerance.
 
@@ -147,11 +149,15 @@ def fit_factor(
     analytic, reference, tolerance : ndarray
         Flat, over the checked elements.  Elements with a non-finite reference carry no
         information and are left out; a non-finite analytic value makes the fit fail.
+    min_informative : int, optional, keyword-only
+        How many elements must constrain ``c`` (``|reference| > tolerance``).  The default,
+        :data:`MIN_INFORMATIVE`, is what naming a *cause* needs; describing a step on a
+        one-element parameter needs 1 (see :mod:`gradcheck.runner.update`).
 
     Returns
     -------
     FactorFit or None
-        None when fewer than :data:`MIN_INFORMATIVE` elements constrain ``c``.  Otherwise
+        None when fewer than ``min_informative`` elements constrain ``c``.  Otherwise
         ``c = <analytic, reference> / <reference, reference>``, replaced by the nearest simple
         fraction when that fits within tolerance too: a fraction that fits is the better
         explanation, since the reference may be good to only a few digits.
@@ -167,7 +173,7 @@ def fit_factor(
     a, r, tol = analytic[known], reference[known], tolerance[known]
     informative = int(np.sum(np.abs(r) > tol))
     denominator = float(np.dot(r, r))
-    if informative < MIN_INFORMATIVE or denominator == 0:
+    if informative < max(1, min_informative) or denominator == 0:
         return None
     c = float(np.dot(a, r) / denominator)
     if not math.isfinite(c):

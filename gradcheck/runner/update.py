@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gradcheck.diagnosis.factors import fit_factor, simple_fraction, within_tolerance
 from gradcheck.errors import (
     GradientMismatchError,
     GradientStructureError,
@@ -289,9 +290,15 @@ def _widen(
 
 
 @dataclass(frozen=True)
-class _Evidence:
+class _ImpliedGradient:
+    """One parameter's implied gradient ``(params - new) / lr`` beside its reference.
+
+    ``implied``, ``reference`` and ``tolerance`` are flat over the checked elements with a
+    finite reference; the ``*_full`` arrays are in the parameter's shape, NaN where unchecked.
+    """
+
     name: str
-    implied: NDArray[np.float64]  # checked elements, flat
+    implied: NDArray[np.float64]
     reference: NDArray[np.float64]
     tolerance: NDArray[np.float64]
     shape: tuple[int, ...]
@@ -302,110 +309,102 @@ class _Evidence:
     layer_input: NDArray[np.float64] | None
 
 
-def _fits(fitted: NDArray[np.float64], evidence: _Evidence, factor: float = 1.0) -> bool:
-    with np.errstate(invalid="ignore"):
-        return bool(
-            np.all(
-                np.abs(fitted - evidence.reference) <= evidence.tolerance * max(1.0, abs(factor))
-            )
-        )
+#: Informative elements a scaled step needs (the diagnosis needs MIN_INFORMATIVE = 2 to name a
+#: cause): a step on a one-element parameter is a multiple of dL/dp whatever it is, so "scaled"
+#: describes it exactly, where the other patterns (per-sample delta, a different direction) are
+#: false.
+_STEP_MIN_INFORMATIVE = 1
 
 
-def _fraction(c: float) -> str:
-    """``2``, ``1/4``, ``-1`` or ``0.3712`` for a factor."""
-    for n in range(1, 65):
-        if math.isclose(abs(c), n, rel_tol=1e-6):
-            return f"{'-' if c < 0 else ''}{n}"
-        if math.isclose(abs(c), 1 / n, rel_tol=1e-6):
-            return f"{'-' if c < 0 else ''}1/{n}"
-    return f"{c:.4g}"
+def _factor_text(c: float) -> str:
+    """``2``, ``1/4``, ``-1``, ``2/3`` (simple fractions), or ``0.3712`` for a factor."""
+    fraction = simple_fraction(c)
+    return str(fraction) if fraction is not None else f"{c:.4g}"
 
 
-def _frozen(e: _Evidence) -> ParameterUpdate | None:
-    if np.all(np.abs(e.implied) <= e.tolerance):
+def _frozen(gradient: _ImpliedGradient) -> ParameterUpdate | None:
+    name = gradient.name
+    if np.all(np.abs(gradient.implied) <= gradient.tolerance):
         return ParameterUpdate(
-            e.name,
+            name,
             "frozen",
             0.0,
-            f"the step leaves {e.name} unchanged, but dL/d{e.name} is not zero "
-            f"(largest |dL/d{e.name}| = {float(np.max(np.abs(e.reference))):.3g}): "
+            f"the step leaves {name} unchanged, but dL/d{name} is not zero "
+            f"(largest |dL/d{name}| = {float(np.max(np.abs(gradient.reference))):.3g}): "
             "is its update missing, or applied to a copy?",
         )
     return None
 
 
-def _scaled(e: _Evidence) -> ParameterUpdate | None:
-    norm = float(e.reference @ e.reference)
-    if norm == 0:
+def _scaled(gradient: _ImpliedGradient) -> ParameterUpdate | None:
+    """The implied gradient is ``c * dL/dparam`` (:func:`fit_factor`): scaled descent or ascent."""
+    fit = fit_factor(
+        gradient.implied,
+        gradient.reference,
+        gradient.tolerance,
+        min_informative=_STEP_MIN_INFORMATIVE,
+    )
+    if fit is None or not fit.fits or fit.factor == 0:
         return None
-    c = float(e.implied @ e.reference) / norm
-    # The implied gradient is c * reference: then reference = implied / c within tolerance.
-    if c == 0 or not _fits(e.implied / c, e, 1 / abs(c)):
-        return None
-    if math.isclose(c, -1.0, rel_tol=1e-6) or _fits(-e.implied, e):
+    c, name = fit.factor, gradient.name
+    if c == -1:
         return ParameterUpdate(
-            e.name,
+            name,
             "ascent",
             -1.0,
-            f"the step moves {e.name} by +lr * dL/d{e.name}: it climbs the loss. The sign is "
+            f"the step moves {name} by +lr * dL/d{name}: it climbs the loss. The sign is "
             "flipped: new = params - lr * dL/dparams is descent. (A term written as (y - "
             "prediction) is already minus the gradient of 1/2 (prediction - y)^2: subtract "
             "the gradient, or add that term, not both.)",
         )
     if c < 0:
         return ParameterUpdate(
-            e.name,
+            name,
             "ascent",
             c,
-            f"the step moves {e.name} by +{_fraction(-c)} * lr * dL/d{e.name}: it climbs the "
+            f"the step moves {name} by +{_factor_text(-c)} * lr * dL/d{name}: it climbs the "
             "loss (the sign is flipped, and the size is off by a factor too)",
         )
     return ParameterUpdate(
-        e.name,
+        name,
         "factor",
         c,
-        f"the step is descent with {_fraction(c)} x the learning rate on {e.name}: "
-        f"new = params - {_fraction(c)} * lr * dL/dparams. Usual causes: a missing 1/2 in the "
-        "loss (factor 2), a sum where the loss takes a mean (factor = number of samples), "
+        f"the step is descent with {_factor_text(c)} x the learning rate on {name}: "
+        f"new = params - {_factor_text(c)} * lr * dL/dparams. Usual causes: a missing 1/2 in "
+        "the loss (factor 2), a sum where the loss takes a mean (factor = number of samples), "
         "a learning rate applied twice",
     )
 
 
-def _per_sample_delta(e: _Evidence) -> ParameterUpdate | None:
-    a = e.layer_input
-    if a is None or len(e.shape) != 2 or not e.complete:
+def _per_sample_delta(gradient: _ImpliedGradient) -> ParameterUpdate | None:
+    a_prev = gradient.layer_input
+    if a_prev is None or len(gradient.shape) != 2 or not gradient.complete:
         return None
-    if a.ndim != 2 or a.shape[0] != e.shape[0]:
+    if a_prev.ndim != 2 or a_prev.shape[0] != gradient.shape[0]:
         return None
-    samples, units = e.shape
-    summed = a.T @ e.implied_full  # what the term would be if it were the per-sample delta
-    if summed.shape != e.shape:
+    samples, units = gradient.shape
+    summed = a_prev.T @ gradient.implied_full  # the term's gradient if it is the per-sample delta
+    if summed.shape != gradient.shape or float(summed.ravel() @ summed.ravel()) == 0:
         return None
-    evidence = replace(
-        e,
-        implied=summed.ravel(),
-        reference=e.reference_full.ravel(),
-        tolerance=e.tolerance_full.ravel(),
-    )
-    norm = float(summed.ravel() @ summed.ravel())
-    if norm == 0:
-        return None
+    reference, tolerance = gradient.reference_full, gradient.tolerance_full
     for sign in (1.0, -1.0):
-        if _fits(sign * summed.ravel(), evidence):
+        if within_tolerance(sign * summed, reference, tolerance):
             break
     else:
         return None
     flipped = sign < 0
+    name = gradient.name
     return ParameterUpdate(
-        e.name,
+        name,
         "per_sample_delta",
         None,
-        f"the term subtracted from {e.name} is {'minus ' if flipped else ''}the layer's delta "
-        f"(dL/dz, one row per sample: {samples} samples x {units} units), not dL/d{e.name}. "
+        f"the term subtracted from {name} is {'minus ' if flipped else ''}the layer's delta "
+        f"(dL/dz, one row per sample: {samples} samples x {units} units), not dL/d{name}. "
         f"The gradient is the layer input transposed times delta, dL/dW = a_prev.T @ delta: "
         "the sum over samples of each sample's outer product, which has W's shape. Here delta "
-        f"has {e.name}'s shape {e.shape} only because the number of samples ({samples}) equals "
-        f"{e.name}'s number of rows; with another batch size this update would not even run."
+        f"has {name}'s shape {gradient.shape} only because the number of samples ({samples}) "
+        f"equals {name}'s number of rows; with another batch size this update would not even "
+        "run."
         + (
             " Its sign is flipped as well: delta is dL/dz, while the term used here is -delta "
             "(written (y - a) * ...), so even a_prev.T @ term would climb the loss; adding "
@@ -417,38 +416,60 @@ def _per_sample_delta(e: _Evidence) -> ParameterUpdate | None:
     )
 
 
-def _different(e: _Evidence) -> ParameterUpdate:
-    norms = float(np.linalg.norm(e.implied)) * float(np.linalg.norm(e.reference))
-    cosine = float(e.implied @ e.reference) / norms if norms else float("nan")
+def _different(gradient: _ImpliedGradient) -> ParameterUpdate:
+    implied, reference, name = gradient.implied, gradient.reference, gradient.name
+    norms = float(np.linalg.norm(implied)) * float(np.linalg.norm(reference))
+    cosine = float(implied @ reference) / norms if norms else float("nan")
     hint = ""
-    if len(e.shape) == 2 and e.layer_input is None:
+    if len(gradient.shape) == 2 and gradient.layer_input is None:
         hint = (
             " If the update uses the layer's delta (dL/dz, one row per sample) in place of "
-            f"dL/dW = a_prev.T @ delta, pass layer_inputs={{{e.name!r}: a_prev}} to "
+            f"dL/dW = a_prev.T @ delta, pass layer_inputs={{{name!r}: a_prev}} to "
             "confirm it."
         )
     return ParameterUpdate(
-        e.name,
+        name,
         "different",
         None,
-        f"the step on {e.name} is not along -dL/d{e.name}: the implied gradient "
+        f"the step on {name} is not along -dL/d{name}: the implied gradient "
         f"(params - new) / lr and the reference point in different directions (cosine "
         f"{cosine:.3f}); it is the gradient of another function, or not a gradient at all.{hint}",
     )
 
 
 #: Patterns tried in order on each failing parameter; the first that fits explains it.
-PATTERNS: dict[str, Callable[[_Evidence], ParameterUpdate | None]] = {
+PATTERNS: dict[str, Callable[[_ImpliedGradient], ParameterUpdate | None]] = {
     "frozen": _frozen,
     "scaled": _scaled,
     "per_sample_delta": _per_sample_delta,
 }
 
 
+def _implied_gradient(
+    parameter: ParameterResult, layer_input: NDArray[np.float64] | None
+) -> _ImpliedGradient:
+    checked = parameter.checked & np.isfinite(parameter.reference)
+    analytic = parameter.analytic.astype(np.float64)
+    return _ImpliedGradient(
+        name=parameter.name,
+        implied=analytic[checked],
+        reference=parameter.reference[checked],
+        tolerance=parameter.tolerance[checked],
+        shape=parameter.shape,
+        implied_full=analytic,
+        reference_full=parameter.reference,
+        tolerance_full=parameter.tolerance,
+        complete=bool(checked.all()),
+        layer_input=layer_input,
+    )
+
+
 def _classify(
     result: CheckResult, layer_inputs: Mapping[str, NDArray[np.float64]]
-) -> tuple[ParameterUpdate, ...]:
+) -> tuple[tuple[ParameterUpdate, ...], dict[str, _ImpliedGradient]]:
+    """Each parameter's finding, and the implied gradients of the failing ones."""
     found = []
+    gradients: dict[str, _ImpliedGradient] = {}
     for p in result.parameters:
         if p.passed:
             found.append(
@@ -460,31 +481,45 @@ def _classify(
                 )
             )
             continue
-        checked = p.checked & np.isfinite(p.reference)
-        analytic = p.analytic.astype(np.float64)
-        evidence = _Evidence(
-            name=p.name,
-            implied=analytic[checked],
-            reference=p.reference[checked],
-            tolerance=p.tolerance[checked],
-            shape=p.shape,
-            implied_full=analytic,
-            reference_full=p.reference,
-            tolerance_full=p.tolerance,
-            complete=bool(checked.all()),
-            layer_input=layer_inputs.get(p.name),
-        )
+        gradient = gradients[p.name] = _implied_gradient(p, layer_inputs.get(p.name))
         for pattern in PATTERNS.values():
-            finding = pattern(evidence)
+            finding = pattern(gradient)
             if finding is not None:
                 break
         else:
-            finding = _different(evidence)
+            finding = _different(gradient)
         found.append(finding)
-    return tuple(found)
+    return tuple(found), gradients
 
 
-def _summarise(parameters: tuple[ParameterUpdate, ...]) -> tuple[str, str, float | None]:
+def _shared_factor(
+    failing: list[ParameterUpdate], gradients: Mapping[str, _ImpliedGradient]
+) -> tuple[bool, float | None]:
+    """Whether failing parameters of one kind share their factor, and the factor.
+
+    Scaled steps share a factor when one constant fits all their elements: the same fit and
+    tolerance test (:func:`fit_factor`) as each parameter's own.
+    """
+    factors = [p.factor for p in failing]
+    if len(failing) == 1 or all(f is None for f in factors):
+        return True, factors[0]
+    if failing[0].kind not in ("factor", "ascent"):  # frozen: the factor is 0 for each
+        return all(f == factors[0] for f in factors), factors[0]
+    chosen = [gradients[p.name] for p in failing]
+    fit = fit_factor(
+        np.concatenate([g.implied for g in chosen]),
+        np.concatenate([g.reference for g in chosen]),
+        np.concatenate([g.tolerance for g in chosen]),
+        min_informative=_STEP_MIN_INFORMATIVE,
+    )
+    if fit is None or not fit.fits:
+        return False, None
+    return True, fit.factor
+
+
+def _summarise(
+    parameters: tuple[ParameterUpdate, ...], gradients: Mapping[str, _ImpliedGradient]
+) -> tuple[str, str, float | None]:
     failing = [p for p in parameters if not p.passed]
     if not failing:
         return (
@@ -494,20 +529,15 @@ def _summarise(parameters: tuple[ParameterUpdate, ...]) -> tuple[str, str, float
             1.0,
         )
     kinds = {p.kind for p in failing}
-    factors = [p.factor for p in failing]
-    same_factor = all(f is None for f in factors) or all(
-        f is not None and factors[0] is not None and math.isclose(f, factors[0], rel_tol=1e-6)
-        for f in factors
-    )
     fine = [p.name for p in parameters if p.passed]
     tail = f"\n({', '.join(fine)}: gradient descent, correct)" if fine else ""
-    if len(kinds) == 1 and same_factor:
-        kind = kinds.pop()
-        factor = failing[0].factor
-        if len(failing) == 1:
-            return kind, failing[0].explanation + tail, factor
-        names = ", ".join(p.name for p in failing)
-        return kind, f"{names}: " + failing[0].explanation + tail, factor
+    if len(kinds) == 1:
+        shared, factor = _shared_factor(failing, gradients)
+        if shared and len(failing) == 1:
+            return failing[0].kind, failing[0].explanation + tail, factor
+        if shared:
+            names = ", ".join(p.name for p in failing)
+            return failing[0].kind, f"{names}: " + failing[0].explanation + tail, factor
     text = "\n".join(f"{p.name}: {p.explanation}" for p in failing) + tail
     return "mixed", text, None
 
@@ -682,8 +712,8 @@ def check_update(
         return UpdateResult(
             "inconclusive", hazards, lr, (), result, None, time.perf_counter() - started
         )
-    parameters = _classify(result, inputs)
-    kind, explanation, factor = _summarise(parameters)
+    parameters, gradients = _classify(result, inputs)
+    kind, explanation, factor = _summarise(parameters, gradients)
     return UpdateResult(
         kind, explanation, lr, parameters, result, factor, time.perf_counter() - started
     )
