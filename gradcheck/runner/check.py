@@ -2,8 +2,9 @@
 
 :func:`check` reads as its pipeline; each phase lives in :mod:`gradcheck.runner.phases`:
 validate and prepare -> plan (complex-step capability, mode, elements) -> first pass ->
-second reference (Richardson) -> kinks -> a last look for mutation -> assemble (results,
-hazards, diagnosis).  The options are defined once, in :class:`gradcheck.options.CheckOptions`.
+second reference (Richardson) -> kinks -> the functions watched again for drift and mutation
+-> assemble (results, hazards, diagnosis).  The options are defined once, in
+:class:`gradcheck.options.CheckOptions`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gradcheck.runner.phases import (
     plan,
     prepare,
     second_reference,
-    watch_mutation,
+    watch_the_functions,
 )
 
 __all__ = ["check", "assert_check", "METHODS"]
@@ -64,7 +65,9 @@ def check(
     elements : int, optional
         Check only this many random elements of each parameter (all by default).
     rng : numpy.random.Generator, int or None
-        Randomness (noise probe direction, sampled elements).
+        Randomness (noise probe direction, sampled elements, probe directions).
+        ``None`` is the fixed seed 0, so the same call gives the same verdict
+        every run; the seed used is recorded in ``result.seed``.
     diagnose : bool
         Name the likely bug when the check fails.
     mode : {"auto", "full", "sampled", "directional"}
@@ -145,9 +148,10 @@ def check(
     run = prepare(loss, grad, params, settings)
     chosen = plan(run)
     state, first = first_pass(run, chosen)
+    watch_the_functions(run, "after the first pass")
     second_reference(run, chosen, state, first)
     accept_kinks(run, chosen, state)
-    watch_mutation(run)
+    watch_the_functions(run, "at the end of the check", final=True)
     return assemble(run, chosen, state)
 
 

@@ -10,7 +10,8 @@
    pass failed or could not resolve; it decides;
 5. :func:`accept_kinks`: elements still failing at a kink (or hidden below an
    exactly-zero loss's quantum) are reported as hazards, not bugs;
-6. :func:`watch_mutation`: a last look for a loss that wrote into its input;
+6. :func:`watch_the_functions`: the original point evaluated again along the way and at
+   the end: a loss or gradient that changed, or wrote into its input, withholds the verdict;
 7. :func:`assemble`: the per-parameter results, the hazards and the diagnosis.
 
 Each phase reads and updates one :class:`CheckRun` (what the check knows) and one
@@ -51,6 +52,7 @@ from gradcheck.verdict.hazards import (
     below_zero_loss_quantum,
     deduplicated,
     determinism_hazards,
+    loss_drift_hazard,
     mutation_hazard,
     on_copies,
     precision_hazards,
@@ -63,13 +65,14 @@ from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITT
 __all__ = [
     "CheckRun",
     "CheckPlan",
+    "DEFAULT_SEED",
     "as_generator",
     "prepare",
     "plan",
     "first_pass",
     "second_reference",
     "accept_kinks",
-    "watch_mutation",
+    "watch_the_functions",
     "assemble",
 ]
 
@@ -81,14 +84,17 @@ REAL_EVALUATIONS_PER_ELEMENT = 3.0
 SPARSE_STATE_RATIO = 8
 
 
+#: The seed of a check given ``rng=None``: the same call gives the same verdict, every run
+#: (as torch's and jax's checkers do); pass another seed, or a Generator, to vary the draws.
+DEFAULT_SEED = 0
+
+
 def as_generator(rng: Any) -> tuple[np.random.Generator, int | None]:
     """``rng`` as a Generator, and the seed to report (None when a Generator was passed)."""
     if isinstance(rng, np.random.Generator):
         return rng, None
-    if rng is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))  # type: ignore[operator]
-        return np.random.default_rng(seed), seed
-    return np.random.default_rng(int(rng)), int(rng)
+    seed = DEFAULT_SEED if rng is None else int(rng)
+    return np.random.default_rng(seed), seed
 
 
 @dataclass
@@ -340,10 +346,24 @@ def accept_kinks(run: CheckRun, plan: CheckPlan, state: Comparison) -> None:
         run.hazards += kink_hazards(run.space, at)
 
 
-def watch_mutation(run: CheckRun) -> None:
-    """Phase 6: a loss that wrote into its input during the check is reported (and undone)."""
-    if run.space.restore():
+def watch_the_functions(run: CheckRun, when: str, *, final: bool = False) -> None:
+    """Phases 3b and 6: are the loss and the gradient still the functions first called?
+
+    A loss that writes into its input, or starts returning other values after a
+    few calls, would make every later reference meaningless, so the loss is
+    evaluated again at the original point along the way and at the end.  A change
+    is a blocking hazard: the check is ``inconclusive``, never ``passed``.  (The
+    gradient compared is the one of the first call, tested against the second in
+    :func:`prepare`; later calls only measure its jitter.)
+    """
+    if final and run.space.restore():
         run.hazards.append(mutation_hazard("loss", during_check=True))
+        return  # what the loss returns now is explained by what it wrote
+    if any(h.kind == "nondeterministic" for h in run.hazards):
+        return  # already withheld; more calls would say nothing new
+    drift = loss_drift_hazard(run.objective, when)
+    if drift is not None:
+        run.hazards.append(drift)
 
 
 def tolerance_source(run: CheckRun, complex_ok: bool) -> str:

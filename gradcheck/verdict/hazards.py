@@ -27,6 +27,8 @@ __all__ = [
     "below_zero_loss_quantum",
     "deduplicated",
     "determinism_hazards",
+    "gradient_drift_hazard",
+    "loss_drift_hazard",
     "mutation_hazard",
     "on_copies",
     "precision_hazards",
@@ -60,49 +62,66 @@ def mutation_hazard(role: str, *, during_check: bool = False) -> Hazard:
     )
 
 
-def determinism_hazards(
-    objective: Objective,
-    grad: Callable[[Any], Any],
-    space: ParameterSpace,
-    analytic: NDArray[Any],
-) -> list[Hazard]:
-    """Blocking hazards when a second call of the loss or the gradient gives another value."""
-    hazards = []
-    again = objective.value_again("re-evaluating the loss to test that it is deterministic")
-    if again != objective.value0:
-        hazards.append(
-            Hazard(
-                "nondeterministic",
-                "two calls of the loss at the same parameters gave "
-                f"{float(objective.value0)!r} and {float(again)!r}: randomness (dropout, noise, "
-                "sampling) left on? Finite differences of "
-                "a random function are meaningless, so no verdict is possible",
-                blocking=True,
-            )
-        )
+def loss_drift_hazard(objective: Objective, when: str) -> Hazard | None:
+    """A blocking hazard when the loss, at the original parameters, no longer gives ``value0``.
+
+    ``when`` says at which point of the check the loss was evaluated again
+    ("on its second call", "after the first pass", "at the end of the check").
+    """
+    again = objective.value_again(f"re-evaluating the loss {when} to test that it is deterministic")
+    if again == objective.value0:
+        return None
+    return Hazard(
+        "nondeterministic",
+        f"the loss at the same parameters gave {float(objective.value0)!r} on its first call and "
+        f"{float(again)!r} {when}: randomness (dropout, noise, sampling) or state left on? "
+        "Finite differences of a function that changes between calls are meaningless, so no "
+        "verdict is possible",
+        blocking=True,
+    )
+
+
+def gradient_drift_hazard(
+    grad: Callable[[Any], Any], space: ParameterSpace, analytic: NDArray[Any], when: str
+) -> Hazard | None:
+    """A blocking hazard when the gradient at the original parameters is no longer ``analytic``."""
     analytic_again = call_gradient(
-        grad, space, "re-evaluating the gradient to test that it is deterministic"
+        grad, space, f"re-evaluating the gradient {when} to test that it is deterministic"
     )
     space.restore()
     # The NaN-aware comparison is ~10x slower; it is only needed when the plain one fails.
     same = np.array_equal(analytic, analytic_again) or np.array_equal(
         analytic, analytic_again, equal_nan=True
     )
-    if not same:
-        diff = np.abs(analytic.astype(np.float64) - analytic_again.astype(np.float64))
-        k = int(np.nanargmax(diff))
-        leaf, where = space.leaf_index(k)
-        hazards.append(
-            Hazard(
-                "nondeterministic",
-                "two calls of the gradient at the same parameters differ "
-                f"(by {float(diff[k]):.3g} at "
-                f"{leaf.name}{format_index(where)}): randomness left on in the backward pass?",
-                parameter=leaf.name,
-                blocking=True,
-            )
-        )
-    return hazards
+    if same:
+        return None
+    diff = np.abs(analytic.astype(np.float64) - analytic_again.astype(np.float64))
+    k = int(np.nanargmax(diff))
+    leaf, where = space.leaf_index(k)
+    return Hazard(
+        "nondeterministic",
+        f"the gradient at the same parameters differs between its first call and {when} "
+        f"(by {float(diff[k]):.3g} at {leaf.name}{format_index(where)}): randomness or state "
+        "left on in the backward pass?",
+        parameter=leaf.name,
+        blocking=True,
+    )
+
+
+def determinism_hazards(
+    objective: Objective,
+    grad: Callable[[Any], Any],
+    space: ParameterSpace,
+    analytic: NDArray[Any],
+    *,
+    when: str = "on its second call",
+) -> list[Hazard]:
+    """Blocking hazards when the loss or the gradient, called again, gives another value."""
+    found = (
+        loss_drift_hazard(objective, when),
+        gradient_drift_hazard(grad, space, analytic, when),
+    )
+    return [hazard for hazard in found if hazard is not None]
 
 
 def below_zero_loss_quantum(

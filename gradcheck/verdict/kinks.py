@@ -27,6 +27,7 @@ __all__ = [
     "KINK_EVALUATIONS",
     "KINK_PERSISTENCE",
     "KINK_ROUNDOFF_MARGIN",
+    "KINK_SLOPE_STABILITY",
     "accepted_kinks",
     "kink_hazards",
 ]
@@ -38,6 +39,12 @@ KINK_EVALUATIONS = 8
 KINK_PERSISTENCE = 0.75
 #: How far the spread must exceed the slopes' roundoff bound to count as a jump.
 KINK_ROUNDOFF_MARGIN = 4.0
+#: Most each one-sided slope may change from h to h/2, as a share of the jump: on each
+#: side of a kink the loss is smooth, so its slopes barely move (a kink at distance
+#: r*h < 0.2h moves them by r*jump, at most 1/3 of the remaining jump); slopes that
+#: wander as much as the jump are noise or drift, not a kink, and their band could
+#: otherwise absorb an error of the gradient's size.
+KINK_SLOPE_STABILITY = 0.5
 #: Kinks listed by element in a hazard's message (all are in its ``indices``).
 KINKS_LISTED = 5
 
@@ -50,8 +57,9 @@ def accepted_kinks(
     For a smooth loss the forward and backward slopes differ by ``h f''``,
     which halves when ``h`` halves; at a kink they differ by the jump in
     slope, which does not.  A spread that keeps at least ``KINK_PERSISTENCE``
-    of its size from ``h`` to ``h/2`` and exceeds the roundoff bound by
-    ``KINK_ROUNDOFF_MARGIN`` is a kink.
+    of its size from ``h`` to ``h/2``, exceeds the roundoff bound by
+    ``KINK_ROUNDOFF_MARGIN``, and whose one-sided slopes are each stable
+    (``KINK_SLOPE_STABILITY``) is a kink.
     """
     steps = default_steps(objective, indices)
     forward, backward = one_sided_slopes(objective, indices, steps)
@@ -64,6 +72,7 @@ def accepted_kinks(
     # (its truncation on a smooth side), and the analytic gradient's own rounding room;
     # not the element's tolerance, which a straddled kink has inflated.
     truncation = np.abs(forward2 - forward) + np.abs(backward2 - backward)
+    is_kink &= truncation <= KINK_SLOPE_STABILITY * spread2
     room = roundoff + truncation + state.analytic_room(indices)
     low = np.minimum(forward2, backward2) - room
     high = np.maximum(forward2, backward2) + room

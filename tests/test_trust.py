@@ -1,0 +1,103 @@
+"""Trust: the same verdict every run, and no false pass from a loss that changes under the check.
+
+Cost: ~30 small checks, ~3 s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradcheck
+
+W = {"w": np.array([0.3, -0.7, 1.1, 2.0])}
+
+
+def real_only(w: np.ndarray) -> np.ndarray:
+    return np.real(w)  # the complex step cannot be used: central differences decide
+
+
+def true_grad(p: dict) -> dict:
+    return {"w": 2 * np.sin(p["w"]) * np.cos(p["w"])}
+
+
+GRADIENTS = {
+    "correct": true_grad,
+    "zero": lambda p: {"w": np.zeros_like(p["w"])},
+    "sign flip": lambda p: {"w": -true_grad(p)["w"]},
+    "doubled": lambda p: {"w": 2 * true_grad(p)["w"]},
+}
+
+
+def drifting_loss(after: int, relative: float):
+    """A loss that is deterministic for ``after`` calls, then drifts by ``relative``."""
+    calls = {"n": 0}
+
+    def loss(p: dict) -> float:
+        calls["n"] += 1
+        value = float(np.sum(np.sin(real_only(p["w"])) ** 2))
+        if calls["n"] > after:
+            value *= 1 + relative * np.random.default_rng(calls["n"]).standard_normal()
+        return value
+
+    return loss
+
+
+@pytest.mark.parametrize("after", [2, 5, 20])
+@pytest.mark.parametrize("name", list(GRADIENTS))
+def test_a_loss_that_starts_drifting_is_inconclusive_never_passed(after: int, name: str) -> None:
+    result = gradcheck.check(drifting_loss(after, 1e-6), GRADIENTS[name], W)
+    assert not result.passed
+    assert result.status == "inconclusive"
+    assert any(h.kind == "nondeterministic" and h.blocking for h in result.hazards)
+    assert result.diagnosis is not None and result.diagnosis.kind == "inconclusive"
+
+
+def test_a_deterministic_real_only_loss_still_gets_its_verdict() -> None:
+    loss = drifting_loss(10**9, 0.0)
+    assert gradcheck.check(loss, true_grad, W).passed
+    for name in ("zero", "sign flip", "doubled"):
+        result = gradcheck.check(loss, GRADIENTS[name], W)
+        assert result.status == "failed", name
+
+
+def test_the_default_check_is_reproducible_and_records_its_seed() -> None:
+    from gradcheck.model import Network, random_data
+
+    net = Network((6, 5, 3), ("tanh", "softmax"), "cross_entropy")
+    x, y = random_data(net, 4, rng=1)
+    loss, grad = net.functions(x, y)
+    params = net.init_params(rng=2)
+    first = gradcheck.check(loss, grad, params, mode="directional")
+    second = gradcheck.check(loss, grad, params, mode="directional")
+    assert first.seed == second.seed == 0
+    assert first.directional == second.directional
+    assert first.n_evaluations == second.n_evaluations
+    sampled = [gradcheck.check(loss, grad, params, elements=3) for _ in range(2)]
+    assert [p.checked.tolist() for p in sampled[0].parameters] == [
+        p.checked.tolist() for p in sampled[1].parameters
+    ]
+
+
+def test_kink_acceptance_needs_stable_one_sided_slopes() -> None:
+    """A noisy loss has slopes that wander by the jump: no band may absorb a zero gradient."""
+    from gradcheck.problem.objective import Objective
+    from gradcheck.problem.space import ParameterSpace
+    from gradcheck.verdict.comparison import Comparison
+    from gradcheck.verdict.kinks import accepted_kinks
+
+    rng = np.random.default_rng(0)
+
+    def noisy(w: np.ndarray) -> float:  # |w| plus noise far above its rounding
+        return float(np.sum(np.abs(real_only(w)))) + 1e-3 * rng.standard_normal()
+
+    def kink(w: np.ndarray) -> float:
+        return float(np.sum(np.abs(real_only(w))))
+
+    x = np.array([0.0, 0.0])
+    for loss, expected in ((kink, True), (noisy, False)):
+        space = ParameterSpace(x)
+        objective = Objective(loss, space)
+        state = Comparison(space, np.zeros(2), None)
+        accepted = accepted_kinks(objective, state, np.arange(2), sigma=1e-16)
+        assert bool(accepted.all()) is expected, loss.__name__
