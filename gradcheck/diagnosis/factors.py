@@ -26,6 +26,8 @@ from fractions import Fraction
 import numpy as np
 from numpy.typing import NDArray
 
+from gradcheck.verdict.tolerance import passes
+
 __all__ = [
     "FactorFit",
     "fit_factor",
@@ -99,12 +101,11 @@ def within_tolerance(
     Returns
     -------
     bool
-        True when ``|analytic - c reference| <= tolerance max(1, |c|)`` everywhere; a NaN
-        anywhere fails.
+        True when ``|analytic - c reference| <= tolerance max(1, |c|)`` everywhere (the pass
+        rule, :func:`gradcheck.verdict.tolerance.passes`); a NaN anywhere fails.
     """
-    with np.errstate(invalid="ignore"):
-        room = tolerance * max(1.0, abs(factor))
-        return bool(np.all(np.abs(analytic - factor * reference) <= room))
+    room = tolerance * max(1.0, abs(factor))
+    return bool(np.all(passes(analytic, factor * reference, room)))
 
 
 def nearest_fraction(value: float) -> Fraction | None:

@@ -21,6 +21,7 @@ from gradcheck.errors import InvalidParameterError, ParameterTypeError
 from gradcheck.problem.objective import Objective
 from gradcheck.problem.space import Leaf, ParameterSpace
 from gradcheck.results import format_index
+from gradcheck.verdict.tolerance import passes
 
 __all__ = [
     "FailedCheck",
@@ -101,8 +102,7 @@ class ParameterArrays:
         when no checked element has a finite reference: no evidence is no match.
         """
         tolerance = self.tolerance if tolerance is None else tolerance
-        with np.errstate(invalid="ignore"):
-            good = np.abs(candidate - self.reference) <= tolerance
+        good = passes(candidate, self.reference, tolerance)
         mask = self.checked & np.isfinite(self.reference)
         return bool(mask.any() and np.all(good[mask]))
 

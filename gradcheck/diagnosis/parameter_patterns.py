@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from gradcheck.diagnosis.factors import MIN_INFORMATIVE, describe_factor, fit_factor
 from gradcheck.diagnosis.failed_check import ParameterArrays, SplitCheck
 from gradcheck.results import Diagnosis
+from gradcheck.verdict.tolerance import passes
 
 __all__ = ["PER_PARAMETER", "per_parameter", "factor_diagnosis", "PRODUCT_ROUNDING"]
 
@@ -201,7 +202,7 @@ def _proportional_to_parameter(part: ParameterArrays, split: SplitCheck) -> Diag
         return None
     c = float(np.dot(difference, values) / denominator)
     # x is exact: only the reference's error, the tolerance, separates a - r from c x.
-    if not np.all(np.abs(difference - c * values) <= part.tolerance[mask]):
+    if not np.all(passes(difference, c * values, part.tolerance[mask])):
         return None
     return Diagnosis(
         "parameter-proportional",
