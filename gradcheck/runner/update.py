@@ -277,7 +277,8 @@ def _widen(
                 parameter,
                 tolerance=tolerance,
                 tolerance_source=parameter.tolerance_source
-                + "; plus 2 eps (|params| + |new|) / lr for the update's own rounding",
+                + f"; plus {ESTIMATE_SAFETY:g} eps (|params| + |new|) / lr for the update's own "
+                "rounding",
             )
         )
     widened = replace(result, parameters=tuple(parameters))
