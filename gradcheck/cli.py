@@ -321,8 +321,11 @@ def _run_check(args: argparse.Namespace) -> int:
     _emit(result, args)
     if args.html:
         from gradcheck.report import write_check_report
+        from gradcheck.runner.evidence import with_evidence
 
-        path = write_check_report(result, args.html, loss=loss, params=params)
+        # The step-size curves and the agreement of every reference: extra loss evaluations.
+        result = with_evidence(result, loss, params)
+        path = write_check_report(result, args.html)
         _note(args, f"report: {path}")
     return EXIT_OK if result.passed else EXIT_FAILED
 

@@ -4,6 +4,13 @@ A gradient that does not match is not an exception: :func:`gradcheck.check`
 returns a :class:`CheckResult` whose ``passed`` is False, whose ``str()``
 names the parameter, the element, the values there, the tolerance and the
 likely bug, and whose ``to_dict()`` is JSON-safe.
+
+A result may also carry :class:`CheckEvidence`: what extra loss evaluations
+showed about a few of its elements (the error of a central difference across
+step sizes, :class:`StepSweep`; every reference side by side,
+:class:`ReferenceAgreement`).  The core gathers it on request
+(:func:`gradcheck.runner.evidence.with_evidence`) and the HTML report renders
+it; this module only holds it, so the report needs nothing but these classes.
 """
 
 from __future__ import annotations
@@ -11,15 +18,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # pragma: no cover - an annotation only: results import nothing of the core
+    from gradcheck.references.base import Estimate
 
 __all__ = [
     "Hazard",
     "Diagnosis",
     "ParameterResult",
+    "StepSweep",
+    "ReferenceAgreement",
+    "CheckEvidence",
+    "OUTLIER_ERROR_FACTOR",
     "CheckResult",
     "format_index",
     "json_float",
@@ -329,6 +343,214 @@ class ParameterResult:
 
 
 @dataclass(frozen=True, eq=False)
+class StepSweep:
+    """Central-difference errors over a ladder of steps, for a few elements.
+
+    Attributes
+    ----------
+    indices : ndarray of int, shape (k,)
+        Flat indices of the elements swept.
+    steps : ndarray, shape (m,)
+        Relative steps; element ``i`` was moved by ``steps * max(|x_i|, 1)``.
+    absolute_steps : ndarray, shape (k, m)
+        The steps really taken (half the width of each stencil).
+    derivative : ndarray, shape (k, m)
+        Central difference at each step.
+    truth : ndarray, shape (k,)
+        The most accurate reference available for each element.
+    truth_method : str
+        Which reference ``truth`` is (``complex`` or ``richardson``).
+    roundoff : ndarray, shape (k, m)
+        The roundoff bound ``ROUNDOFF_SIGMAS * sigma / h`` at each step.
+    default_step : ndarray, shape (k,)
+        The step :func:`~gradcheck.references.finite_difference.default_steps` would choose.
+    n_evaluations : int
+        Loss evaluations spent.
+
+    See Also
+    --------
+    gradcheck.references.sweep.step_sweep : Measures it.
+    """
+
+    indices: NDArray[np.intp]
+    steps: NDArray[np.float64]
+    absolute_steps: NDArray[np.float64]
+    derivative: NDArray[np.float64]
+    truth: NDArray[np.float64]
+    truth_method: str
+    roundoff: NDArray[np.float64]
+    default_step: NDArray[np.float64]
+    n_evaluations: int
+
+    @property
+    def error(self) -> NDArray[np.float64]:
+        """``|central(h) - truth|``, shape (k, m)."""
+        return np.abs(self.derivative - self.truth[:, None])
+
+    @property
+    def best_step(self) -> NDArray[np.float64]:
+        """The absolute step with the smallest error, per element."""
+        error = np.where(np.isfinite(self.error), self.error, np.inf)
+        return self.absolute_steps[np.arange(len(self.indices)), np.argmin(error, axis=1)]
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceAgreement:
+    """Every reference on the same elements.
+
+    Attributes
+    ----------
+    indices : ndarray of int
+        Flat indices of the elements.
+    estimates : dict of str to Estimate
+        One per reference that ran, by display name (``"central difference"``,
+        ``"Richardson"``, ``"complex step"``, ``"SciPy approx_fprime"``...).
+    skipped : dict of str to str
+        References that did not run, and why.
+
+    See Also
+    --------
+    gradcheck.references.sweep.reference_agreement : Measures it.
+    """
+
+    indices: NDArray[np.intp]
+    estimates: dict[str, Estimate]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def consensus(self) -> NDArray[np.float64]:
+        """The estimate with the smallest own error at each element."""
+        values = np.array([e.derivative for e in self.estimates.values()])
+        errors = np.array([e.error for e in self.estimates.values()])
+        errors = np.where(np.isfinite(errors), errors, np.inf)
+        best = np.argmin(errors, axis=0)
+        return values[best, np.arange(values.shape[1])]
+
+
+#: How many of its own error estimates a reference may stray from the consensus (beyond the
+#: tolerance) before it is flagged: an error estimate is itself an estimate, so allow slack.
+OUTLIER_ERROR_FACTOR = 2.0
+
+
+@dataclass(frozen=True, eq=False)
+class CheckEvidence:
+    """What extra loss evaluations showed about a few elements of a check.
+
+    :func:`gradcheck.check` spends as few loss evaluations as it can.  Showing
+    *why* a step was chosen, or that the references agree with each other,
+    takes more (about 80 per element), so it is gathered only on request, by
+    :func:`gradcheck.runner.evidence.gather_evidence`, and carried in
+    :attr:`CheckResult.evidence`.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        The elements sampled, by name (``"W1[0, 2]"``): the worst element of
+        each parameter (failed parameters first), then random checked ones.
+    indices : ndarray of int, shape (k,)
+        Their flat indices in the parameter vector (tree order).
+    analytic : ndarray, shape (k,)
+        The user's gradient at those elements.
+    tolerance : ndarray, shape (k,)
+        The tolerance the check judged each against.
+    used_step : ndarray, shape (k,)
+        The step of the reference that decided (NaN where the complex step
+        decided: its step is not on a central difference's axis).
+    sweep : StepSweep or None
+        Central differences across step sizes; None when no element was sampled.
+    agreement : ReferenceAgreement or None
+        Every reference on the same elements; None when no element was sampled.
+    noise : float
+        The loss's rounding noise the sweeps assumed: the check's estimate, or
+        measured anew when the check did not measure it.
+    complex_step_usable : bool
+        Whether the loss passed the complex-step capability probe.
+    n_evaluations : int
+        Loss evaluations spent (not counted in the check's).
+    seconds : float
+        Time spent gathering.
+    """
+
+    labels: tuple[str, ...]
+    indices: NDArray[np.intp]
+    analytic: NDArray[np.float64]
+    tolerance: NDArray[np.float64]
+    used_step: NDArray[np.float64]
+    sweep: StepSweep | None
+    agreement: ReferenceAgreement | None
+    noise: float
+    complex_step_usable: bool
+    n_evaluations: int
+    seconds: float
+
+    @property
+    def truth_method(self) -> str:
+        """The reference the step sweep measured errors against (``""`` without a sweep)."""
+        return self.sweep.truth_method if self.sweep is not None else ""
+
+    @property
+    def reference_names(self) -> tuple[str, ...]:
+        """The references that ran, in the order they ran."""
+        return tuple(self.agreement.estimates) if self.agreement is not None else ()
+
+    @property
+    def consensus(self) -> NDArray[np.float64]:
+        """The most accurate reference at each element (NaN where no reference ran)."""
+        if self.agreement is None or not self.agreement.estimates:
+            return np.full(len(self.labels), np.nan)
+        return self.agreement.consensus
+
+    @property
+    def difference(self) -> NDArray[np.float64]:
+        """``analytic - consensus`` per element."""
+        return np.asarray(self.analytic - self.consensus, dtype=np.float64)
+
+    @property
+    def analytic_wrong(self) -> NDArray[np.bool_]:
+        """Elements whose analytic value is further from the consensus than the tolerance."""
+        return np.abs(self.difference) > self.tolerance
+
+    @property
+    def far_from_consensus(self) -> dict[str, NDArray[np.bool_]]:
+        """Per reference, the elements where it strays from the consensus.
+
+        A reference strays when it is further from the consensus than
+        :data:`OUTLIER_ERROR_FACTOR` times its own error estimate plus the tolerance.
+        """
+        estimates = self.agreement.estimates if self.agreement is not None else {}
+        return {
+            name: np.abs(estimate.derivative - self.consensus)
+            > OUTLIER_ERROR_FACTOR * np.maximum(estimate.error, 0.0) + self.tolerance
+            for name, estimate in estimates.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary: per element the references, the best step and the verdict."""
+        agreement = self.agreement
+        estimates = agreement.estimates if agreement is not None else {}
+        sweep = self.sweep
+        return {
+            "elements": list(self.labels),
+            "analytic": _json_array(self.analytic),
+            "tolerance": _json_array(self.tolerance),
+            "references": {
+                name: {"derivative": _json_array(e.derivative), "error": _json_array(e.error)}
+                for name, e in estimates.items()
+            },
+            "skipped": dict(agreement.skipped) if agreement is not None else {},
+            "analytic_wrong": self.analytic_wrong.tolist(),
+            "truth_method": self.truth_method,
+            "default_step": _json_array(sweep.default_step) if sweep is not None else [],
+            "best_step": _json_array(sweep.best_step) if sweep is not None else [],
+            "used_step": _json_array(self.used_step),
+            "noise": json_float(self.noise),
+            "complex_step_usable": self.complex_step_usable,
+            "n_evaluations": self.n_evaluations,
+            "seconds": json_float(self.seconds),
+        }
+
+
+@dataclass(frozen=True, eq=False)
 class CheckResult:
     """The outcome of :func:`gradcheck.check`.
 
@@ -360,6 +582,12 @@ class CheckResult:
         How the check was run, in words (methods, probes, guarantees).
     directional : dict or None
         Directional mode's probes and guarantee, when used.
+    seconds : float
+        Wall time of the check.
+    evidence : CheckEvidence or None
+        Step sweeps and the agreement of every reference on a few elements,
+        when gathered (:func:`gradcheck.runner.evidence.with_evidence`); the
+        HTML report shows it.
     """
 
     parameters: tuple[ParameterResult, ...]
@@ -375,6 +603,7 @@ class CheckResult:
     notes: tuple[str, ...] = ()
     directional: dict[str, Any] | None = None
     seconds: float = float("nan")
+    evidence: CheckEvidence | None = None
 
     @property
     def passed(self) -> bool:
@@ -437,7 +666,10 @@ class CheckResult:
         return "\n".join(lines)
 
     def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
-        """A JSON-safe dict; ``arrays=True`` adds every element's values."""
+        """A JSON-safe dict; ``arrays=True`` adds every element's values.
+
+        ``evidence`` is a summary of :attr:`evidence` (None when not gathered).
+        """
         return {
             "passed": self.passed,
             "status": self.status,
@@ -454,21 +686,8 @@ class CheckResult:
             "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
             "hazards": [h.to_dict() for h in self.hazards],
             "directional": _clean_directional(self.directional),
+            "evidence": self.evidence.to_dict() if self.evidence is not None else None,
         }
-
-    def to_html(
-        self, path: Any = None, *, title: str | None = None, loss: Any = None, params: Any = None
-    ) -> Any:
-        """Write a self-contained HTML report of this check; return its path.
-
-        With the ``loss`` and ``params`` that were checked, the report adds the
-        error-versus-step curve of the finite difference and the agreement of
-        every reference on the worst elements (a few hundred loss evaluations).
-        See :func:`gradcheck.report.write_check_report`.
-        """
-        from gradcheck.report import write_check_report
-
-        return write_check_report(self, path, title=title, loss=loss, params=params)
 
 
 def _clean_directional(directional: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ The browser-level tests (headless Chromium) are in ``test_report_browser.py``.  
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -26,12 +27,14 @@ from gradcheck.report import (
     DEFAULT_DIR,
     IndexEntry,
     render_check_report,
+    write,
     write_check_report,
     write_index,
     write_seed_report,
 )
 from gradcheck.report._render import atomic_write
 from gradcheck.report.plots import mpl_text, ratio_picture
+from gradcheck.runner.evidence import with_evidence
 
 HOSTILE = "<script>alert(1)</script>"
 DOLLAR = 'w$_2$ & "q" \\'
@@ -91,11 +94,9 @@ def pages(case: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dic
     demo = demonstrate()
     out = {
         "bad": write_check_report(
-            case["bad"],
+            with_evidence(case["bad"], case["loss"], case["params"]),
             root / "checks" / "bad.html",
             title=HOSTILE,
-            loss=case["loss"],
-            params=case["params"],
             back_link="../index.html",
         ),
         "good": write_check_report(case["good"], root / "checks" / "good.html"),
@@ -308,15 +309,11 @@ def test_bad_input_is_named(case: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(ParameterTypeError, match="path"):
         write_check_report(case["good"], 42)  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match="loss, params"):
-        write_check_report(case["good"], tmp_path / "x.html", loss=case["loss"])
+        with_evidence(case["good"], case["loss"], None)
     with pytest.raises(InvalidParameterError, match="params"):
-        write_check_report(
-            case["good"], tmp_path / "x.html", loss=case["loss"], params={"W1": np.zeros((3, 5))}
-        )
+        with_evidence(case["good"], case["loss"], {"W1": np.zeros((3, 5))})
     with pytest.raises(InvalidParameterError, match="samples"):
-        write_check_report(
-            case["good"], tmp_path / "x.html", loss=case["loss"], params=case["params"], samples=0
-        )
+        with_evidence(case["good"], case["loss"], case["params"], samples=0)
     with pytest.raises(ParameterTypeError, match=r"entries\[0\]"):
         write_index([case["good"]], tmp_path / "i.html")  # type: ignore[list-item]
     with pytest.raises(ParameterTypeError, match="demo"):
@@ -328,7 +325,7 @@ def test_default_path_and_directory(
     case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    written = case["good"].to_html()
+    written = write(case["good"])
     assert written == DEFAULT_DIR / "check.html" and written.exists()
     assert write_check_report(case["good"], tmp_path).name == "check.html"
 
@@ -339,7 +336,7 @@ def test_user_arrays_and_matplotlib_state_untouched(case: dict[str, Any], tmp_pa
     before = dict(matplotlib.rcParams)
     params = {k: v.copy() for k, v in case["params"].items()}
     write_check_report(
-        case["bad"], tmp_path / "r.html", loss=case["loss"], params=params, samples=1
+        with_evidence(case["bad"], case["loss"], params, samples=1), tmp_path / "r.html"
     )
     for name, value in params.items():
         np.testing.assert_array_equal(value, case["params"][name])
@@ -451,3 +448,63 @@ def test_large_parameter_is_drawn_as_an_image() -> None:
     assert '<svg class="heat"' not in text  # 4900 cells: too many to draw one by one
     assert '<svg class="plot"' in text and "data:image/png;base64," in text
     assert "5 of 4900 sampled" in text
+
+
+# -- the report only renders ---------------------------------------------------------------------
+PACKAGE = Path(gradcheck.__file__).parent
+
+
+def _gradcheck_imports(path: Path) -> list[tuple[str, bool]]:
+    """Every ``gradcheck...`` module ``path`` imports, and whether only for type checkers."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only |= {id(inner) for inner in ast.walk(node)}
+    found = []
+    for node in ast.walk(tree):  # module level and inside functions alike
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(name, id(node) in typing_only) for name in names if name.startswith("gradcheck")]
+    return found
+
+
+def test_the_report_imports_nothing_of_the_core() -> None:
+    allowed = ("gradcheck.results", "gradcheck.errors", "gradcheck.report")
+    for path in sorted((PACKAGE / "report").glob("*.py")):
+        for module, typing_only in _gradcheck_imports(path):
+            if typing_only and module == "gradcheck.demo.seed":
+                continue  # the SeedDemonstration type, for annotations
+            assert module == "gradcheck" or module.startswith(allowed), (path.name, module)
+        calls = {
+            node.func.id
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+        assert not calls & {"exec", "eval", "compile"}, path.name
+
+
+def test_results_do_not_import_the_report() -> None:
+    for module, typing_only in _gradcheck_imports(PACKAGE / "results.py"):
+        assert typing_only and not module.startswith("gradcheck.report"), module
+    assert not hasattr(gradcheck.CheckResult, "to_html")
+
+
+def test_evidence_travels_in_the_result(case: dict[str, Any]) -> None:
+    import json
+
+    result = with_evidence(case["bad"], case["loss"], case["params"], samples=2)
+    assert case["bad"].evidence is None  # the original is left as it was
+    evidence = result.evidence
+    assert evidence is not None and len(evidence.labels) == 2
+    assert evidence.labels[0].startswith(DOLLAR)  # the failing parameter's worst element first
+    assert evidence.analytic_wrong[0] and evidence.n_evaluations > 0
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["evidence"]["elements"] == list(evidence.labels)
+    assert json.loads(json.dumps(case["bad"].to_dict()))["evidence"] is None
+    text = render_check_report(result)  # rendering uses the evidence, spends nothing
+    assert "Not computed" not in text and "SciPy differentiate" in text

@@ -23,6 +23,7 @@ import pytest
 
 import gradcheck
 from gradcheck.report import IndexEntry, write_check_report, write_index, write_seed_report
+from gradcheck.runner.evidence import with_evidence
 
 
 def _chromium() -> str | None:
@@ -95,7 +96,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     assert not result.passed
     pages = {
         "check": write_check_report(
-            result, root / "check.html", loss=loss, params=params, samples=2
+            with_evidence(result, loss, params, samples=2), root / "check.html"
         ),
         "seed": write_seed_report(demo, root / "seed.html"),
         "index": write_index(

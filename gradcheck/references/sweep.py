@@ -1,17 +1,20 @@
-"""Evidence for reports: a central difference across step sizes; all references side by side.
+"""Evidence beyond a check: a central difference across step sizes; all references side by side.
 
 :func:`gradcheck.check` spends as few loss evaluations as it can.  A report
 that shows *why* a step was chosen, or that the references agree with each
 other, needs more: :func:`step_sweep` evaluates central differences over a
 ladder of steps (the "V" of truncation against roundoff), and
 :func:`reference_agreement` runs every reference on the same few elements.
-Both are called only when a report asks for them, so checks stay fast.
+Both are called only when evidence is asked for
+(:func:`gradcheck.runner.evidence.gather_evidence`), so checks stay fast.  What they
+return, :class:`~gradcheck.results.StepSweep` and
+:class:`~gradcheck.results.ReferenceAgreement`, is plain data in
+:mod:`gradcheck.results`, so the report can render it without importing the references.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,56 +28,9 @@ from gradcheck.references.finite_difference import (
     default_steps,
     richardson,
 )
+from gradcheck.results import ReferenceAgreement, StepSweep
 
-__all__ = ["StepSweep", "step_sweep", "REFERENCES", "Agreement", "reference_agreement"]
-
-
-@dataclass(frozen=True, eq=False)
-class StepSweep:
-    """Central-difference errors over a ladder of steps, for a few elements.
-
-    Attributes
-    ----------
-    indices : ndarray of int, shape (k,)
-        Flat indices of the elements swept.
-    steps : ndarray, shape (m,)
-        Relative steps; element ``i`` was moved by ``steps * max(|x_i|, 1)``.
-    absolute_steps : ndarray, shape (k, m)
-        The steps really taken (half the width of each stencil).
-    derivative : ndarray, shape (k, m)
-        Central difference at each step.
-    truth : ndarray, shape (k,)
-        The most accurate reference available for each element.
-    truth_method : str
-        Which reference ``truth`` is (``complex`` or ``richardson``).
-    roundoff : ndarray, shape (k, m)
-        The roundoff bound ``ROUNDOFF_SIGMAS * sigma / h`` at each step.
-    default_step : ndarray, shape (k,)
-        The step :func:`~gradcheck.references.finite_difference.default_steps` would choose.
-    n_evaluations : int
-        Loss evaluations spent.
-    """
-
-    indices: NDArray[np.intp]
-    steps: NDArray[np.float64]
-    absolute_steps: NDArray[np.float64]
-    derivative: NDArray[np.float64]
-    truth: NDArray[np.float64]
-    truth_method: str
-    roundoff: NDArray[np.float64]
-    default_step: NDArray[np.float64]
-    n_evaluations: int
-
-    @property
-    def error(self) -> NDArray[np.float64]:
-        """``|central(h) - truth|``, shape (k, m)."""
-        return np.abs(self.derivative - self.truth[:, None])
-
-    @property
-    def best_step(self) -> NDArray[np.float64]:
-        """The absolute step with the smallest error, per element."""
-        error = np.where(np.isfinite(self.error), self.error, np.inf)
-        return self.absolute_steps[np.arange(len(self.indices)), np.argmin(error, axis=1)]
+__all__ = ["step_sweep", "REFERENCES", "reference_agreement"]
 
 
 def step_sweep(
@@ -171,34 +127,6 @@ REFERENCES: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] 
 }
 
 
-@dataclass(frozen=True, eq=False)
-class Agreement:
-    """Every reference on the same elements.
-
-    Attributes
-    ----------
-    indices : ndarray of int
-        Flat indices of the elements.
-    estimates : dict of str to Estimate
-        One per reference that ran.
-    skipped : dict of str to str
-        References that did not run, and why.
-    """
-
-    indices: NDArray[np.intp]
-    estimates: dict[str, Estimate]
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def consensus(self) -> NDArray[np.float64]:
-        """The estimate with the smallest own error at each element."""
-        values = np.array([e.derivative for e in self.estimates.values()])
-        errors = np.array([e.error for e in self.estimates.values()])
-        errors = np.where(np.isfinite(errors), errors, np.inf)
-        best = np.argmin(errors, axis=0)
-        return values[best, np.arange(values.shape[1])]
-
-
 def reference_agreement(
     objective: Objective,
     indices: NDArray[np.intp],
@@ -206,7 +134,7 @@ def reference_agreement(
     sigma: float,
     complex_ok: bool,
     references: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] | None = None,
-) -> Agreement:
+) -> ReferenceAgreement:
     """Run each reference of ``references`` (default :data:`REFERENCES`) on ``indices``.
 
     A reference that cannot run (complex step on a loss that is not
@@ -224,4 +152,4 @@ def reference_agreement(
             estimates[name] = function(objective, indices, sigma)
         except Exception as exc:  # noqa: BLE001 - a report shows what failed, it does not crash
             skipped[name] = f"{type(exc).__name__}: {exc}"
-    return Agreement(indices=indices, estimates=estimates, skipped=skipped)
+    return ReferenceAgreement(indices=indices, estimates=estimates, skipped=skipped)

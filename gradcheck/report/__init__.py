@@ -6,33 +6,41 @@ scripts, fonts or links to the network.  Files are written atomically
 (a temporary file in the same directory, then :func:`os.replace`), so an
 interrupted run never leaves a half-written report where a good one was.
 
+The report only renders: it reads :mod:`gradcheck.results` and spends no loss
+evaluation.  The step-size curves and the agreement of every reference on a
+check page come from ``result.evidence``, which the core gathers on request
+(:func:`gradcheck.runner.evidence.with_evidence`).
+
 Examples
 --------
->>> import numpy as np, gradcheck, tempfile, pathlib
->>> from gradcheck.report import write_check_report
+>>> import numpy as np, gradcheck, gradcheck.report, tempfile, pathlib
+>>> from gradcheck.runner.evidence import with_evidence
 >>> loss = lambda p: float(np.sum(np.sin(p["w"]) ** 2))
 >>> grad = lambda p: {"w": 2 * np.sin(p["w"]) * np.cos(p["w"])}
 >>> params = {"w": np.arange(3.0)}
->>> result = gradcheck.check(loss, grad, params)
+>>> result = with_evidence(gradcheck.check(loss, grad, params), loss, params)
 >>> out = pathlib.Path(tempfile.mkdtemp()) / "check.html"
->>> write_check_report(result, out, loss=loss, params=params).name
+>>> gradcheck.report.write(result, out).name
 'check.html'
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gradcheck.errors import ParameterTypeError
 from gradcheck.report._render import DEFAULT_DIR, atomic_write, resolve_path
+from gradcheck.results import CheckResult
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gradcheck.results import CheckResult
+    from gradcheck.demo.seed import SeedDemonstration
 
 __all__ = [
     "DEFAULT_DIR",
     "IndexEntry",
+    "write",
     "write_check_report",
     "write_seed_report",
     "write_index",
@@ -42,15 +50,11 @@ __all__ = [
 ]
 
 
-def write_check_report(
+def write(
     result: CheckResult,
     path: str | Path | None = None,
     *,
     title: str | None = None,
-    loss: Callable[[Any], Any] | None = None,
-    params: Any = None,
-    samples: int = 4,
-    rng: Any = None,
     back_link: str | None = None,
 ) -> Path:
     """Write the HTML report of a :func:`gradcheck.check` result.
@@ -58,24 +62,16 @@ def write_check_report(
     Parameters
     ----------
     result : CheckResult
-        The check to report.
+        The check to report.  When it carries evidence
+        (:func:`gradcheck.runner.evidence.with_evidence`), the page adds the
+        error-versus-step curves of the central difference and the agreement of
+        every reference on the sampled elements; otherwise those sections say
+        the evidence was not gathered.
     path : str or Path, optional
         The ``.html`` file (or a directory to put ``check.html`` in).  Default
         ``reports/check.html``.
     title : str, optional
         The page's heading.
-    loss : callable, optional
-        The loss that was checked.  With ``params``, the report spends extra
-        loss evaluations on ``samples`` elements (the worst ones first) to draw
-        the error-versus-step curve of central differences and to compare all
-        references (central, Richardson, complex step, SciPy).  Without it
-        those sections say how to get them.
-    params : array_like or tree of array_like, optional
-        The parameters the check was run at (needed with ``loss``).
-    samples : int
-        Elements to sweep and compare (each costs about 80 loss evaluations).
-    rng : numpy.random.Generator, int or None
-        Draws the extra sample elements; default the check's own seed.
     back_link : str, optional
         Relative link shown at the top (e.g. ``"index.html"``).
 
@@ -89,63 +85,62 @@ def write_check_report(
     ParameterTypeError
         ``result`` is not a CheckResult, or ``path`` is not a path.
     InvalidParameterError
-        ``path`` does not end in ``.html``, ``loss`` is given without
-        ``params``, or ``params`` do not match the result.
+        ``path`` does not end in ``.html``.
     """
-    from gradcheck.errors import InvalidParameterError, ParameterTypeError
-    from gradcheck.report.check_page import gather_evidence, render_check_report
-    from gradcheck.results import CheckResult
-
     if not isinstance(result, CheckResult):
         raise ParameterTypeError(
             f"result: expected a gradcheck CheckResult, not {type(result).__name__}"
         )
     target = resolve_path(path, "check.html")
-    if (loss is None) != (params is None):
-        raise InvalidParameterError(
-            "loss, params: give both (for the step-size and reference sections) or neither"
-        )
-    evidence = None
-    if loss is not None:
-        evidence = gather_evidence(result, loss, params, samples=samples, rng=rng)
-    text = render_check_report(result, title=title, evidence=evidence, back_link=back_link)
-    return atomic_write(target, text)
+    return atomic_write(target, render_check_report(result, title=title, back_link=back_link))
 
 
-def render_check_report(result: CheckResult, **options: Any) -> str:
-    """The HTML text of :func:`write_check_report` without writing it (``evidence=`` optional)."""
+#: The name :func:`write` had first (``gradcheck.write_check_report``): the same function.
+write_check_report = write
+
+
+def render_check_report(
+    result: CheckResult, *, title: str | None = None, back_link: str | None = None
+) -> str:
+    """The HTML text of :func:`write` without writing it."""
     from gradcheck.report.check_page import render_check_report as render
 
-    return render(result, **options)
+    return render(result, title=title, back_link=back_link)
 
 
-def write_seed_report(demo: Any = None, path: str | Path | None = None, **options: Any) -> Path:
+def write_seed_report(
+    demo: SeedDemonstration, path: str | Path | None = None, **options: Any
+) -> Path:
     """Write the report answering the seed question ("why ``a_prev.T @ delta``?").
 
     Parameters
     ----------
-    demo : SeedDemonstration, optional
-        From :func:`gradcheck.demo.seed.demonstrate`; computed when omitted.
+    demo : SeedDemonstration
+        From :func:`gradcheck.demo.seed.demonstrate`: the page renders its
+        measurements and computes none.
     path : str or Path, optional
         Default ``reports/seed.html``.
+    **options
+        ``title`` and ``back_link``, as for :func:`write`.
 
     Returns
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    ParameterTypeError
+        ``demo`` is not a SeedDemonstration, or ``path`` is not a path.
     """
     target = resolve_path(path, "seed.html")
     return atomic_write(target, render_seed_report(demo, **options))
 
 
-def render_seed_report(demo: Any = None, **options: Any) -> str:
+def render_seed_report(demo: SeedDemonstration, **options: Any) -> str:
     """The HTML text of :func:`write_seed_report`."""
     from gradcheck.report.seed_page import render_seed_report as render
 
-    if demo is None:
-        from gradcheck.demo.seed import demonstrate
-
-        demo = demonstrate()
     return render(demo, **options)
 
 

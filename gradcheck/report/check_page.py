@@ -1,21 +1,24 @@
-"""The report of one :class:`~gradcheck.results.CheckResult`."""
+"""The report of one :class:`~gradcheck.results.CheckResult`.
+
+The page renders what the result carries and spends no loss evaluation: the
+step-size curves and the agreement of every reference come from
+``result.evidence``, gathered beforehand by
+:func:`gradcheck.runner.evidence.with_evidence`; without it those sections say
+the evidence was not gathered.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from gradcheck.errors import InvalidParameterError
+from gradcheck.errors import ParameterTypeError
 from gradcheck.report import plots
 from gradcheck.report._render import environment, render
-from gradcheck.results import CheckResult, ParameterResult, format_index
+from gradcheck.results import CheckEvidence, CheckResult, ParameterResult, format_index
 
-__all__ = ["Evidence", "gather_evidence", "render_check_report"]
+__all__ = ["render_check_report"]
 
 STATUS_TEXT = {
     "passed": "The gradient matches the references",
@@ -24,139 +27,51 @@ STATUS_TEXT = {
 }
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """What the loss itself can show beyond the check: the V curves and the agreement table."""
-
-    curves_svg: str | None
-    agreement: list[dict[str, Any]]
-    reference_names: list[str]
-    skipped: dict[str, str]
-    truth_method: str
-    n_evaluations: int
-    seconds: float
-
-
-def _checked_flat(parameter: ParameterResult) -> NDArray[np.intp]:
-    return np.flatnonzero(parameter.checked.ravel())
-
-
-def _sample(
-    result: CheckResult, offsets: dict[str, int], count: int, rng: np.random.Generator
-) -> list[tuple[ParameterResult, int]]:
-    """Up to ``count`` elements: the worst of each parameter (failed first), then random ones."""
-    chosen: list[tuple[ParameterResult, int]] = []
-    ordered = sorted(result.parameters, key=lambda p: (p.passed, -p.worst_ratio))
-    for p in ordered:
-        if len(chosen) >= count:
-            break
-        if p.checked.any():
-            index = p.worst_index
-            local = int(np.ravel_multi_index(index, p.shape)) if p.shape else 0
-            chosen.append((p, local))
-    pool = [
-        (p, int(k))
-        for p in result.parameters
-        for k in _checked_flat(p)
-        if (p, int(k)) not in chosen
-    ]
-    while len(chosen) < count and pool:
-        chosen.append(pool.pop(int(rng.integers(len(pool)))))
-    return chosen
-
-
-def gather_evidence(
-    result: CheckResult,
-    loss: Callable[[Any], Any],
-    params: Any,
-    *,
-    samples: int = 4,
-    rng: Any = None,
-) -> Evidence:
-    """Spend extra loss evaluations on a few elements: step sweeps and every reference."""
-    from gradcheck.problem.objective import Objective
-    from gradcheck.problem.space import ParameterSpace
-    from gradcheck.references.complex_step import complex_step_capability
-    from gradcheck.references.noise import estimate_noise
-    from gradcheck.references.sweep import reference_agreement, step_sweep
-
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise InvalidParameterError(f"samples: expected a positive int, got {samples!r}")
-    started = time.perf_counter()
-    space = ParameterSpace(params)
-    shapes = {leaf.name: leaf.shape for leaf in space.leaves}
-    for p in result.parameters:
-        if shapes.get(p.name) != p.shape:
-            raise InvalidParameterError(
-                f"params: do not match the checked result (parameter {p.name!r} of shape "
-                f"{p.shape} is {'missing' if p.name not in shapes else shapes[p.name]})"
-            )
-    generator = (
-        rng
-        if isinstance(rng, np.random.Generator)
-        else np.random.default_rng(result.seed if rng is None else rng)
-    )
-    objective = Objective(loss, space)
-    # A check decided by the complex step did not measure the loss's noise; the sweeps
-    # and the agreement table divide differences by steps, so they need it.
-    if np.isfinite(result.noise) and result.noise > 0:
-        sigma = float(result.noise)
-    else:
-        sigma = estimate_noise(objective, rng=generator).sigma
-    capability = complex_step_capability(objective, sigma=sigma, rng=generator)
-    offsets = {leaf.name: leaf.offset for leaf in space.leaves}
-    sample = _sample(result, offsets, samples, generator)
-    if not sample:
-        return Evidence(
-            None, [], [], {}, "", objective.n_evaluations, time.perf_counter() - started
+def _evidence_context(evidence: CheckEvidence | None) -> dict[str, Any]:
+    """What the step-size and agreement sections show of ``result.evidence`` (None if absent)."""
+    if evidence is None or not evidence.labels:
+        return {"gathered": evidence is not None, "curves_svg": None, "agreement": []}
+    curves = None
+    if evidence.sweep is not None:
+        curves = plots.step_curves(
+            evidence.sweep,
+            evidence.labels,
+            evidence.analytic,
+            evidence.tolerance,
+            evidence.used_step,
         )
-    flat = np.array([offsets[p.name] + k for p, k in sample], dtype=np.intp)
-    labels = [
-        p.name + format_index(tuple(int(i) for i in np.unravel_index(k, p.shape)))
-        for p, k in sample
-    ]
-    agreement = reference_agreement(objective, flat, sigma=sigma, complex_ok=capability.usable)
-    truth = agreement.estimates.get("complex step") or agreement.estimates.get("Richardson")
-    sweep = step_sweep(objective, flat, sigma=sigma, truth=truth)
-    analytic = np.array([float(p.analytic.ravel()[k]) for p, k in sample])
-    tolerance = np.array([float(p.tolerance.ravel()[k]) for p, k in sample])
-    used = np.array(
-        [float(p.step.ravel()[k]) if "complex" not in p.method else np.nan for p, k in sample]
-    )
-    curves = plots.step_curves(sweep, labels, analytic, tolerance, used)
-
-    names = list(agreement.estimates)
+    estimates = evidence.agreement.estimates if evidence.agreement is not None else {}
+    far = evidence.far_from_consensus
     rows = []
-    consensus = agreement.consensus
-    for i, label in enumerate(labels):
-        cells = []
-        for name in names:
-            estimate = agreement.estimates[name]
-            value, error = float(estimate.derivative[i]), float(estimate.error[i])
-            # A reference disagrees when it is further from the consensus than its own error
-            # bound and the tolerance allow.
-            off = abs(value - consensus[i]) > 2 * max(error, 0.0) + tolerance[i]
-            cells.append({"value": value, "error": error, "off": bool(off)})
-        wrong = abs(analytic[i] - consensus[i]) > tolerance[i]
+    for i, label in enumerate(evidence.labels):
+        cells = [
+            {
+                "value": float(estimate.derivative[i]),
+                "error": float(estimate.error[i]),
+                "off": bool(far[name][i]),
+            }
+            for name, estimate in estimates.items()
+        ]
         rows.append(
             {
                 "label": label,
-                "analytic": analytic[i],
-                "analytic_wrong": bool(wrong),
-                "difference": analytic[i] - consensus[i],
-                "tolerance": tolerance[i],
+                "analytic": float(evidence.analytic[i]),
+                "analytic_wrong": bool(evidence.analytic_wrong[i]),
+                "difference": float(evidence.difference[i]),
+                "tolerance": float(evidence.tolerance[i]),
                 "cells": cells,
             }
         )
-    return Evidence(
-        curves_svg=curves,
-        agreement=rows,
-        reference_names=names,
-        skipped=agreement.skipped,
-        truth_method=sweep.truth_method,
-        n_evaluations=objective.n_evaluations,
-        seconds=time.perf_counter() - started,
-    )
+    return {
+        "gathered": True,
+        "curves_svg": curves,
+        "agreement": rows,
+        "reference_names": list(evidence.reference_names),
+        "skipped": evidence.agreement.skipped if evidence.agreement is not None else {},
+        "truth_method": evidence.truth_method,
+        "n_evaluations": evidence.n_evaluations,
+        "seconds": evidence.seconds,
+    }
 
 
 def _parameter_rows(result: CheckResult) -> list[dict[str, Any]]:
@@ -287,13 +202,10 @@ def render_check_report(
     result: CheckResult,
     *,
     title: str | None = None,
-    evidence: Evidence | None = None,
     back_link: str | None = None,
 ) -> str:
-    """The HTML text of a check report (see :func:`gradcheck.report.write_check_report`)."""
+    """The HTML text of a check report (see :func:`gradcheck.report.write`)."""
     if not isinstance(result, CheckResult):
-        from gradcheck.errors import ParameterTypeError
-
         raise ParameterTypeError(
             f"result: expected a gradcheck CheckResult, not {type(result).__name__}"
         )
@@ -316,7 +228,7 @@ def render_check_report(
         heatmap_panels=panels,
         heatmaps=plots.error_heatmaps(large) if large else None,
         ratio_gradient=plots.ratio_gradient_css(),
-        evidence=evidence,
+        evidence=_evidence_context(result.evidence),
         back_link=back_link,
         env=environment(
             **{

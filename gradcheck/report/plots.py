@@ -22,8 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from gradcheck.references.sweep import StepSweep
-    from gradcheck.results import ParameterResult
+    from gradcheck.results import ParameterResult, StepSweep
 
 __all__ = [
     "COLORS",
