@@ -357,47 +357,64 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower() or "check"
 
 
+#: Elements each check page of ``gradcheck run`` sweeps and compares with every reference:
+#: the worst one only, as a plot panel costs about 0.15 s a page and the run has 14 pages.
+RUN_EVIDENCE_SAMPLES = 1
+
+
 def write_run_report(battery: Any, directory: str | Path, *, every_page: bool = False) -> Path:
     """Write the main job's HTML: the seed page, check pages, and the index linking them.
 
     Every check is listed in the index; a page of its own (about a second of
     plotting each) is written for each network's first reference (``auto``) and for
-    every failing check, or for all checks with ``every_page``.
+    every failing check, or for all checks with ``every_page``.  Each page carries
+    evidence on :data:`RUN_EVIDENCE_SAMPLES` elements (step sweep, every reference).
     """
     from gradcheck.report import IndexEntry, write_check_report, write_index, write_seed_report
+    from gradcheck.runner.evidence import with_evidence
+
+    def evidenced(result: Any, loss: Any, params: Any) -> Any:
+        if loss is None or params is None:  # a battery built without its problems
+            return result
+        return with_evidence(result, loss, params, samples=RUN_EVIDENCE_SAMPLES)
 
     root = Path(directory)
     entries = []
     used: set[str] = set()
     first = battery.methods[0] if battery.methods else None
-    for case, method, result in battery.checks:
-        href = None
-        if every_page or method == first or not result.passed:
-            name = _slug(f"{case}-{method}")
-            while name in used:
-                name += "-x"
-            used.add(name)
-            href = f"checks/{name}.html"
-            write_check_report(
-                result,
-                root / href,
-                title=f"{case}: backprop against {method}",
-                back_link="../index.html",
+    for case_result in battery.cases:
+        case = case_result.case.name
+        for method, result in case_result.checks.items():
+            href = None
+            if every_page or method == first or not result.passed:
+                name = _slug(f"{case}-{method}")
+                while name in used:
+                    name += "-x"
+                used.add(name)
+                href = f"checks/{name}.html"
+                write_check_report(
+                    evidenced(result, case_result.loss, case_result.params),
+                    root / href,
+                    title=f"{case}: backprop against {method}",
+                    back_link="../index.html",
+                )
+            entries.append(
+                IndexEntry(
+                    label=f"{case} / {method}",
+                    result=result,
+                    href=href,
+                    expect_pass=True,
+                    description=f"backprop of {case} against {method}",
+                )
             )
-        entries.append(
-            IndexEntry(
-                label=f"{case} / {method}",
-                result=result,
-                href=href,
-                expect_pass=True,
-                description=f"backprop of {case} against {method}",
-            )
-        )
     for bug in battery.bugs:
         name = _slug(f"bug-{bug.bug}")
         href = f"checks/{name}.html"
         write_check_report(
-            bug.result, root / href, title=f"Planted bug: {bug.bug}", back_link="../index.html"
+            evidenced(bug.result, bug.loss, bug.params),
+            root / href,
+            title=f"Planted bug: {bug.bug}",
+            back_link="../index.html",
         )
         entries.append(
             IndexEntry(

@@ -76,3 +76,24 @@ def test_a_missed_planted_bug_fails_the_job(monkeypatch):
     assert honest is not None
     assert not result.passed
     assert "MISSED  not a bug at all" in str(result)
+
+
+def test_run_pages_carry_evidence_and_the_index_lists_every_check(tmp_path):
+    from gradcheck.cli import write_run_report
+
+    battery = run_battery(
+        rng=0,
+        quick=True,
+        seed_demo=False,
+        cases=DEFAULT_CASES[:1],
+        methods=("auto", "central"),
+        planted_bugs=False,
+    )
+    case = battery.cases[0]
+    assert case.loss is not None and case.params is not None  # kept for the report's evidence
+    index = write_run_report(battery, tmp_path).read_text()
+    pages = list((tmp_path / "checks").glob("*.html"))
+    assert [page.name for page in pages] == ["seed-like-3-4-1-sigmoid-auto.html"]
+    assert f"{case.case.name} / central" in index  # listed without a page of its own
+    page = pages[0].read_text()
+    assert "Not computed" not in page and "SciPy differentiate" in page

@@ -164,11 +164,17 @@ PLANTED_BUGS: dict[str, Callable[[Network, Params, np.ndarray, np.ndarray], Para
 
 @dataclass(frozen=True, eq=False)
 class BugResult:
-    """One planted bug: the check of the buggy gradient, which must fail."""
+    """One planted bug: the check of the buggy gradient, which must fail.
+
+    ``loss`` and ``params`` are the checked problem, kept so that a report can gather
+    evidence on it (:func:`gradcheck.runner.evidence.with_evidence`).
+    """
 
     case: str
     bug: str
     result: CheckResult
+    loss: Callable[[Params], Any] | None = None
+    params: Params | None = None
 
     @property
     def caught(self) -> bool:
@@ -198,7 +204,7 @@ def run_planted_bugs(case: BatteryCase, *, rng: np.random.Generator) -> tuple[Bu
             return plant(case.network, p, x, y)
 
         result = check(loss_fn, buggy, params, rng=rng, layer_inputs=inputs)
-        found.append(BugResult(case.name, name, result))
+        found.append(BugResult(case.name, name, result, loss_fn, params))
     return tuple(found)
 
 
@@ -208,6 +214,8 @@ class CaseResult:
 
     ``skipped`` maps a method to why it did not apply (e.g. the complex step
     for a float32 case whose loss cannot be made complex at that precision).
+    ``loss`` and ``params`` are the checked problem, kept so that a report can
+    gather evidence on it (:func:`gradcheck.runner.evidence.with_evidence`).
     """
 
     case: BatteryCase
@@ -215,6 +223,8 @@ class CaseResult:
     skipped: dict[str, str] = field(default_factory=dict)
     training: Any = None
     seconds: float = 0.0
+    loss: Callable[[Params], Any] | None = None
+    params: Params | None = None
 
     @property
     def n_params(self) -> int:
@@ -423,7 +433,8 @@ def run_case(
         except InvalidParameterError as exc:  # e.g. complex step not usable for this loss
             skipped[method] = str(exc)
     training = _train(case, params, x, y) if (train and case.train) else None
-    return CaseResult(case, checks, skipped, training, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return CaseResult(case, checks, skipped, training, seconds, loss_fn, params)
 
 
 def run_battery(
