@@ -18,10 +18,15 @@ from numpy.typing import NDArray
 
 from gradcheck.problem.calls import call_gradient
 from gradcheck.problem.space import ParameterSpace
+from gradcheck.references.noise import difference_table_noise
 
 __all__ = [
-    "JITTER_SAMPLES",
-    "JITTER_ULPS",
+    "FLOAT32_PROBE_MOVE",
+    "JITTER_CAP",
+    "JITTER_LINES",
+    "JITTER_LINE_POINTS",
+    "JITTER_STEP",
+    "NODE_SPREAD",
     "CountedCalls",
     "GradientJitter",
     "float32_valued",
@@ -29,10 +34,28 @@ __all__ = [
 ]
 
 
-#: Gradient evaluations at ulp-perturbed parameters that measure the analytic gradient's jitter.
-JITTER_SAMPLES = 3
-#: Size of those perturbations, in units of each element's eps (relative).
-JITTER_ULPS = 4.0
+#: Points on the line along which the gradient's rounding noise is measured (the gradient
+#: at the parameters is the first): enough differences for three orders to agree.
+JITTER_LINE_POINTS = 8
+#: Step between those points, in units of ``sqrt(eps) * max(|x|, 1)`` per element: large
+#: enough that the forward pass's intermediate values move by many ulps (a saturated
+#: sigmoid's ``a`` with ``1 - a = 1e-10`` moves by ~1e-15 per step), so each point's
+#: rounding is a fresh draw; small enough that the smooth part of a third difference,
+#: ``t**3 g, is far below any rounding.
+JITTER_STEP = 1.0
+#: Independent lines whose largest estimate is taken: along one line the rounding of a
+#: single dominant intermediate can advance slowly and look smooth (seen: a sixfold
+#: underestimate on one line in twenty); a second, independent line rarely does too.
+JITTER_LINES = 2
+#: How far each point's position on the line strays from the equal spacing (in steps).
+NODE_SPREAD = 0.35
+#: Relative move of the point at which a float32 backward pass is looked for: large enough
+#: that the moved parameters are not float32 numbers, small enough to stay local.
+FLOAT32_PROBE_MOVE = 1e-6
+#: Largest jitter accepted as rounding, relative to the element's own gradient: above it
+#: the gradient is not rounding but jumping (a relu mask flipping along the line), and a
+#: jump must not become room that could absorb an error of the gradient's size.
+JITTER_CAP = 1e-3
 
 
 def measure_gradient_jitter(
@@ -41,65 +64,104 @@ def measure_gradient_jitter(
     analytic: NDArray[Any],
     rng: np.random.Generator,
 ) -> NDArray[np.float64]:
-    """How much the analytic gradient jitters when the parameters barely move.
+    """The analytic gradient's own rounding noise, per element, measured from ``grad``.
 
-    A parameter is only known to within its last bits, so a gradient formula
-    whose value jumps by ``d`` under such moves is only determined to within
-    ``d``.  This is how rounding amplified by cancellation inside the user's
-    backward pass shows itself, and it is measured rather than assumed, so a
-    correct but ill-conditioned formula is not called a bug.  Two scales:
+    A correct formula that loses digits to cancellation (a saturated sigmoid's
+    ``a * (1 - a)``, with ``1 - a`` near ``1e-10``, keeps ~6 digits) is only
+    determined to within that rounding.  It is measured, not assumed, so such a
+    formula is not called a bug: the gradient is evaluated at
+    ``JITTER_LINE_POINTS`` equally spaced points ``x + k t v`` on a random line
+    and the rounding noise of each element is read off its difference table
+    (:func:`~gradcheck.references.noise.difference_table_noise`, ECnoise): high
+    differences cancel the gradient's smooth change and leave its rounding.  A
+    wrong formula is smooth too (a missing factor, a sign, a transpose), so it
+    shows no noise and gains no room.
 
-    * a few ulps (``JITTER_ULPS``), ``JITTER_SAMPLES`` times:
-      the largest change;
-    * ``sqrt(eps)`` relative, as a second difference
-      ``(g(x + d) + g(x - d) - 2 g(x)) / 2``, which cancels the gradient's true
-      (linear) change and leaves its rounding.  This scale is what unfreezes
-      rounding that ulp moves cannot reach: a saturated sigmoid's ``a * (1 - a)``
-      with ``1 - a = 1e-10`` loses ten digits, yet ``a`` itself does not move
-      under ulp perturbations of the weights.
-
-    A gradient whose values are all exactly float32 numbers while the
-    parameters are wider was computed in float32; its float32 rounding is the
-    bug under test, so it gets no second-difference room.
+    Elements whose table shows no consistent noise get none, and noise above
+    ``JITTER_CAP`` of the element's gradient is a jump, not rounding, and is
+    refused.  A gradient computed in float32 on a wider problem is the bug under
+    test, so its float32 rounding gets no room: one whose values are all float32
+    numbers, or one that returns the same gradient for parameters and their float32
+    roundings (it only sees float32 copies of them).
 
     Returns
     -------
     ndarray
-        Per element, the larger of the two measurements.
+        Per element, the standard deviation of the gradient's rounding noise.
     """
     reference = analytic.astype(np.float64)
-    spread = np.zeros(space.size)
+    if float32_valued(analytic, space) or _sees_float32_parameters(grad, space, rng):
+        return np.zeros(space.size)
+    noise = np.zeros(space.size)
+    for _ in range(JITTER_LINES):
+        noise = np.fmax(noise, _line_noise(grad, space, reference, rng))
+    return noise
 
-    def moved_by(relative: Callable[[Any], NDArray[np.float64]]) -> NDArray[np.float64]:
-        for leaf, array in zip(space.leaves, space.arrays, strict=True):
-            array[...] = array * (1 + relative(leaf)).astype(leaf.dtype)
+
+def _line_noise(
+    grad: Callable[[Any], Any],
+    space: ParameterSpace,
+    reference: NDArray[np.float64],
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """The gradient's rounding noise per element along one random line (0 where unclear)."""
+    directions = [rng.standard_normal(leaf.shape) for leaf in space.leaves]
+    # Irregular positions: see difference_table_noise (a rounding sawtooth must not look
+    # linear along the line).
+    nodes = np.arange(JITTER_LINE_POINTS) + rng.uniform(
+        -NODE_SPREAD, NODE_SPREAD, JITTER_LINE_POINTS
+    )
+    nodes[0] = 0.0
+    values = np.empty((JITTER_LINE_POINTS, space.size))
+    values[0] = reference
+    for k in range(1, JITTER_LINE_POINTS):
+        for leaf, array, direction in zip(space.leaves, space.arrays, directions, strict=True):
+            t = JITTER_STEP * np.cbrt(np.finfo(leaf.dtype).eps)
+            move = nodes[k] * t * direction * np.maximum(np.abs(array), 1)
+            array[...] = array + move.astype(leaf.dtype)
         try:
-            moved = call_gradient(
-                grad, space, "evaluating the gradient at slightly moved parameters"
+            moved = call_gradient(grad, space, "evaluating the gradient along a short line")
+        finally:
+            space.restore()
+        values[k] = moved.astype(np.float64)
+    finite = np.all(np.isfinite(values), axis=0)
+    noise, accepted = difference_table_noise(np.where(finite, values, 0.0), nodes)
+    with np.errstate(invalid="ignore"):
+        jump = noise > JITTER_CAP * np.abs(reference)
+    return np.where(accepted & finite & ~jump, noise, 0.0)
+
+
+def _sees_float32_parameters(
+    grad: Callable[[Any], Any], space: ParameterSpace, rng: np.random.Generator
+) -> bool:
+    """True when the gradient of a wider-than-float32 problem only sees float32 copies.
+
+    The gradient is evaluated at a point ``p`` and at ``p`` rounded to float32 (kept in
+    the parameters' dtype).  A backward pass that casts its parameters to float32 gets
+    the same float32 numbers both times and returns the same gradient, bit for bit; a
+    wider one sees parameters that differ by up to half a float32 ulp and does not.
+    ``p`` is the point moved by ``FLOAT32_PROBE_MOVE`` (relative), so that it is not
+    already made of float32 numbers.
+    """
+    if np.finfo(space.dtype).eps >= np.finfo(np.float32).eps:
+        return False
+    moves = [
+        rng.uniform(-FLOAT32_PROBE_MOVE, FLOAT32_PROBE_MOVE, size=leaf.shape)
+        for leaf in space.leaves
+    ]
+    gradients = []
+    for rounded in (False, True):
+        for array, move in zip(space.arrays, moves, strict=True):
+            point = array * (1 + move)
+            array[...] = point.astype(np.float32) if rounded else point
+        try:
+            gradients.append(
+                call_gradient(grad, space, "evaluating the gradient at slightly moved parameters")
             )
         finally:
             space.restore()
-        return moved.astype(np.float64)
-
-    for _ in range(JITTER_SAMPLES):
-        moved = moved_by(
-            lambda leaf: (
-                rng.uniform(-JITTER_ULPS, JITTER_ULPS, size=leaf.shape) * np.finfo(leaf.dtype).eps
-            )
-        )
-        with np.errstate(invalid="ignore"):
-            change = np.abs(moved - reference)
-        spread = np.fmax(spread, np.where(np.isfinite(change), change, 0.0))
-
-    if not float32_valued(analytic, space):
-        signs = {leaf.name: rng.choice([-1.0, 1.0], size=leaf.shape) for leaf in space.leaves}
-        scale = {leaf.name: np.sqrt(np.finfo(leaf.dtype).eps) for leaf in space.leaves}
-        plus = moved_by(lambda leaf: signs[leaf.name] * scale[leaf.name])
-        minus = moved_by(lambda leaf: -signs[leaf.name] * scale[leaf.name])
-        with np.errstate(invalid="ignore"):
-            second = np.abs(plus + minus - 2 * reference) / 2
-        spread = np.fmax(spread, np.where(np.isfinite(second), second, 0.0))
-    return spread
+    same = np.isfinite(gradients[0]) & np.isfinite(gradients[1])
+    return bool(same.any()) and bool(np.array_equal(gradients[0][same], gradients[1][same]))
 
 
 class GradientJitter:
