@@ -76,7 +76,11 @@ class Hazard:
         Elements concerned (may be empty).
     blocking : bool
         True when the hazard makes the verdict impossible (the check fails
-        without blaming the gradient).
+        without blaming the gradient): status ``inconclusive``.
+    fails_check : bool
+        True when the gradient may be right but the code around it is not (a
+        loss or gradient that writes into its arguments would corrupt the
+        training loop it lives in): the check fails with status ``hazard``.
     """
 
     kind: str
@@ -84,6 +88,7 @@ class Hazard:
     parameter: str | None = None
     indices: tuple[tuple[int, ...], ...] = ()
     blocking: bool = False
+    fails_check: bool = False
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
@@ -95,6 +100,7 @@ class Hazard:
             "parameter": self.parameter,
             "indices": [list(i) for i in self.indices],
             "blocking": self.blocking,
+            "fails_check": self.fails_check,
         }
 
 
@@ -607,8 +613,8 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        """True when every parameter passed and no hazard blocked the verdict."""
-        if any(h.blocking for h in self.hazards):
+        """True when every parameter passed and no hazard blocked or failed the check."""
+        if any(h.blocking or h.fails_check for h in self.hazards):
             return False
         if self.directional is not None and not self.directional.get("passed", True):
             return False
@@ -616,10 +622,15 @@ class CheckResult:
 
     @property
     def status(self) -> str:
-        """``"passed"``, ``"failed"`` (the gradient is wrong) or ``"inconclusive"`` (a hazard)."""
+        """``"passed"``, ``"failed"`` (the gradient is wrong), ``"inconclusive"`` (no verdict
+        possible) or ``"hazard"`` (the gradient is right, the code around it is not)."""
         if any(h.blocking for h in self.hazards):
             return "inconclusive"
-        return "passed" if self.passed else "failed"
+        if self.directional is not None and not self.directional.get("passed", True):
+            return "failed"
+        if not all(p.passed for p in self.parameters):
+            return "failed"
+        return "hazard" if any(h.fails_check for h in self.hazards) else "passed"
 
     @property
     def failed_parameters(self) -> tuple[ParameterResult, ...]:
@@ -641,6 +652,7 @@ class CheckResult:
             "passed": "gradcheck: PASSED",
             "failed": "gradcheck: FAILED",
             "inconclusive": "gradcheck: INCONCLUSIVE",
+            "hazard": "gradcheck: FAILED (hazard)",
         }[self.status]
         n = sum(p.analytic.size for p in self.parameters)
         lines = [

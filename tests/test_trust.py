@@ -101,3 +101,42 @@ def test_kink_acceptance_needs_stable_one_sided_slopes() -> None:
         state = Comparison(space, np.zeros(2), None)
         accepted = accepted_kinks(objective, state, np.arange(2), sigma=1e-16)
         assert bool(accepted.all()) is expected, loss.__name__
+
+
+def late_writer(after: int):
+    """A loss that starts writing into its argument after ``after`` calls."""
+    calls = {"n": 0}
+
+    def loss(p: dict) -> float:
+        calls["n"] += 1
+        if calls["n"] > after:
+            p["w"] += 0.1
+        return float(np.sum(np.sin(real_only(p["w"])) ** 2))
+
+    return loss
+
+
+@pytest.mark.parametrize("after", [3, 10])
+@pytest.mark.parametrize("name", list(GRADIENTS))
+def test_a_loss_that_starts_writing_is_inconclusive_and_named_a_mutation(after, name) -> None:
+    result = gradcheck.check(late_writer(after), GRADIENTS[name], W)
+    assert not result.passed and result.status == "inconclusive"
+    assert any(h.kind == "mutation" and h.blocking for h in result.hazards)
+    assert not any(h.kind == "nondeterministic" for h in result.hazards)  # not "randomness"
+
+
+def test_a_gradient_with_an_sgd_step_inside_fails_as_a_hazard() -> None:
+    def loss(p: dict) -> float:
+        return float(np.sum(np.sin(p["w"]) ** 2))
+
+    def grad_that_steps(p: dict) -> dict:
+        g = true_grad(p)
+        p["w"] -= 0.1 * g["w"]  # would update the weights twice per training step
+        return g
+
+    params = {"w": W["w"].copy()}
+    result = gradcheck.check(loss, grad_that_steps, params)
+    assert result.status == "hazard" and not result.passed
+    assert np.array_equal(params["w"], W["w"])  # the caller's arrays are never modified
+    flipped = gradcheck.check(loss, lambda p: {"w": -grad_that_steps(p)["w"]}, params)
+    assert flipped.status == "failed"  # a wrong gradient is still called wrong

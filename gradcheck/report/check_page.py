@@ -24,6 +24,7 @@ STATUS_TEXT = {
     "passed": "The gradient matches the references",
     "failed": "The gradient is wrong",
     "inconclusive": "No verdict is possible",
+    "hazard": "The gradient is right, the code around it is not",
 }
 
 
@@ -192,6 +193,8 @@ def _headline(result: CheckResult) -> str:
     if result.status == "inconclusive":
         blocking = [h for h in result.hazards if h.blocking]
         return blocking[0].message if blocking else "A hazard prevents a verdict."
+    if result.status == "hazard":
+        return next(h.message for h in result.hazards if h.fails_check)
     failed = result.failed_parameters
     parts = [f"{p.name}: {p.n_failed} of {p.n_checked} elements" for p in failed[:4]]
     more = f" and {len(failed) - 4} more" if len(failed) > 4 else ""

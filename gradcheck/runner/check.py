@@ -151,7 +151,7 @@ def check(
     watch_the_functions(run, "after the first pass")
     second_reference(run, chosen, state, first)
     accept_kinks(run, chosen, state)
-    watch_the_functions(run, "at the end of the check", final=True)
+    watch_the_functions(run, "at the end of the check")
     return assemble(run, chosen, state)
 
 

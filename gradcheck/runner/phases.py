@@ -346,7 +346,7 @@ def accept_kinks(run: CheckRun, plan: CheckPlan, state: Comparison) -> None:
         run.hazards += kink_hazards(run.space, at)
 
 
-def watch_the_functions(run: CheckRun, when: str, *, final: bool = False) -> None:
+def watch_the_functions(run: CheckRun, when: str) -> None:
     """Phases 3b and 6: are the loss and the gradient still the functions first called?
 
     A loss that writes into its input, or starts returning other values after a
@@ -356,13 +356,16 @@ def watch_the_functions(run: CheckRun, when: str, *, final: bool = False) -> Non
     gradient compared is the one of the first call, tested against the second in
     :func:`prepare`; later calls only measure its jitter.)
     """
-    if final and run.space.restore():
-        run.hazards.append(mutation_hazard("loss", during_check=True))
-        return  # what the loss returns now is explained by what it wrote
-    if any(h.kind == "nondeterministic" for h in run.hazards):
+    if any(h.blocking for h in run.hazards):
         return  # already withheld; more calls would say nothing new
+    wrote = run.space.restore()
     drift = loss_drift_hazard(run.objective, when)
-    if drift is not None:
+    # Evaluations at perturbed points put the working copy back unconditionally, so a
+    # loss that writes is caught here, by the calls at the original point: whatever it
+    # returns after writing is explained by the writing, not by randomness.
+    if wrote or run.space.restore():
+        run.hazards.append(mutation_hazard("loss", during_check=True))
+    elif drift is not None:
         run.hazards.append(drift)
 
 
@@ -450,6 +453,10 @@ def assemble(run: CheckRun, plan: CheckPlan, state: Comparison) -> CheckResult:
         blocking = "; ".join(h.message for h in result.hazards if h.blocking)
         withheld = "no bug is named: a hazard withholds the verdict"
         return replace(result, diagnosis=Diagnosis("inconclusive", withheld, blocking))
+    if result.status == "hazard":
+        found = "; ".join(h.message for h in result.hazards if h.fails_check)
+        right = "the gradient's values are right; the code around them is not"
+        return replace(result, diagnosis=Diagnosis("hazard", right, found))
     evidence = FailedCheck(
         space=run.space,
         analytic=state.analytic,

@@ -58,6 +58,7 @@ UPDATE_KINDS: dict[str, str] = {
     "shape": "the update term does not have the parameter's shape",
     "mixed": "parameters differ from gradient descent in different ways",
     "inconclusive": "no verdict possible (see the hazards)",
+    "hazard": "the step writes into its input, or its loss does (see the hazards)",
 }
 
 
@@ -134,8 +135,8 @@ class UpdateResult:
 
     @property
     def status(self) -> str:
-        if self.kind == "inconclusive":
-            return "inconclusive"
+        if self.kind in ("inconclusive", "hazard"):
+            return self.kind
         return "passed" if self.passed else "failed"
 
     def __bool__(self) -> bool:
@@ -150,7 +151,12 @@ class UpdateResult:
         )
 
     def __str__(self) -> str:
-        head = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}[self.status]
+        head = {
+            "passed": "PASSED",
+            "failed": "FAILED",
+            "inconclusive": "INCONCLUSIVE",
+            "hazard": "FAILED (hazard)",
+        }[self.status]
         lines = [f"gradcheck update: {head}: {UPDATE_KINDS[self.kind]} (lr={self.lr:g})"]
         lines += ["  " + line for line in self.explanation.splitlines()]
         if self.check is not None:
@@ -708,10 +714,10 @@ def check_update(
         workers=workers,
     )
     result = _widen(result, rounding, space)
-    if result.status == "inconclusive":
-        hazards = "; ".join(str(h) for h in result.hazards if h.blocking)
+    if result.status in ("inconclusive", "hazard"):
+        hazards = "; ".join(str(h) for h in result.hazards if h.blocking or h.fails_check)
         return UpdateResult(
-            "inconclusive", hazards, lr, (), result, None, time.perf_counter() - started
+            result.status, hazards, lr, (), result, None, time.perf_counter() - started
         )
     parameters, gradients = _classify(result, inputs)
     kind, explanation, factor = _summarise(parameters, gradients)

@@ -49,16 +49,27 @@ def on_copies(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def mutation_hazard(role: str, *, during_check: bool = False) -> Hazard:
-    """The ``mutation`` hazard of a ``role`` ("loss", "gradient") that writes into its input."""
+    """The ``mutation`` hazard of a ``role`` ("loss", "gradient") that writes into its input.
+
+    A function that writes into its arguments corrupts the training loop it lives in
+    (an SGD step inside ``grad`` updates the weights twice), so the check fails with
+    status ``hazard`` even when the values are right.  One that starts writing only
+    during the check has corrupted the evaluations made since: no verdict is possible.
+    """
     if during_check:
         return Hazard(
             "mutation",
-            f"the {role} function modified its input during the check; gradcheck restored it",
+            f"the {role} function started writing into its input arrays during the check, so "
+            "the evaluations since then saw other parameters: no verdict is possible "
+            "(gradcheck restored the arrays; the caller's were never touched)",
+            blocking=True,
         )
     return Hazard(
         "mutation",
-        f"the {role} function modifies its input arrays in place; "
-        "gradcheck hands it a fresh copy at every evaluation",
+        f"the {role} function writes into its input arrays: the gradient values were checked "
+        f"on fresh copies, but a training loop that calls this {role} gets its parameters "
+        "changed behind its back",
+        fails_check=True,
     )
 
 
