@@ -200,6 +200,98 @@ def ratio_picture(parameter: ParameterResult) -> NDArray[np.float64]:
     return _matrix(np.where(p.checked, ratio, np.nan))
 
 
+#: Heatmap figure geometry in inches: figure width, usable width, panel title, tick labels,
+#: gap between panels, left margin, colour-bar strip.
+_MAP_WIDTH, _MAP_USABLE, _MAP_TITLE, _MAP_TICKS, _MAP_GAP, _MAP_LEFT, _MAP_BAR = (
+    8.6, 8.0, 0.42, 0.32, 0.45, 0.35, 0.75
+)  # fmt: skip
+
+
+def _flow_layout(sizes: list[tuple[float, float, float]]) -> list[list[int]]:
+    """Panels flowed left to right like words: the panel indices of each row."""
+    rows: list[list[int]] = [[]]
+    x = _MAP_LEFT
+    for k, (w, _, _) in enumerate(sizes):
+        if rows[-1] and x + w > _MAP_USABLE:
+            rows.append([])
+            x = _MAP_LEFT
+        rows[-1].append(k)
+        x += w + _MAP_GAP + _MAP_LEFT
+    return rows
+
+
+def _heatmap_panel(
+    ax: Any, p: ParameterResult, picture: NDArray[Any], cell: float, image_args: dict[str, Any]
+) -> Any:
+    """One parameter's panel: the map, its title, ticks, the worst element outlined."""
+    from matplotlib.patches import Rectangle
+
+    image = ax.imshow(picture, aspect="auto", interpolation="nearest", **image_args)
+    verdict = "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail"
+    color = COLORS["pass"] if p.passed else COLORS["fail"]
+    shape = "×".join(str(s) for s in p.shape) or "scalar"
+    ax.set_title(
+        f"{mpl_text(_short(p.name))}\n{shape} · {verdict}",
+        color=color,
+        loc="left",
+        fontsize=9,
+        linespacing=1.3,
+    )
+    r, c = picture.shape
+    ax.set_xticks(range(c) if c <= 10 else np.linspace(0, c - 1, 5).round().astype(int))
+    ax.set_yticks(range(r) if r <= 10 else np.linspace(0, r - 1, 5).round().astype(int))
+    ax.tick_params(labelsize=7.5, length=2)
+    if r == 1 and p.analytic.ndim <= 1:
+        ax.set_yticks([])
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(True)
+    if p.checked.any():
+        order = _matrix(np.arange(p.analytic.size).reshape(p.shape))
+        target = np.ravel_multi_index(p.worst_index, p.shape) if p.shape else 0
+        where = np.argwhere(order == target)[0]
+        ax.add_patch(
+            Rectangle(
+                (where[1] - 0.5, where[0] - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor=COLORS["ink"],
+                linewidth=1.6,
+            )
+        )
+    if cell >= 0.22:
+        for (i, j), value in np.ndenumerate(picture):
+            if np.isfinite(value) and value > RATIO_RANGE[0]:
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.0f}".replace("-", "−"),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 1.5 else "#24292f",
+                )
+    return image
+
+
+def _ratio_colorbar(fig: Any, image: Any, height: float) -> None:
+    """The shared colour scale under the panels, with the pass/fail line at 0."""
+    width, left = _MAP_WIDTH, _MAP_LEFT
+    cax = fig.add_axes((left / width, 0.42 / height, 4.2 / width, 0.13 / height))
+    bar = fig.colorbar(image, cax=cax, orientation="horizontal")
+    bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1))
+    bar.ax.tick_params(labelsize=7.5)
+    bar.ax.axvline(0.0, color=COLORS["ink"], linewidth=1.5)
+    fig.text(
+        (left + 4.4) / width,
+        0.44 / height,
+        "log10(|error| / tolerance):  below 0 passes, above 0 fails",
+        fontsize=8.5,
+        va="bottom",
+        color=COLORS["ink"],
+    )
+
+
 def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 16) -> str | None:
     """One heatmap of ``log10(|error| / tolerance)`` per parameter, in one figure.
 
@@ -209,104 +301,36 @@ def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 1
     Returns None when there is nothing to draw.
     """
     from matplotlib.colors import Normalize
-    from matplotlib.patches import Rectangle
 
     shown = [p for p in parameters if p.analytic.size > 0][:max_panels]
     if not shown:
         return None
     pictures = [ratio_picture(p) for p in shown]
-
-    width, usable = 8.6, 8.0
     sizes = []
     for picture in pictures:
         r, c = picture.shape
         cell = min(0.34, 6.8 / c, 3.2 / r)
         sizes.append((max(c * cell, 0.5), max(r * cell, 0.3), cell))
-    # Flow layout in inches: (row, x, panel width, panel height).
-    title, ticks, gap, left = 0.42, 0.32, 0.45, 0.35
-    rows: list[list[int]] = [[]]
-    x = left
-    for k, (w, _, _) in enumerate(sizes):
-        if rows[-1] and x + w > usable:
-            rows.append([])
-            x = left
-        rows[-1].append(k)
-        x += w + gap + left
-    row_heights = [max(sizes[k][1] for k in row) + title + ticks for row in rows]
-    bar_space = 0.75
-    height = 0.1 + sum(row_heights) + bar_space
+    rows = _flow_layout(sizes)
+    row_heights = [max(sizes[k][1] for k in row) + _MAP_TITLE + _MAP_TICKS for row in rows]
+    width, height = _MAP_WIDTH, 0.1 + sum(row_heights) + _MAP_BAR
     fig = figure(width, height)
-    cmap = _ratio_cmap().with_extremes(bad="#eaeef2")
-    norm = Normalize(*RATIO_RANGE)
+    image_args = {
+        "cmap": _ratio_cmap().with_extremes(bad="#eaeef2"),
+        "norm": Normalize(*RATIO_RANGE),
+    }
     image = None
     top = height - 0.1
     for row, row_height in zip(rows, row_heights, strict=True):
-        x = left
+        x = _MAP_LEFT
         for k in row:
-            p, picture = shown[k], pictures[k]
             w, h, cell = sizes[k]
-            ax = fig.add_axes((x / width, (top - title - h) / height, w / width, h / height))
-            x += w + gap + left
-            image = ax.imshow(picture, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
-            verdict = "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail"
-            color = COLORS["pass"] if p.passed else COLORS["fail"]
-            shape = "×".join(str(s) for s in p.shape) or "scalar"
-            ax.set_title(
-                f"{mpl_text(_short(p.name))}\n{shape} · {verdict}",
-                color=color,
-                loc="left",
-                fontsize=9,
-                linespacing=1.3,
-            )
-            r, c = picture.shape
-            ax.set_xticks(range(c) if c <= 10 else np.linspace(0, c - 1, 5).round().astype(int))
-            ax.set_yticks(range(r) if r <= 10 else np.linspace(0, r - 1, 5).round().astype(int))
-            ax.tick_params(labelsize=7.5, length=2)
-            if r == 1 and p.analytic.ndim <= 1:
-                ax.set_yticks([])
-            for side in ("top", "right"):
-                ax.spines[side].set_visible(True)
-            if p.checked.any():
-                order = _matrix(np.arange(p.analytic.size).reshape(p.shape))
-                target = np.ravel_multi_index(p.worst_index, p.shape) if p.shape else 0
-                where = np.argwhere(order == target)[0]
-                ax.add_patch(
-                    Rectangle(
-                        (where[1] - 0.5, where[0] - 0.5),
-                        1,
-                        1,
-                        fill=False,
-                        edgecolor=COLORS["ink"],
-                        linewidth=1.6,
-                    )
-                )
-            if cell >= 0.22:
-                for (i, j), value in np.ndenumerate(picture):
-                    if np.isfinite(value) and value > RATIO_RANGE[0]:
-                        ax.text(
-                            j,
-                            i,
-                            f"{value:.0f}".replace("-", "−"),
-                            ha="center",
-                            va="center",
-                            fontsize=7,
-                            color="white" if value > 1.5 else "#24292f",
-                        )
+            box = (x / width, (top - _MAP_TITLE - h) / height, w / width, h / height)
+            image = _heatmap_panel(fig.add_axes(box), shown[k], pictures[k], cell, image_args)
+            x += w + _MAP_GAP + _MAP_LEFT
         top -= row_height
     if image is not None:
-        cax = fig.add_axes((left / width, 0.42 / height, 4.2 / width, 0.13 / height))
-        bar = fig.colorbar(image, cax=cax, orientation="horizontal")
-        bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1))
-        bar.ax.tick_params(labelsize=7.5)
-        bar.ax.axvline(0.0, color=COLORS["ink"], linewidth=1.5)
-        fig.text(
-            (left + 4.4) / width,
-            0.44 / height,
-            "log10(|error| / tolerance):  below 0 passes, above 0 fails",
-            fontsize=8.5,
-            va="bottom",
-            color=COLORS["ink"],
-        )
+        _ratio_colorbar(fig, image, height)
     return to_svg(fig, label="heatmaps of error relative to tolerance per element")
 
 
