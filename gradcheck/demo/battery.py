@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.model.network import Network, random_data
+from gradcheck.references.registry import METHODS
 from gradcheck.results import CheckResult
 from gradcheck.runner.check import check
 
@@ -34,8 +35,9 @@ __all__ = [
     "scaled_error",
 ]
 
-#: References every case is checked against (``auto`` is gradcheck's default pipeline).
-BATTERY_METHODS = ("auto", "complex", "central", "richardson", "approx_fprime", "differentiate")
+#: References every case is checked against: every registered method (``auto`` is the default
+#: pipeline).
+BATTERY_METHODS = METHODS
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,10 @@ __all__ = ["OptimizerRun", "TrainingComparison", "train_reference"]
 LBFGSB_FTOL = 2.220446049250313e-09
 LBFGSB_GTOL = 1e-05
 
-#: Safety factor on the derived resolution: the curvature is an L-BFGS estimate, and
-#: "the last decrease bounds the remaining gap" holds for superlinear convergence only.
-_SAFETY = 10.0
+#: Factor on the derived resolution of two trainings (not the check's ESTIMATE_SAFETY): the
+#: curvature is an L-BFGS estimate, and "the last decrease bounds the remaining gap" holds
+#: for superlinear convergence only.
+CONVERGENCE_SAFETY = 10.0
 
 #: L-BFGS-B's default absolute finite-difference step (its ``eps`` option) in float64.
 _LBFGSB_FD_STEP = 1e-08
@@ -464,7 +465,7 @@ def _agreement_tolerance(
     h_min = float(np.min(fd_step))
     fd_error = 2.0 * eps * max(abs(reference.loss), float(np.finfo(dtype).tiny)) / h_min
     curvature = _largest_eigenvalue(reference_result.hess_inv, n)
-    tolerance = _SAFETY * (
+    tolerance = CONVERGENCE_SAFETY * (
         2.0 * ftol * max(scale, 1.0)
         + 0.5 * n * curvature * (gtol**2 + (gtol + fd_error) ** 2)
         + 2.0 * eps * scale

@@ -14,23 +14,22 @@ return, :class:`~gradcheck.results.StepSweep` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numpy.typing import NDArray
 
 from gradcheck.problem.objective import Objective
 from gradcheck.references.base import Estimate
-from gradcheck.references.complex_step import complex_step
 from gradcheck.references.finite_difference import (
     ROUNDOFF_SIGMAS,
     central_difference,
     default_steps,
     richardson,
 )
+from gradcheck.references.registry import REFERENCES as REGISTERED
+from gradcheck.references.registry import Reference
 from gradcheck.results import ReferenceAgreement, StepSweep
 
-__all__ = ["step_sweep", "REFERENCES", "reference_agreement"]
+__all__ = ["step_sweep", "DISPLAY_NAMES", "REFERENCES", "reference_agreement"]
 
 
 def step_sweep(
@@ -92,38 +91,19 @@ def step_sweep(
     )
 
 
-def _scipy_forward(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    from gradcheck.references.scipy_refs import approx_fprime_reference
+#: How a report names each registered reference.  ``complex step`` is only run when the
+#: loss passed the complex-step capability probe.
+DISPLAY_NAMES = {
+    "central": "central difference",
+    "richardson": "Richardson",
+    "complex": "complex step",
+    "approx_fprime": "SciPy approx_fprime",
+    "differentiate": "SciPy differentiate",
+}
 
-    return approx_fprime_reference(objective, indices, sigma=sigma)
-
-
-def _scipy_differentiate(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    from gradcheck.references.scipy_refs import differentiate_reference
-
-    return differentiate_reference(objective, indices, sigma=sigma)
-
-
-def _central(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    return central_difference(objective, indices, sigma=sigma)
-
-
-def _richardson(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    return richardson(objective, indices, sigma=sigma)
-
-
-def _complex(objective: Objective, indices: NDArray[np.intp], sigma: float) -> Estimate:
-    return complex_step(objective, indices)
-
-
-#: The references a report compares, by display name.  ``complex step`` is
-#: only run when the loss passed the complex-step capability probe.
-REFERENCES: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] = {
-    "central difference": _central,
-    "Richardson": _richardson,
-    "complex step": _complex,
-    "SciPy approx_fprime": _scipy_forward,
-    "SciPy differentiate": _scipy_differentiate,
+#: The references a report compares, by display name: the registry's, nothing of its own.
+REFERENCES: dict[str, Reference] = {
+    display: REGISTERED[method] for method, display in DISPLAY_NAMES.items()
 }
 
 
@@ -133,7 +113,7 @@ def reference_agreement(
     *,
     sigma: float,
     complex_ok: bool,
-    references: dict[str, Callable[[Objective, NDArray[np.intp], float], Estimate]] | None = None,
+    references: dict[str, Reference] | None = None,
 ) -> ReferenceAgreement:
     """Run each reference of ``references`` (default :data:`REFERENCES`) on ``indices``.
 
