@@ -199,10 +199,11 @@ def validate_layer_inputs(
         except (TypeError, ValueError) as exc:
             raise ParameterTypeError(f"layer_inputs[{name!r}]: not a real array ({exc})") from None
         shape = leaves[name].shape
+        fan_in = shape[0] if len(shape) == 2 else "fan_in"
         if len(shape) != 2 or array.ndim != 2 or array.shape[1] != shape[0]:
             raise InvalidParameterError(
-                f"layer_inputs[{name!r}]: expected shape (n_samples, {shape[0]}) for a weight of "
-                f"shape {shape}, got {array.shape}"
+                f"layer_inputs[{name!r}]: must be a 2-D (n_samples, {fan_in}) array for a 2-D "
+                f"weight; the weight has shape {shape}, the array {array.shape}"
             )
         out[name] = array
     if len({a.shape[0] for a in out.values()}) > 1:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gradcheck.diagnosis import validate_layer_inputs
 from gradcheck.diagnosis.factors import fit_factor, simple_fraction, within_tolerance
 from gradcheck.errors import (
     GradientMismatchError,
@@ -37,6 +38,7 @@ from gradcheck.errors import (
     ParameterTypeError,
     UserFunctionError,
 )
+from gradcheck.options import CheckOptions
 from gradcheck.problem.calls import require_callable
 from gradcheck.problem.space import ParameterSpace
 from gradcheck.results import CheckResult, ParameterResult
@@ -559,31 +561,6 @@ def _validate(step: Any, loss: Any, lr: Any) -> float:
     return float(lr)
 
 
-def _layer_inputs(layer_inputs: Any, space: ParameterSpace) -> dict[str, NDArray[np.float64]]:
-    if layer_inputs is None:
-        return {}
-    if not isinstance(layer_inputs, Mapping):
-        raise ParameterTypeError(
-            f"layer_inputs: expected a mapping {{parameter name: a_prev}}, got "
-            f"{type(layer_inputs).__name__}"
-        )
-    out = {}
-    for name, value in layer_inputs.items():
-        if name not in space.names:
-            raise InvalidParameterError(
-                f"layer_inputs: {name!r} is not a parameter (parameters are "
-                f"{', '.join(map(repr, space.names))})"
-            )
-        array = np.asarray(value, dtype=np.float64)
-        if array.ndim != 2:
-            raise InvalidParameterError(
-                f"layer_inputs: {name!r} must be a 2-D (samples, inputs) array, got shape "
-                f"{array.shape}"
-            )
-        out[name] = array
-    return out
-
-
 def _elementwise_mode(mode: Any, elements: int | None) -> str:
     """``check``'s mode for an update check: elementwise always (see :func:`check_update`)."""
     if mode == "directional":
@@ -603,15 +580,7 @@ def check_update(
     lr: float,
     *,
     layer_inputs: Mapping[str, Any] | None = None,
-    method: str = "auto",
-    atol: float | None = None,
-    rtol: float | None = None,
-    elements: int | None = None,
-    rng: Any = None,
-    diagnose: bool = True,
-    mode: str = "auto",
-    budget: float | int | None = None,
-    workers: int | None = None,
+    **options: Any,
 ) -> UpdateResult:
     """Check that ``step`` is gradient descent on ``loss``: ``step(p) == p - lr * dL/dp``.
 
@@ -631,14 +600,15 @@ def check_update(
         For 2-D weights, the layer's input ``a_prev`` (samples x inputs) at
         ``params``: lets a failing step be recognised as using the layer's
         per-sample delta in place of ``a_prev.T @ delta``.
-    method, atol, rtol, elements, rng, diagnose
-        As in :func:`gradcheck.check`, which judges the implied gradient.
-    workers
-        As in :func:`gradcheck.check`: the loss's evaluations in worker processes.
-    mode, budget
-        As in :func:`gradcheck.check`, except that ``directional`` is refused:
-        an update is classified element by element, so ``auto`` checks every
-        element (``sampled`` with ``elements``).
+
+    Other Parameters
+    ----------------
+    **options
+        The options of :func:`gradcheck.check` (defined once in
+        :class:`gradcheck.options.CheckOptions`), which judges the implied
+        gradient, except that ``mode="directional"`` is refused: an update is
+        classified element by element, so ``auto`` checks every element
+        (``sampled`` with ``elements``).
 
     Returns
     -------
@@ -679,9 +649,10 @@ def check_update(
     'ascent'
     """
     started = time.perf_counter()
+    settings = CheckOptions.from_keywords(options, function="check_update")
     lr = _validate(step, loss, lr)
     space = ParameterSpace(params)
-    inputs = _layer_inputs(layer_inputs, space)
+    inputs = validate_layer_inputs(layer_inputs, space) or {}
     as_gradient = _Step(step, space, lr)
     try:
         rounding = _rounding(as_gradient, space)
@@ -703,15 +674,11 @@ def check_update(
         loss,
         as_gradient,
         params,
-        method=method,
-        atol=atol,
-        rtol=rtol,
-        elements=elements,
-        rng=rng,
-        diagnose=diagnose,
-        mode=_elementwise_mode(mode, elements),
-        budget=budget,
-        workers=workers,
+        **{
+            **settings.keywords(),
+            "layer_inputs": None,  # the step's classification uses them, not check's
+            "mode": _elementwise_mode(settings.mode, settings.elements),
+        },
     )
     result = _widen(result, rounding, space)
     if result.status in ("inconclusive", "hazard"):
