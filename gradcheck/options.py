@@ -19,11 +19,12 @@ method name is validated, so the plugin stays cheap to load.
 
 from __future__ import annotations
 
+import math
+import numbers
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-
-import numpy as np
 
 from gradcheck.errors import InvalidParameterError, ParameterTypeError
 
@@ -78,14 +79,26 @@ class Budget:
 # -- validators: one per option, ``validate(value, name) -> clean value`` ---------------------
 
 
+def _numpy_type(value: Any, name: str) -> bool:
+    """Whether ``value`` is an instance of ``numpy.<name>``, without importing numpy.
+
+    A value can only be a numpy object if numpy is already loaded, so this module (read
+    by the pytest plugin at start-up) never imports it.
+    """
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, getattr(numpy, name))
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or _numpy_type(value, "bool_")
+
+
 def _is_number(value: Any) -> bool:
-    return not isinstance(value, (bool, np.bool_)) and isinstance(
-        value, (int, float, np.integer, np.floating)
-    )
+    return not _is_bool(value) and isinstance(value, numbers.Real)
 
 
 def _is_int(value: Any) -> bool:
-    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
+    return not _is_bool(value) and isinstance(value, numbers.Integral)
 
 
 def validate_method(value: Any, name: str = "method") -> str:
@@ -106,7 +119,7 @@ def validate_tolerance(value: Any, name: str) -> float | None:
         return None
     if not _is_number(value):
         raise ParameterTypeError(f"{name}: expected a number or None, got {type(value).__name__}")
-    if not np.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value < 0:
         raise InvalidParameterError(f"{name}: must be finite and >= 0, got {value!r}")
     return float(value)
 
@@ -135,7 +148,8 @@ def validate_workers(value: Any, name: str = "workers") -> int | None:
 
 def validate_rng(value: Any, name: str = "rng") -> Any:
     """A :class:`numpy.random.Generator`, an int seed >= 0, or None."""
-    if value is None or isinstance(value, np.random.Generator):
+    numpy = sys.modules.get("numpy")
+    if value is None or (numpy is not None and isinstance(value, numpy.random.Generator)):
         return value
     if _is_int(value):
         if value < 0:
@@ -177,7 +191,7 @@ def validate_budget(value: Any, name: str = "budget") -> Budget:
             f"{name}: expected seconds (a float) or loss evaluations (an int), got "
             f"{type(value).__name__}"
         )
-    if not np.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise InvalidParameterError(f"{name}: must be positive and finite, got {value!r}")
     if _is_int(value):
         return Budget(evaluations=int(value))
@@ -186,7 +200,7 @@ def validate_budget(value: Any, name: str = "budget") -> Budget:
 
 def validate_flag(value: Any, name: str) -> bool:
     """True or False."""
-    if not isinstance(value, (bool, np.bool_)):
+    if not _is_bool(value):
         raise ParameterTypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
 
@@ -195,7 +209,7 @@ def validate_progress(value: Any, name: str = "progress") -> bool | None:
     """True, False or None (a progress bar on a terminal only)."""
     if value is None:
         return None
-    if not isinstance(value, (bool, np.bool_)):
+    if not _is_bool(value):
         raise ParameterTypeError(f"{name}: expected True, False or None, got {value!r}")
     return bool(value)
 
