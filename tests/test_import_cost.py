@@ -18,7 +18,8 @@ def test_every_public_name_resolves() -> None:
     from gradcheck import Network, check_update, run_battery  # noqa: F401
 
 
-HEAVY = ("scipy", "matplotlib", "jinja2", "tqdm", "hypothesis")
+#: numpy too: the plugin is imported by every pytest session, and needs none of it to load.
+HEAVY = ("numpy", "scipy", "matplotlib", "jinja2", "tqdm", "hypothesis")
 
 _FRESH_IMPORT = """
 import sys
