@@ -112,7 +112,7 @@ class Objective:
         The point is written into gradcheck's working copies (one parameter at a time,
         so no full-size temporary) and they are put back afterwards.
         """
-        for leaf, flat in zip(self.space.leaves, self.space._flat_views, strict=True):
+        for leaf, flat in zip(self.space.leaves, self.space.flat_views, strict=True):
             np.add(self.x0[leaf.slice], t * direction[leaf.slice], out=flat, casting="unsafe")
         try:
             value = self._value(self.space.tree, "evaluating the loss at a perturbed point")

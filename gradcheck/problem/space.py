@@ -168,14 +168,17 @@ class ParameterSpace:
         # pieces are the per-leaf originals when every leaf has that dtype (the usual case).
         dtype = np.result_type(*(leaf.dtype for leaf in leaves))
         self.x0: NDArray[Any] = np.concatenate([a.reshape(-1) for a in arrays], dtype=dtype)
+        #: The original value of each leaf (read-only; restore() copies them back).
+        self.originals: tuple[NDArray[Any], ...]
         if all(leaf.dtype == dtype for leaf in leaves):
-            self._originals = tuple(self.x0[leaf.slice].reshape(leaf.shape) for leaf in leaves)
+            self.originals = tuple(self.x0[leaf.slice].reshape(leaf.shape) for leaf in leaves)
         else:
-            self._originals = tuple(a.copy() for a in arrays)
+            self.originals = tuple(a.copy() for a in arrays)
         self.x0.setflags(write=False)
         #: Working copies handed to the user's functions; perturbed in place.
         self.arrays: tuple[NDArray[Any], ...] = tuple(arrays)
-        self._flat_views = tuple(a.reshape(-1) for a in self.arrays)
+        #: The working copies as flat views (one element moved in place per evaluation).
+        self.flat_views = tuple(a.reshape(-1) for a in self.arrays)
         self.tree = self.build(self.arrays)
         # Leaf k holds flat indices [offset_k, offset_k + size_k): a sorted search over the
         # offsets finds an element's leaf without an N-sized lookup table.
@@ -217,7 +220,7 @@ class ParameterSpace:
     def element(self, flat_index: int) -> tuple[NDArray[Any], int]:
         """The flat view of the working leaf holding ``flat_index`` and the local index."""
         k = int(self.leaf_of(flat_index))
-        return self._flat_views[k], int(flat_index) - self.leaves[k].offset
+        return self.flat_views[k], int(flat_index) - self.leaves[k].offset
 
     def leaf_of(self, flat_index: Any) -> Any:
         """The position in :attr:`leaves` of the leaf holding each flat index."""
@@ -241,11 +244,11 @@ class ParameterSpace:
         moved them), and the return value is False.
         """
         if force:
-            for array, original in zip(self.arrays, self._originals, strict=True):
+            for array, original in zip(self.arrays, self.originals, strict=True):
                 array[...] = original
             return False
         changed = False
-        for array, original in zip(self.arrays, self._originals, strict=True):
+        for array, original in zip(self.arrays, self.originals, strict=True):
             # Bitwise: any write counts, and comparing the raw words is ~10x faster than a
             # NaN-aware float comparison (this runs after every call of the user's functions).
             words = np.dtype(f"u{array.itemsize}" if array.itemsize in (2, 4, 8) else "u1")

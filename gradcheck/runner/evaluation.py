@@ -447,7 +447,7 @@ class BatchedObjective(Objective):
         assert self.executor is not None
         n = len(items)
         size = max(MIN_TASK, -(-n // (TASKS_PER_WORKER * self._workers())))
-        params = self.space.build(self.space._originals)
+        params = self.space.build(self.space.originals)
         futures: list[tuple[int, int, Future[Any]]] = []
         for start, stop in _chunks(n, size):
             payload = (
