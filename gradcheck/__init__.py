@@ -33,8 +33,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "check": "runner.check",
     "assert_check": "runner.check",
-    "METHODS": "runner.check",
+    "METHODS": "references.registry",
+    "CheckOptions": "options",
     "CheckResult": "results",
+    "CheckEvidence": "results",
+    "with_evidence": "runner.evidence",
     "ParameterResult": "results",
     "Diagnosis": "results",
     "Hazard": "results",
@@ -84,8 +87,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from gradcheck.demo.battery import BatteryResult, run_battery
     from gradcheck.demo.seed import SeedDemonstration, demonstrate
     from gradcheck.model.network import Network, random_data
+    from gradcheck.options import CheckOptions
+    from gradcheck.references.registry import METHODS
     from gradcheck.report import write_check_report
-    from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult
-    from gradcheck.runner.check import METHODS, assert_check, check
+    from gradcheck.results import CheckEvidence, CheckResult, Diagnosis, Hazard, ParameterResult
+    from gradcheck.runner.check import assert_check, check
+    from gradcheck.runner.evidence import with_evidence
     from gradcheck.runner.update import ParameterUpdate, UpdateResult, assert_update, check_update
     from gradcheck.targets import TargetError, load_params, save_params
