@@ -59,7 +59,7 @@ from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.complex_step import COMPLEX_ROUNDING, complex_step_size
 from gradcheck.references.finite_difference import richardson
 from gradcheck.results import json_float
-from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR
+from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR, passes
 
 __all__ = [
     "Block",
@@ -166,7 +166,7 @@ class Probe:
 
     @property
     def passed(self) -> bool:
-        return bool(abs(self.analytic - self.reference) <= self.tolerance)
+        return bool(passes(self.analytic, self.reference, self.tolerance))
 
     @property
     def ratio(self) -> float:

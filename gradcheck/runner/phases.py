@@ -34,8 +34,17 @@ from gradcheck.options import CheckOptions
 from gradcheck.problem.calls import call_gradient, require_callable
 from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.base import Estimate
-from gradcheck.references.complex_step import complex_step, complex_step_capability
-from gradcheck.references.finite_difference import central_difference, richardson, with_truncation
+from gradcheck.references.complex_step import (
+    COMPLEX_ROUNDING,
+    complex_step,
+    complex_step_capability,
+)
+from gradcheck.references.finite_difference import (
+    ROUNDOFF_SIGMAS,
+    central_difference,
+    richardson,
+    with_truncation,
+)
 from gradcheck.references.noise import NoiseOnDemand
 from gradcheck.references.registry import REFERENCES
 from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult
@@ -374,7 +383,11 @@ def tolerance_source(run: CheckRun, complex_ok: bool) -> str:
     options = run.options
     if options.user_tolerance:
         return f"user: atol={options.atol or 0:g} + rtol={options.rtol or 0:g} * |reference|"
-    first = "complex step (8 eps |d|)" if complex_ok else "central difference roundoff (3 sigma/h)"
+    first = (
+        f"complex step ({COMPLEX_ROUNDING:g} eps |d|)"
+        if complex_ok
+        else f"central difference roundoff ({ROUNDOFF_SIGMAS:g} sigma/h)"
+    )
     room = (
         f"{JITTER_FACTOR:g} x measured gradient jitter"
         if run.jitter.values is not None

@@ -75,7 +75,9 @@ JITTER_FACTOR = 4.0
 
 
 def passes(
-    analytic: NDArray[np.float64], reference: NDArray[np.float64], tolerance: NDArray[np.float64]
+    analytic: NDArray[np.float64] | float,
+    reference: NDArray[np.float64] | float,
+    tolerance: NDArray[np.float64] | float,
 ) -> NDArray[np.bool_]:
     """The pass rule, elementwise: ``|analytic - reference| <= tolerance``.
 
