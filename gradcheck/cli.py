@@ -22,6 +22,7 @@ from typing import Any
 
 from gradcheck.errors import GradcheckError, GradientStructureError
 from gradcheck.options import OPTIONS, check_kwargs, parse_option
+from gradcheck.results import FAILING_LIMIT
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
@@ -93,7 +94,10 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         help="print the result as JSON on stdout (nothing else goes to stdout)",
     )
     group.add_argument(
-        "--verbose", action="store_true", help="print tracebacks of errors, and progress"
+        "--verbose",
+        action="store_true",
+        help="print tracebacks of errors, progress, and every failing element of a check "
+        f"(up to {FAILING_LIMIT})",
     )
 
 
@@ -318,7 +322,10 @@ def _run_check(args: argparse.Namespace) -> int:
         )
     except GradientStructureError as exc:
         return _structure_failure(args, exc)
-    _emit(result, args)
+    if args.verbose and not (args.json or args.quiet):
+        print(result.text(elements=None))  # every failing element, up to FAILING_LIMIT
+    else:
+        _emit(result, args)
     if args.html:
         from gradcheck.report import write_check_report
         from gradcheck.runner.evidence import with_evidence

@@ -34,7 +34,11 @@ __all__ = [
     "ReferenceAgreement",
     "CheckEvidence",
     "OUTLIER_ERROR_FACTOR",
+    "JacobianEntry",
     "CheckResult",
+    "FailingElement",
+    "FAILING_SHOWN",
+    "FAILING_LIMIT",
     "format_index",
     "json_float",
 ]
@@ -57,6 +61,62 @@ def json_float(value: float) -> float | str | None:
 
 def _json_array(array: NDArray[Any]) -> Any:
     return [json_float(v) for v in np.asarray(array, dtype=np.float64).ravel()]
+
+
+#: Failing elements ``str(result)`` lists per parameter (beside the worst; the rest are counted).
+FAILING_SHOWN = 3
+#: Most failing elements listed in all by ``to_dict()``, ``gradcheck check --verbose`` and the
+#: HTML report: every element of any bug a reader can take in, bounded for a dense bug in a
+#: large parameter.
+FAILING_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class FailingElement:
+    """One element whose error exceeds its tolerance.
+
+    Attributes
+    ----------
+    parameter : str
+        The parameter's path in the tree.
+    index : tuple of int
+        The element's index in the parameter.
+    analytic, reference : float
+        The user's gradient and the reference there.
+    error, tolerance : float
+        ``|analytic - reference|`` and the tolerance it exceeds.
+    method : str
+        The reference that decided the parameter (``complex``, ``richardson``...).
+    """
+
+    parameter: str
+    index: tuple[int, ...]
+    analytic: float
+    reference: float
+    error: float
+    tolerance: float
+    method: str
+
+    @property
+    def label(self) -> str:
+        """``"weight1[0, 2]"``."""
+        return self.parameter + format_index(self.index)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.label}: analytic {self.analytic:.6g}, {self.method} {self.reference:.6g}, "
+            f"|error| {self.error:.3g} > tolerance {self.tolerance:.3g}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parameter": self.parameter,
+            "index": list(self.index),
+            "analytic": json_float(self.analytic),
+            "reference": json_float(self.reference),
+            "error": json_float(self.error),
+            "tolerance": json_float(self.tolerance),
+        }
 
 
 @dataclass(frozen=True)
@@ -319,6 +379,25 @@ class ParameterResult:
             text += f"  ({self.n_failed} of {self.n_checked} elements fail)"
         return text
 
+    def failing_elements(self, limit: int | None = None) -> tuple[FailingElement, ...]:
+        """The failing elements in index order (row-major), at most ``limit`` of them."""
+        flat = np.flatnonzero(self.failed)[:limit]
+        analytic = self.analytic.reshape(-1)
+        reference, tolerance = self.reference.reshape(-1), self.tolerance.reshape(-1)
+        error = self.abs_error.reshape(-1)
+        return tuple(
+            FailingElement(
+                self.name,
+                tuple(int(i) for i in np.unravel_index(k, self.shape)),
+                float(analytic[k]),
+                float(reference[k]),
+                float(error[k]),
+                float(tolerance[k]),
+                self.method,
+            )
+            for k in flat
+        )
+
     def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
         index = self.worst_index
         data: dict[str, Any] = {
@@ -556,6 +635,55 @@ class CheckEvidence:
         }
 
 
+@dataclass(frozen=True)
+class JacobianEntry:
+    """One entry ``d output[j] / d input[i]`` of a derivative check, compared on its own.
+
+    Attributes
+    ----------
+    output : str
+        The output element, ``out[3, 1]``.
+    input : str
+        The input element, ``inputs[0][2, 4]`` (or ``x[2, 4]`` for keyword inputs).
+    analytic, reference : float
+        The entry as the user's derivative implies it, and the reference.
+    tolerance : float
+        The derived tolerance it was judged against.
+    method : str
+        The reference (``complex``, ``central``, ``richardson``).
+    """
+
+    output: str
+    input: str
+    analytic: float
+    reference: float
+    tolerance: float
+    method: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(abs(self.analytic - self.reference) <= self.tolerance)
+
+    def __str__(self) -> str:
+        error = abs(self.analytic - self.reference)
+        return (
+            f"d {self.output} / d {self.input}: analytic {self.analytic:.6g}, {self.method} "
+            f"{self.reference:.6g}, |error| {error:.3g} {'<=' if self.passed else '>'} "
+            f"tolerance {self.tolerance:.3g}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "input": self.input,
+            "analytic": json_float(self.analytic),
+            "reference": json_float(self.reference),
+            "tolerance": json_float(self.tolerance),
+            "method": self.method,
+            "passed": self.passed,
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class CheckResult:
     """The outcome of :func:`gradcheck.check`.
@@ -594,6 +722,16 @@ class CheckResult:
         Step sweeps and the agreement of every reference on a few elements,
         when gathered (:func:`gradcheck.runner.evidence.with_evidence`); the
         HTML report shows it.
+    kind : str
+        What was checked: ``"gradient"`` (:func:`gradcheck.check`), ``"vjp"``,
+        ``"jvp"``, ``"jacobian"``, ``"hessian"`` or ``"hvp"``.
+    inputs : tuple of str
+        The differentiated inputs, by name (``inputs[0]``, or the keyword), for
+        the kinds other than ``"gradient"`` (whose parameters name themselves).
+    outputs : tuple of str
+        The function's outputs with their shapes (``out (4, 3)``), where known.
+    entries : tuple of JacobianEntry
+        Wrong entries named by output and input element (the worst few).
     """
 
     parameters: tuple[ParameterResult, ...]
@@ -610,6 +748,10 @@ class CheckResult:
     directional: dict[str, Any] | None = None
     seconds: float = float("nan")
     evidence: CheckEvidence | None = None
+    kind: str = "gradient"
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    entries: tuple[JacobianEntry, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -636,6 +778,21 @@ class CheckResult:
     def failed_parameters(self) -> tuple[ParameterResult, ...]:
         return tuple(p for p in self.parameters if not p.passed)
 
+    @property
+    def n_failing_elements(self) -> int:
+        """Elements that fail, over every parameter."""
+        return sum(p.n_failed for p in self.parameters)
+
+    def failing_elements(self, limit: int | None = FAILING_LIMIT) -> tuple[FailingElement, ...]:
+        """Every failing element, parameter by parameter in index order; ``limit`` in all."""
+        found: list[FailingElement] = []
+        for parameter in self.failed_parameters:
+            room = None if limit is None else limit - len(found)
+            if room is not None and room <= 0:
+                break
+            found += parameter.failing_elements(room)
+        return tuple(found)
+
     def __getitem__(self, name: str) -> ParameterResult:
         for parameter in self.parameters:
             if parameter.name == name:
@@ -648,6 +805,15 @@ class CheckResult:
         return self.passed
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, *, elements: int | None = FAILING_SHOWN) -> str:
+        """The report ``str(result)`` is, listing ``elements`` failing elements per parameter.
+
+        ``elements=None`` lists every failing element, up to :data:`FAILING_LIMIT` in all,
+        and says so when the cap cuts the list (``gradcheck check --verbose``).  A parameter
+        with a single failing element shows it on its own line only.
+        """
         head = {
             "passed": "gradcheck: PASSED",
             "failed": "gradcheck: FAILED",
@@ -659,12 +825,27 @@ class CheckResult:
             f"{head} ({len(self.parameters)} parameter(s), {n} element(s), mode {self.mode}, "
             f"{self.n_evaluations} loss evaluations)"
         ]
+        if self.kind != "gradient":
+            lines.append(
+                f"  {self.kind} of {', '.join(self.outputs) or 'f'} with respect to "
+                f"{', '.join(self.inputs)}"
+            )
         shown = (
             self.parameters
             if len(self.parameters) <= 12
             else (self.failed_parameters or self.parameters[:12])
         )
-        lines += ["  " + p.summary_line() for p in shown]
+        listed = 0
+        for p in shown:
+            lines.append("  " + p.summary_line())
+            if p.n_failed > 1:
+                room = elements if elements is not None else max(FAILING_LIMIT - listed, 0)
+                failing = p.failing_elements(room)
+                listed += len(failing)
+                lines += [f"      {e}" for e in failing]
+                if len(failing) < p.n_failed:
+                    lines.append("      ... " + _more_failing(p.n_failed, len(failing), elements))
+        lines += [f"  wrong entry {entry}" for entry in self.entries]
         if self.directional is not None:
             lines.append("  directional: " + str(self.directional.get("summary", "")))
         if self.diagnosis is not None:
@@ -681,10 +862,17 @@ class CheckResult:
         """A JSON-safe dict; ``arrays=True`` adds every element's values.
 
         ``evidence`` is a summary of :attr:`evidence` (None when not gathered).
+        ``failing_elements`` lists the failing elements (parameter, index, analytic,
+        reference, error, tolerance), at most ``failing_elements_cap`` of the
+        ``n_failing_elements``.
         """
         return {
             "passed": self.passed,
             "status": self.status,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "entries": [entry.to_dict() for entry in self.entries],
             "mode": self.mode,
             "method": self.method,
             "n_evaluations": self.n_evaluations,
@@ -699,7 +887,21 @@ class CheckResult:
             "hazards": [h.to_dict() for h in self.hazards],
             "directional": _clean_directional(self.directional),
             "evidence": self.evidence.to_dict() if self.evidence is not None else None,
+            "n_failing_elements": self.n_failing_elements,
+            "failing_elements": [e.to_dict() for e in self.failing_elements()],
+            "failing_elements_cap": FAILING_LIMIT,
         }
+
+
+def _more_failing(n_failed: int, n_listed: int, shown: int | None) -> str:
+    """The line after a cut list of failing elements: how many more, and where to see them all."""
+    n_more = n_failed - n_listed
+    if shown is None:
+        return f"and {n_more} more (the list stops at {FAILING_LIMIT} failing elements in all)"
+    return (
+        f"and {n_more} more (all {n_failed} in gradcheck check --verbose, "
+        "result.failing_elements() and the HTML report)"
+    )
 
 
 def _clean_directional(directional: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,7 +16,13 @@ import numpy as np
 from gradcheck.errors import ParameterTypeError
 from gradcheck.report import plots
 from gradcheck.report._render import environment, render
-from gradcheck.results import CheckEvidence, CheckResult, ParameterResult, format_index
+from gradcheck.results import (
+    FAILING_LIMIT,
+    CheckEvidence,
+    CheckResult,
+    ParameterResult,
+    format_index,
+)
 
 __all__ = ["render_check_report"]
 
@@ -106,6 +112,24 @@ def _parameter_rows(result: CheckResult) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _failing_context(result: CheckResult) -> dict[str, Any]:
+    """The failing-elements table: every failing element, up to :data:`FAILING_LIMIT`."""
+    elements = result.failing_elements(FAILING_LIMIT)
+    rows = [
+        {
+            "label": e.label,
+            "analytic": e.analytic,
+            "reference": e.reference,
+            "method": e.method,
+            "error": e.error,
+            "tolerance": e.tolerance,
+            "ratio": e.error / e.tolerance if e.tolerance > 0 else float("inf"),
+        }
+        for e in elements
+    ]
+    return {"rows": rows, "count": result.n_failing_elements, "cap": FAILING_LIMIT}
 
 
 #: Parameters up to this many elements are drawn cell by cell as SVG by the template (fast,
@@ -228,6 +252,7 @@ def render_check_report(
         common_source=sources[0] if len(sources) == 1 else None,
         n_elements=n_elements,
         n_checked=sum(p.n_checked for p in result.parameters),
+        failing=_failing_context(result),
         heatmap_panels=panels,
         heatmaps=plots.error_heatmaps(large) if large else None,
         ratio_gradient=plots.ratio_gradient_css(),
