@@ -11,9 +11,13 @@ Modules
   tried in order (:data:`~gradcheck.diagnosis.patterns.DETECTORS`); the table of what each
   pattern means.
 * :mod:`~gradcheck.diagnosis.parameter_patterns`: the patterns of one parameter's gradient
-  (transposed, per-sample delta, missing samples, factor, zeroed, penalty).
+  (transposed, per-sample delta, missing samples, factor, partial sign flip, zeroed, penalty).
+* :mod:`~gradcheck.diagnosis.layer_patterns`: the patterns that need a layer's structure
+  (normalisation terms, a missing activation derivative, a diagonal-only softmax Jacobian).
 * :mod:`~gradcheck.diagnosis.factors`: the constant-factor classifier (fit, tolerance test,
-  names such as 1/n), shared with :mod:`gradcheck.runner.update`.
+  the causes a factor fits), shared with :mod:`gradcheck.runner.update`.
+* :mod:`~gradcheck.diagnosis.probes`: the extra evaluations that make a pattern's test
+  meaningful (does the true gradient move? the gradient's rounding noise; float32 inputs).
 """
 
 from gradcheck.diagnosis.factors import describe_factor

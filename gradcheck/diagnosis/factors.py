@@ -8,7 +8,8 @@ with one fit, one acceptance test and one set of names:
 * :func:`fit_factor`: the least-squares ``c``, snapped to a simple fraction when that fits as
   well, and whether every element fits (:func:`within_tolerance`).
 * :func:`simple_fraction`: ``2``, ``1/2``, ``1/n``, ``3/4``... when a number is one.
-* :func:`describe_factor`: the factor in plain words, with the likely bug.
+* :func:`factor_candidates`, :func:`describe_factor`: the factor in plain words, with every
+  common cause that fits it (1/N, 1/2 of a square, 1/sqrt(d)...), none asserted.
 
 Notes
 -----
@@ -35,6 +36,7 @@ __all__ = [
     "simple_fraction",
     "nearest_fraction",
     "describe_factor",
+    "factor_candidates",
     "MAX_TERM",
     "FRACTION_RTOL",
     "MIN_INFORMATIVE",
@@ -185,7 +187,65 @@ def fit_factor(
     return FactorFit(c, within_tolerance(a, r, tol, c), informative)
 
 
-def describe_factor(factor: float, n_samples: int | None = None) -> str:
+def factor_candidates(
+    fraction: Fraction, n_samples: int | None = None, dimensions: tuple[int, ...] = ()
+) -> list[str]:
+    """Every common cause a simple, positive factor fits, in words; empty when none does.
+
+    A factor is a number: which formula's constant it is cannot be told from the gradients.
+    So every cause that gives this number is listed, none is asserted.
+
+    Parameters
+    ----------
+    fraction : Fraction
+        ``|c|`` in ``analytic = c * reference``.
+    n_samples : int, optional
+        The batch size, when known (``layer_inputs`` tell it).
+    dimensions : tuple of int, optional
+        Sizes of the parameters' axes: the ``d`` of a ``1/sqrt(d)`` or the count of a mean.
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> for cause in factor_candidates(Fraction(1, 2), n_samples=2):
+    ...     print(cause)
+    1/N for the batch of N = 2: averaged where the loss sums
+    a missing 2: the derivative of a square written without its 2, or an extra 1/2
+    """
+    found: list[str] = []
+    if n_samples is not None and n_samples > 1:
+        if fraction == n_samples:
+            found.append(f"N for the batch of N = {n_samples}: summed where the loss averages")
+        elif fraction == Fraction(1, n_samples):
+            found.append(f"1/N for the batch of N = {n_samples}: averaged where the loss sums")
+    if fraction == 2:
+        found.append(
+            "an extra 2: a square differentiated where the loss has 1/2 of it (the 1/2 of "
+            "1/2 (a - y)**2 left out)"
+        )
+    elif fraction == Fraction(1, 2):
+        found.append(
+            "a missing 2: the derivative of a square written without its 2, or an extra 1/2"
+        )
+    for d in dimensions:
+        if fraction * fraction == d:
+            found.append(f"a missing 1/sqrt(d) with d = {d} (a scaled dot product?)")
+        elif fraction * fraction == Fraction(1, d):
+            found.append(f"an extra 1/sqrt(d) with d = {d} (applied twice?)")
+    count = fraction.numerator if fraction.denominator == 1 else fraction.denominator
+    if fraction.numerator == 1 or fraction.denominator == 1:
+        if count > 1 and count != n_samples:
+            axis = f"an axis of size {count}" if count in dimensions else "samples? outputs?"
+            if fraction.denominator == 1:
+                found.append(f"a sum over {count} items where the loss takes their mean ({axis})")
+            else:
+                found.append(f"a mean over {count} items where the loss sums them ({axis})")
+    return found
+
+
+def describe_factor(
+    factor: float, n_samples: int | None = None, dimensions: tuple[int, ...] = ()
+) -> str:
     """Plain words for a constant factor between analytic and reference gradients.
 
     Parameters
@@ -193,66 +253,56 @@ def describe_factor(factor: float, n_samples: int | None = None) -> str:
     factor : float
         ``c`` in ``analytic = c * reference``.
     n_samples : int, optional
-        The batch size, when known: a factor ``n`` or ``1/n`` is then named as such.
+        The batch size, when known: a factor ``N`` or ``1/N`` is then a candidate.
+    dimensions : tuple of int, optional
+        Sizes of the parameters' axes (see :func:`factor_candidates`).
 
     Returns
     -------
     str
-        The factor and its likely cause (a missing 1/2, a sum where a mean belongs...).
+        The factor, then the causes that fit it (:func:`factor_candidates`), listed as
+        candidates: one number has several explanations, and naming one would be a guess.
 
     Examples
     --------
-    >>> describe_factor(0.5)
-    'half the true gradient: a missing factor 2 (or an extra 1/2)'
-    >>> describe_factor(4.0, n_samples=4)
-    '4 = n (the batch size) times the true gradient: summed over samples where the loss averages'
+    >>> describe_factor(0.25, n_samples=4)
+    '1/4 of the true gradient; causes that fit: 1/N for the batch of N = 4: averaged where the \
+loss sums'
+    >>> describe_factor(2 / 3)
+    '2/3 times the true gradient (no common cause of this factor known: a hard-coded constant?)'
     """
     sign = "" if factor > 0 else "the sign flipped and "
     c = abs(factor)
     fraction = simple_fraction(c)
-    if fraction is not None:
-        return sign + _describe_fraction(fraction, n_samples)
+    if fraction is None:
+        return sign + _describe_number(c)
+    head = _fraction_words(fraction)
+    candidates = factor_candidates(fraction, n_samples, dimensions)
+    if candidates:
+        return sign + f"{head}; causes that fit: " + "; or ".join(candidates)
+    return sign + f"{head} (no common cause of this factor known: a hard-coded constant?)"
+
+
+def _fraction_words(fraction: Fraction) -> str:
+    if fraction == 2:
+        return "twice the true gradient"
+    if fraction == Fraction(1, 2):
+        return "half the true gradient"
+    if fraction.numerator == 1:
+        return f"1/{fraction.denominator} of the true gradient"
+    return f"{fraction} times the true gradient"
+
+
+def _describe_number(c: float) -> str:
+    """Words for a factor that is no simple fraction."""
     if abs(c - 1) < NEAR_ONE:
-        return sign + (
+        return (
             f"{c:.8g} times the true gradient: not a simple fraction, slightly off "
             "everywhere (a constant such as 1.0001? or, when every gradient is tiny, "
             "a derivative formula like a * (1 - a) or 1 - a**2 evaluated where a "
             "rounds near 1: saturation)"
         )
-    return sign + (
+    return (
         f"{c:.8g} times the true gradient: not a simple fraction (a hard-coded "
-        "constant? a learning rate folded into the gradient?)"
+        "constant? a learning rate folded into the gradient? gradient-norm clipping?)"
     )
-
-
-def _describe_fraction(fraction: Fraction, n_samples: int | None) -> str:
-    """Words for a simple, non-negative factor, most specific cause first."""
-    if fraction == 2:
-        return (
-            "twice the true gradient: an extra factor 2 (e.g. the derivative of "
-            "(a - y)**2 used for a loss 1/2 (a - y)**2: a missing 1/2)"
-        )
-    if fraction == Fraction(1, 2):
-        return "half the true gradient: a missing factor 2 (or an extra 1/2)"
-    if n_samples is not None and n_samples > 1:
-        if fraction == n_samples:
-            return (
-                f"{n_samples} = n (the batch size) times the true gradient: summed "
-                "over samples where the loss averages"
-            )
-        if fraction == Fraction(1, n_samples):
-            return (
-                f"1/{n_samples} = 1/n (the batch size) of the true gradient: "
-                "averaged over samples where the loss sums"
-            )
-    if fraction.denominator == 1:
-        return (
-            f"{fraction.numerator} times the true gradient: a sum where a mean over "
-            f"{fraction.numerator} items (samples? outputs?) was meant"
-        )
-    if fraction.numerator == 1:
-        return (
-            f"1/{fraction.denominator} of the true gradient: a mean over "
-            f"{fraction.denominator} items (samples? outputs?) where the loss sums"
-        )
-    return f"{fraction} times the true gradient"

@@ -133,6 +133,29 @@ class SplitCheck:
         sizes = {v.shape[0] for v in self.layer_inputs.values() if v.ndim == 2}
         self.n_samples: int | None = sizes.pop() if len(sizes) == 1 else None
 
+    @property
+    def dimensions(self) -> tuple[int, ...]:
+        """Every size above 1 of a parameter's axes (and the batch size), sorted: the ``d`` and
+        ``n`` a constant factor may be made of."""
+        sizes = {n for p in self.parts for n in p.analytic.shape if n > 1}
+        if self.n_samples is not None and self.n_samples > 1:
+            sizes.add(self.n_samples)
+        return tuple(sorted(sizes))
+
+    def values(self, part: ParameterArrays) -> _F64:
+        """The parameter's values at the checked point, in its shape, as float64."""
+        x0 = self.failed_check.objective.x0
+        return np.asarray(x0[part.leaf.slice].reshape(part.leaf.shape), dtype=np.float64)
+
+    def bias_of(self, part: ParameterArrays) -> ParameterArrays | None:
+        """The parameter after the 2-D ``part`` when it has the shape of ``part``'s bias."""
+        index = self.parts.index(part)
+        if part.analytic.ndim == 2 and index + 1 < len(self.parts):
+            other = self.parts[index + 1]
+            if other.analytic.shape == (part.analytic.shape[1],):
+                return other
+        return None
+
     def where(self, part: ParameterArrays, mask: NDArray[np.bool_]) -> str:
         """The elements of ``part`` in ``mask``, named (``weight1[2, 0], ...``) and counted."""
         indices = [tuple(int(i) for i in idx) for idx in np.argwhere(mask)]

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from gradcheck.diagnosis.factors import MIN_INFORMATIVE, describe_factor, fit_factor
 from gradcheck.diagnosis.failed_check import ParameterArrays, SplitCheck
+from gradcheck.diagnosis.layer_patterns import missing_derivative, normalisation, softmax_diagonal
 from gradcheck.results import Diagnosis
 from gradcheck.verdict.tolerance import passes
 
@@ -58,7 +59,7 @@ def factor_diagnosis(parts: list[ParameterArrays], split: SplitCheck) -> Diagnos
             names,
             {"factor": c},
         )
-    words = describe_factor(c, split.n_samples)
+    words = describe_factor(c, split.n_samples, split.dimensions)
     return Diagnosis(
         "constant-factor",
         f"{', '.join(names)}: off by a constant factor: {words}",
@@ -83,16 +84,6 @@ def _transposed(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
     return None
 
 
-def _bias_partner(part: ParameterArrays, split: SplitCheck) -> ParameterArrays | None:
-    """The parameter after ``part`` when it has the shape of ``part``'s bias."""
-    index = split.parts.index(part)
-    if index + 1 < len(split.parts):
-        other = split.parts[index + 1]
-        if other.analytic.shape == (part.analytic.shape[1],):
-            return other
-    return None
-
-
 def _per_sample_delta(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
     analytic = part.analytic
     if analytic.ndim != 2:
@@ -101,18 +92,20 @@ def _per_sample_delta(part: ParameterArrays, split: SplitCheck) -> Diagnosis | N
     if inputs is not None and inputs.shape == (analytic.shape[0], analytic.shape[0]):
         product = inputs.T @ analytic
         room = part.tolerance + PRODUCT_ROUNDING * _EPS64 * (np.abs(inputs.T) @ np.abs(analytic))
-        if part.matches(product, room):
-            return Diagnosis(
-                "per-sample-delta",
-                f"{part.name}: the per-sample delta (one row per sample) was "
-                "returned as the weight gradient; dL/dW = a_prev.T @ delta sums the outer "
-                "products of each sample's input with its delta",
-                f"a_prev.T @ analytic matches the reference of {part.name}; the shapes only "
-                f"agree because the batch has {inputs.shape[0]} samples and the layer "
-                f"{inputs.shape[0]} inputs",
-                (part.name,),
-            )
-    bias = _bias_partner(part, split)
+        for sign, words in ((1.0, "the"), (-1.0, "minus the")):
+            if part.matches(sign * product, room):
+                return Diagnosis(
+                    "per-sample-delta",
+                    f"{part.name}: {words} per-sample delta (one row per sample) was "
+                    "returned as the weight gradient; dL/dW = a_prev.T @ delta sums the outer "
+                    "products of each sample's input with its delta",
+                    f"{'-' if sign < 0 else ''}a_prev.T @ analytic matches the reference of "
+                    f"{part.name}; the shapes only agree because the batch has "
+                    f"{inputs.shape[0]} samples and the layer {inputs.shape[0]} inputs",
+                    (part.name,),
+                    {"sign": sign},
+                )
+    bias = split.bias_of(part)
     if bias is not None and not bias.failed.any() and analytic.shape[0] > 1:
         room = bias.tolerance + PRODUCT_ROUNDING * _EPS64 * np.abs(analytic).sum(axis=0)
         if bias.matches(analytic.sum(axis=0), room):
@@ -170,6 +163,50 @@ def _own_factor(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
     return factor_diagnosis([part], split)
 
 
+def _partial_sign_flip(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
+    """``a = -r`` at the failing elements, ``a = r`` at the rest: one term's sign is flipped.
+
+    Every checked element matches ``r`` or ``-r`` within tolerance; at least two that match
+    only ``-r`` (one is any element) and at least one that matches only ``r`` (else the whole
+    parameter is flipped: the sign-flip pattern).
+    """
+    mask = part.checked & np.isfinite(part.reference)
+    same = passes(part.analytic, part.reference, part.tolerance)
+    flipped = passes(part.analytic, -part.reference, part.tolerance)
+    if not np.all((same | flipped)[mask]):
+        return None
+    only_flipped, only_same = mask & flipped & ~same, mask & same & ~flipped
+    if only_flipped.sum() < MIN_INFORMATIVE or not only_same.any():
+        return None
+    return Diagnosis(
+        "partial-sign-flip",
+        f"{part.name}: the sign is flipped at {_region(part, only_flipped, split)}, right "
+        "elsewhere: one term of the gradient enters with the wrong sign ('+' where '-' "
+        "belongs, y - a for a - y, in the term these elements get)",
+        f"analytic = -reference within tolerance at the {int(only_flipped.sum())} failing "
+        f"elements, analytic = reference at {int(only_same.sum())} other(s)",
+        (part.name,),
+        {"elements": [list(map(int, i)) for i in np.argwhere(only_flipped)]},
+    )
+
+
+def _region(part: ParameterArrays, mask: NDArray[np.bool_], split: SplitCheck) -> str:
+    """``mask`` as whole rows or columns of a 2-D parameter when it is that, else listed."""
+    if mask.ndim == 2:
+        for axis, word in ((1, "row"), (0, "column")):
+            full = np.all(mask | ~part.checked, axis=axis) & np.any(mask, axis=axis)
+            lines = np.flatnonzero(full)
+            expected = np.zeros_like(mask)
+            if axis == 1:
+                expected[lines, :] = True
+            else:
+                expected[:, lines] = True
+            if lines.size and np.array_equal(mask, expected & part.checked):
+                listed = ", ".join(str(int(i)) for i in lines)
+                return f"{word}{'s' if lines.size > 1 else ''} {listed} of {part.name}"
+    return split.where(part, mask)
+
+
 def _zeroed(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
     if not np.all(part.analytic[part.failed] == 0):
         return None
@@ -190,8 +227,7 @@ def _zeroed(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
 
 def _proportional_to_parameter(part: ParameterArrays, split: SplitCheck) -> Diagnosis | None:
     """``a - r = c * x``: the error is a multiple of the parameter itself (a penalty's gradient)."""
-    objective = split.failed_check.objective
-    x = objective.x0[part.leaf.slice].reshape(part.leaf.shape).astype(np.float64)
+    x = split.values(part)
     mask = part.checked & np.isfinite(part.reference) & np.isfinite(part.analytic)
     difference = (part.analytic - part.reference)[mask]
     values = x[mask]
@@ -206,12 +242,28 @@ def _proportional_to_parameter(part: ParameterArrays, split: SplitCheck) -> Diag
         return None
     return Diagnosis(
         "parameter-proportional",
-        f"{part.name}: the error is {c:.6g} x {part.name} itself: a penalty or weight-decay "
-        f"term's gradient is off (the gradient of lam * sum(W**2) is 2 * lam * W, not lam * W)",
+        f"{part.name}: the error is {c:.6g} x {part.name} itself: a term proportional to "
+        f"{part.name} is missing, mis-scaled or of the wrong sign (a penalty or weight decay: "
+        f"lam * sum({part.name}**2) contributes 2 * lam * {part.name}; the error fits "
+        f"{_penalty_candidates(c, part.name)})",
         f"analytic - reference = c x parameter, least squares c = {c:.10g}, within tolerance at "
         f"all {int(mask.sum())} checked elements",
         (part.name,),
         {"coefficient": c},
+    )
+
+
+def _penalty_candidates(c: float, x: str) -> str:
+    """The penalty slips that leave ``analytic - reference = c x``, for ``lam * sum(x**2)``."""
+    lam = abs(c)
+    if c < 0:
+        return (
+            f"2 * lam * {x} left out with lam = {lam / 2:.6g}, lam * {x} written for it with "
+            f"lam = {lam:.6g}, or its sign flipped with lam = {lam / 4:.6g}"
+        )
+    return (
+        f"an extra {lam:.6g} * {x} (weight decay the loss lacks), or 2 * lam * {x} where the "
+        f"loss has lam/2 * sum({x}**2), lam = {lam:.6g}"
     )
 
 
@@ -221,8 +273,12 @@ PER_PARAMETER: dict[str, Callable[[ParameterArrays, SplitCheck], Diagnosis | Non
     "per-sample-delta": _per_sample_delta,
     "missing-samples": _missing_samples,
     "constant-factor": _own_factor,
+    "partial-sign-flip": _partial_sign_flip,
     "zeroed": _zeroed,
     "parameter-proportional": _proportional_to_parameter,
+    "normalisation": normalisation,
+    "missing-derivative": missing_derivative,
+    "softmax-diagonal": softmax_diagonal,
 }
 
 
@@ -245,7 +301,14 @@ def per_parameter(split: SplitCheck) -> Diagnosis | None:
         failing parameter; otherwise the first finding's kind, every summary (with the
         unexplained parameters named) and ``details["per_parameter"]``, the kind of each.
     """
-    found = [(part, _explain(part, split)) for part in split.failing]
+    found: list[tuple[ParameterArrays, Diagnosis | None]] = []
+    covered: set[str] = set()  # a layer's finding covers its bias too
+    for part in split.failing:
+        if part.name in covered:
+            continue
+        diagnosis = _explain(part, split)
+        found.append((part, diagnosis))
+        covered.update(diagnosis.parameters if diagnosis is not None else ())
     known = [d for _, d in found if d is not None]
     if not known:
         return None
@@ -259,9 +322,14 @@ def per_parameter(split: SplitCheck) -> Diagnosis | None:
         known[0].kind,
         summary,
         " / ".join(d.evidence for d in known),
-        tuple(p.name for p, _ in found),
+        tuple(dict.fromkeys(n for p, d in found for n in (d.parameters if d else (p.name,)))),
         {
             **{k: v for d in known for k, v in d.details.items()},
-            "per_parameter": {p.name: (d.kind if d else "unknown") for p, d in found},
+            "per_parameter": {
+                n: (d.kind if d else "unknown")
+                for p, d in found
+                for n in (d.parameters if d else (p.name,))
+            },
+            "summaries": {n: d.summary for _, d in found if d for n in d.parameters},
         },
     )
