@@ -235,6 +235,17 @@ def validate_layer_inputs(value: Any, name: str = "layer_inputs") -> Any:
     return value
 
 
+def validate_args(value: Any, name: str = "args") -> tuple[Any, ...]:
+    """Extra positional arguments of the user's functions, as SciPy takes them.
+
+    A tuple is used as given; any other value is one argument (``args=X`` is
+    ``args=(X,)``), as ``scipy.optimize.minimize`` does.
+    """
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
+
+
 def _truthy(value: Any, name: str) -> bool:
     return bool(value)
 
@@ -254,6 +265,7 @@ VALIDATORS: dict[str, Callable[[Any, str], Any]] = {
     "budget": validate_budget,
     "progress": validate_progress,
     "layer_inputs": validate_layer_inputs,
+    "args": validate_args,
 }
 
 
@@ -288,6 +300,8 @@ class CheckOptions:
         Progress bar: on a terminal (None), always, never.
     layer_inputs : mapping or None
         Each weight's layer input ``a_prev``, for the diagnosis.
+    args : tuple
+        Extra positional arguments: ``loss(params, *args)``, ``grad(params, *args)``.
     """
 
     method: str = "auto"
@@ -303,6 +317,7 @@ class CheckOptions:
     budget: Budget = Budget(seconds=DEFAULT_BUDGET_SECONDS)
     progress: bool | None = None
     layer_inputs: Any = None
+    args: tuple[Any, ...] = ()
 
     @classmethod
     def from_keywords(cls, keywords: Mapping[str, Any], *, function: str = "check") -> CheckOptions:

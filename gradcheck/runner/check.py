@@ -31,17 +31,19 @@ __all__ = ["check", "assert_check", "METHODS"]
 
 
 def check(
-    loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, **options: Any
+    loss: Callable[..., Any], grad: Callable[..., Any] | bool, params: Any, **options: Any
 ) -> CheckResult:
     """Check ``grad`` against references computed from ``loss`` alone.
 
     Parameters
     ----------
     loss : callable
-        ``loss(params) -> float``.  It receives gradcheck's own copies of the
+        ``loss(params, *args) -> float``.  It receives gradcheck's own copies of the
         parameters in the structure given.
-    grad : callable
-        ``grad(params)`` returning the gradient in the same structure.
+    grad : callable or True
+        ``grad(params, *args)`` returning the gradient in the same structure; or
+        ``True`` when ``loss`` returns ``(value, gradient)`` (SciPy's ``jac=True``):
+        the value is what the references differentiate.
     params : array_like or nested dict/list/tuple of array_like
         Where to check.  Never modified.
 
@@ -97,6 +99,9 @@ def check(
     progress : bool or None
         Progress bar (tqdm) for long evaluations: ``None`` shows it on a
         terminal only, ``False`` never, ``True`` always.
+    args : tuple, optional
+        Extra arguments of ``loss`` and ``grad`` (SciPy's ``args``; a non-tuple is one
+        argument).  A signature that cannot take them is a ``ParameterTypeError``.
     layer_inputs : mapping of str to array_like, optional
         Only for the diagnosis: each weight parameter's layer input ``a_prev``
         (shape ``(n_samples, fan_in)``), e.g. ``{"weight2": a1}``.  With it a
@@ -156,7 +161,7 @@ def check(
 
 
 def assert_check(
-    loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, **options: Any
+    loss: Callable[..., Any], grad: Callable[..., Any] | bool, params: Any, **options: Any
 ) -> CheckResult:
     """Like :func:`check`, but raise :class:`~gradcheck.errors.GradientMismatchError` on failure.
 

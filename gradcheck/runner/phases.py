@@ -48,6 +48,7 @@ from gradcheck.references.finite_difference import (
 from gradcheck.references.noise import NoiseOnDemand
 from gradcheck.references.registry import REFERENCES
 from gradcheck.results import CheckResult, Diagnosis, Hazard, ParameterResult
+from gradcheck.runner.derivatives.binding import bind_arguments
 from gradcheck.runner.directional import DirectionalOutcome, directional_check
 from gradcheck.runner.evaluation import BatchedObjective, choose_mode
 from gradcheck.verdict.comparison import (
@@ -137,10 +138,15 @@ class CheckPlan:
 
 
 def prepare(
-    loss: Callable[[Any], Any], grad: Callable[[Any], Any], params: Any, options: CheckOptions
+    loss: Callable[..., Any], grad: Callable[..., Any] | bool, params: Any, options: CheckOptions
 ) -> CheckRun:
-    """Phase 1: validate, copy, call the loss and the gradient once, watch them."""
+    """Phase 1: validate, copy, call the loss and the gradient once, watch them.
+
+    ``options.args`` are bound here (``loss(params, *args)``), and ``grad=True`` splits
+    a value-and-gradient ``loss`` (:mod:`gradcheck.runner.derivatives.binding`).
+    """
     started = time.perf_counter()
+    loss, grad = bind_arguments(loss, grad, options.args)
     require_callable(loss, "loss", "loss(params) -> float")
     require_callable(grad, "grad", "grad(params)")
     generator, seed = as_generator(options.rng)
