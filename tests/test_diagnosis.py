@@ -1,6 +1,6 @@
 """Each diagnosis, on a planted bug that shows exactly that pattern, with its evidence.
 
-Cost: ~25 checks on small networks, ~3 s.
+Cost: ~45 checks on small problems, ~5 s.
 """
 
 from __future__ import annotations
@@ -370,3 +370,85 @@ def test_an_all_zero_gradient_is_zeroed_not_a_factor_of_zero() -> None:
         lambda w: np.sum(np.sin(w)), lambda w: np.zeros(3), np.arange(3.0), rng=0
     )
     assert result.diagnosis is not None and result.diagnosis.kind == "zeroed"
+
+
+# -- check_update: the headline and the check of the implied gradient agree -------------------
+LOGISTIC_X = np.random.default_rng(21).standard_normal((8, 3))
+LOGISTIC_Y = (np.random.default_rng(22).random(8) > 0.5).astype(float)
+
+
+def logistic_loss(p: Params) -> float:
+    z = LOGISTIC_X @ p["w"] + p["b"]
+    return float(np.mean(np.logaddexp(0, z) - LOGISTIC_Y * z))
+
+
+def logistic_step(sign: float, decay: float = 0.0) -> Callable[[Params], Params]:
+    """Gradient descent on the logistic loss; ``sign=-1`` writes y - p for w's term."""
+
+    def step(p: Params) -> Params:
+        prob = 1 / (1 + np.exp(-(LOGISTIC_X @ p["w"] + p["b"])))
+        dw = sign * LOGISTIC_X.T @ (prob - LOGISTIC_Y) / 8 + decay * p["w"]
+        return {"w": p["w"] - 0.1 * dw, "b": p["b"] - 0.1 * np.mean(prob - LOGISTIC_Y)}
+
+    return step
+
+
+LOGISTIC_PARAMS = {"w": np.array([0.3, -0.5, 0.2]), "b": np.array(0.3)}
+
+
+def test_update_sign_flip_of_one_parameter_is_a_sign_flip_in_both_parts() -> None:
+    from gradcheck.runner.update import check_update
+
+    result = check_update(logistic_step(-1.0), logistic_loss, LOGISTIC_PARAMS, 0.1, rng=0)
+    assert result.kind == "ascent" and result["w"].kind == "ascent" and result["b"].passed
+    assert result.check is not None and result.check.diagnosis is not None
+    assert result.check.diagnosis.kind == "sign-flip"
+    assert "not a sign flip" not in str(result)
+
+
+def test_update_with_weight_decay_quotes_the_checks_finding() -> None:
+    """Not 'the gradient of another function' in the headline and 'weight decay' below it."""
+    from gradcheck.runner.update import check_update
+
+    result = check_update(logistic_step(1.0, 0.01), logistic_loss, LOGISTIC_PARAMS, 0.1, rng=0)
+    assert result.kind == "different"
+    assert result.check is not None and result.check.diagnosis is not None
+    assert result.check.diagnosis.kind == "parameter-proportional"
+    text = result["w"].explanation
+    assert "another function" not in text
+    assert "The check of the implied gradient finds: w: the error is 0.01 x w" in text
+    assert "weight decay the loss lacks" in text
+
+
+def test_update_factor_lists_the_same_causes_as_the_check() -> None:
+    from gradcheck.runner.update import check_update
+
+    def doubled(p: Params) -> Params:
+        prob = 1 / (1 + np.exp(-(LOGISTIC_X @ p["w"] + p["b"])))
+        dw = LOGISTIC_X.T @ (prob - LOGISTIC_Y) / 8
+        return {"w": p["w"] - 0.2 * dw, "b": p["b"] - 0.2 * np.mean(prob - LOGISTIC_Y)}
+
+    result = check_update(doubled, logistic_loss, LOGISTIC_PARAMS, 0.1, rng=0)
+    assert result.kind == "factor" and result.factor == 2.0
+    cause = "an extra 2: a square differentiated where the loss has 1/2 of it"
+    assert cause in result.explanation
+    assert result.check is not None and result.check.diagnosis is not None
+    assert cause in result.check.diagnosis.summary
+
+
+def test_minus_the_per_sample_delta_is_named_with_layer_inputs() -> None:
+    """The seed's textbook step on weight2, as a gradient: minus delta, 4 samples = 4 units."""
+    net, params, x, y = setup((3, 4, 1), ("sigmoid", "sigmoid"), n=4, bias=False)
+    loss, grad = net.functions(x, y)
+
+    def minus_delta(p: Params) -> Params:
+        a2 = net.forward(p, x).output
+        return {**grad(p), "weight2": (y - a2) * a2 * (1 - a2)}
+
+    a1 = net.forward(params, x).a_prev[1]
+    named = gradcheck.check(loss, minus_delta, params, rng=0, layer_inputs={"weight2": a1})
+    assert named.diagnosis is not None and named.diagnosis.kind == "per-sample-delta"
+    assert "weight2: minus the per-sample delta" in named.diagnosis.summary
+    unnamed = gradcheck.check(loss, minus_delta, params, rng=0)
+    assert unnamed.diagnosis is not None and unnamed.diagnosis.kind == "unknown"
+    assert "per-sample delta" not in str(unnamed.diagnosis)  # says neither yes nor no

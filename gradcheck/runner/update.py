@@ -30,7 +30,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradcheck.diagnosis import validate_layer_inputs
-from gradcheck.diagnosis.factors import fit_factor, simple_fraction, within_tolerance
+from gradcheck.diagnosis.factors import (
+    factor_candidates,
+    fit_factor,
+    simple_fraction,
+    within_tolerance,
+)
 from gradcheck.errors import (
     GradientMismatchError,
     GradientStructureError,
@@ -41,8 +46,9 @@ from gradcheck.errors import (
 from gradcheck.options import CheckOptions
 from gradcheck.problem.calls import require_callable
 from gradcheck.problem.space import ParameterSpace
-from gradcheck.results import CheckResult, ParameterResult
+from gradcheck.results import CheckResult, Diagnosis, ParameterResult
 from gradcheck.runner.check import check
+from gradcheck.runner.derivatives.binding import WithArguments, require_accepts
 from gradcheck.verdict.tolerance import ESTIMATE_SAFETY
 
 __all__ = ["check_update", "assert_update", "UpdateResult", "ParameterUpdate", "UPDATE_KINDS"]
@@ -331,6 +337,19 @@ def _factor_text(c: float) -> str:
     return str(fraction) if fraction is not None else f"{c:.4g}"
 
 
+def _factor_causes(c: float, gradient: _ImpliedGradient) -> str:
+    """The causes that fit a step's factor ``|c|``, listed, none asserted (as the diagnosis)."""
+    fraction = simple_fraction(abs(c))
+    if fraction is None:
+        return "not a simple fraction: a learning rate applied twice? a hard-coded constant?"
+    n_samples = None if gradient.layer_input is None else gradient.layer_input.shape[0]
+    dimensions = tuple(sorted({n for n in gradient.shape if n > 1}))
+    causes = factor_candidates(fraction, n_samples, dimensions)
+    if not causes:
+        return f"no common cause of a factor {fraction} known (a hard-coded constant?)"
+    return f"causes that fit a factor {fraction}: " + "; or ".join(causes)
+
+
 def _frozen(gradient: _ImpliedGradient) -> ParameterUpdate | None:
     name = gradient.name
     if np.all(np.abs(gradient.implied) <= gradient.tolerance):
@@ -372,16 +391,15 @@ def _scaled(gradient: _ImpliedGradient) -> ParameterUpdate | None:
             "ascent",
             c,
             f"the step moves {name} by +{_factor_text(-c)} * lr * dL/d{name}: it climbs the "
-            "loss (the sign is flipped, and the size is off by a factor too)",
+            f"loss (the sign is flipped, and the size is off by a factor too; "
+            f"{_factor_causes(c, gradient)})",
         )
     return ParameterUpdate(
         name,
         "factor",
         c,
         f"the step is descent with {_factor_text(c)} x the learning rate on {name}: "
-        f"new = params - {_factor_text(c)} * lr * dL/dparams. Usual causes: a missing 1/2 in "
-        "the loss (factor 2), a sum where the loss takes a mean (factor = number of samples), "
-        "a learning rate applied twice",
+        f"new = params - {_factor_text(c)} * lr * dL/dparams ({_factor_causes(c, gradient)})",
     )
 
 
@@ -425,12 +443,19 @@ def _per_sample_delta(gradient: _ImpliedGradient) -> ParameterUpdate | None:
     )
 
 
-def _different(gradient: _ImpliedGradient) -> ParameterUpdate:
+def _different(gradient: _ImpliedGradient, found: str | None = None) -> ParameterUpdate:
+    """No pattern of a step fits: say how far off it is, and what the check of it found.
+
+    ``found`` is the nested check's diagnosis of this parameter, when it names one: the step's
+    explanation quotes it rather than guess another cause.
+    """
     implied, reference, name = gradient.implied, gradient.reference, gradient.name
     norms = float(np.linalg.norm(implied)) * float(np.linalg.norm(reference))
     cosine = float(implied @ reference) / norms if norms else float("nan")
     hint = ""
-    if len(gradient.shape) == 2 and gradient.layer_input is None:
+    if found is not None:
+        hint = f" The check of the implied gradient finds: {found}."
+    elif len(gradient.shape) == 2 and gradient.layer_input is None:
         hint = (
             " If the update uses the layer's delta (dL/dz, one row per sample) in place of "
             f"dL/dW = a_prev.T @ delta, pass layer_inputs={{{name!r}: a_prev}} to "
@@ -440,9 +465,9 @@ def _different(gradient: _ImpliedGradient) -> ParameterUpdate:
         name,
         "different",
         None,
-        f"the step on {name} is not along -dL/d{name}: the implied gradient "
-        f"(params - new) / lr and the reference point in different directions (cosine "
-        f"{cosine:.3f}); it is the gradient of another function, or not a gradient at all.{hint}",
+        f"the step on {name} is not -lr * dL/d{name}: the implied gradient (params - new) / lr "
+        f"differs from the reference by more than the tolerance, and by no constant factor "
+        f"(cosine between them {cosine:.4f}).{hint}",
     )
 
 
@@ -496,9 +521,24 @@ def _classify(
             if finding is not None:
                 break
         else:
-            finding = _different(gradient)
+            finding = _different(gradient, _nested_finding(result.diagnosis, p.name))
         found.append(finding)
     return tuple(found), gradients
+
+
+def _nested_finding(diagnosis: Diagnosis | None, name: str) -> str | None:
+    """What the check of the implied gradient found for parameter ``name``, if it named it."""
+    if diagnosis is None or name not in diagnosis.parameters:
+        return None
+    if diagnosis.kind in ("unknown", "inconclusive", "hazard"):
+        return None
+    kinds = diagnosis.details.get("per_parameter")
+    if kinds is None:  # one finding for this parameter (and perhaps others)
+        return f"{diagnosis.summary} ({diagnosis.kind})"
+    if kinds.get(name, "unknown") == "unknown":
+        return None
+    summary = diagnosis.details.get("summaries", {}).get(name)
+    return None if summary is None else f"{summary} ({kinds[name]})"
 
 
 def _shared_factor(
@@ -608,7 +648,9 @@ def check_update(
         :class:`gradcheck.options.CheckOptions`), which judges the implied
         gradient, except that ``mode="directional"`` is refused: an update is
         classified element by element, so ``auto`` checks every element
-        (``sampled`` with ``elements``).
+        (``sampled`` with ``elements``).  ``args`` go to both functions:
+        ``step(params, *args)`` and ``loss(params, *args)`` (a step that takes
+        its batch, as SciPy passes ``args`` to every function).
 
     Returns
     -------
@@ -651,6 +693,10 @@ def check_update(
     started = time.perf_counter()
     settings = CheckOptions.from_keywords(options, function="check_update")
     lr = _validate(step, loss, lr)
+    if settings.args:  # step(params, *args) and loss(params, *args), bound once here
+        require_accepts(step, "step", 1, settings.args)
+        require_accepts(loss, "loss", 1, settings.args)
+        step, loss = WithArguments(step, settings.args), WithArguments(loss, settings.args)
     space = ParameterSpace(params)
     inputs = validate_layer_inputs(layer_inputs, space) or {}
     as_gradient = _Step(step, space, lr)
@@ -677,6 +723,7 @@ def check_update(
         **{
             **settings.keywords(),
             "layer_inputs": None,  # the step's classification uses them, not check's
+            "args": (),  # bound above, to the step too
             "mode": _elementwise_mode(settings.mode, settings.elements),
         },
     )
