@@ -39,8 +39,22 @@ __all__ = [
     "FAILING_SHOWN",
     "FAILING_LIMIT",
     "format_index",
+    "printable",
     "json_float",
 ]
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped as ``repr`` writes them (``\\r``, ``\\x1b``).
+
+    Parameter names are made printable once, where they are made
+    (:mod:`gradcheck.problem.space`), so a name cannot move a terminal's cursor and
+    overwrite a verdict (``"w\\r  ok"``); other text from outside (an exception's message)
+    goes through it before it is printed.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def format_index(index: tuple[int, ...]) -> str:

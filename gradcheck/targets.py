@@ -170,15 +170,22 @@ _TOKEN = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 
 def _parse_path(name: str) -> list[str | int]:
     """``layers[1].weight`` -> ``["layers", 1, "weight"]``."""
+    from gradcheck.problem.space import MAX_DEPTH, shortened
+
     tokens: list[str | int] = []
     position = 0
     while position < len(name):
         match = _TOKEN.match(name, position)
         if match is None or match.end() == position:
-            raise TargetError(f"parameters: cannot read the parameter path {name!r}")
+            raise TargetError(f"parameters: cannot read the parameter path {shortened(name)!r}")
         index, key = match.groups()
         tokens.append(int(index) if index is not None else key)
         position = match.end()
+        if len(tokens) > MAX_DEPTH:
+            raise TargetError(
+                f"parameters: the parameter path {shortened(name)!r} nests more than "
+                f"{MAX_DEPTH} levels deep, the limit of a parameter tree"
+            )
     if not tokens:
         raise TargetError("parameters: an empty parameter name")
     return tokens
@@ -240,31 +247,106 @@ def load_params(path: str | os.PathLike[str]) -> Any:
     Keys are parameter paths and the nesting is rebuilt (see
     :func:`params_from_names`); files written by :func:`save_params` or by
     ``numpy.savez(path, weight1=W1, weight2=W2)`` both work.  Pickled objects
-    are refused.
+    are refused, and every array's header is read first: a header that declares
+    more data than the file holds (a shape of 10^12 elements in a few bytes) is
+    refused before anything is allocated.
 
     Raises
     ------
     TargetError
-        Missing or unreadable file, or a file that is not ``.npz``/``.npy``.
+        Missing or unreadable file, a file that is not ``.npz``/``.npy``, or a
+        member that cannot be read (an object array, a bad CRC, a truncated or
+        inconsistent header); the message names the member.
     """
     import numpy as np
 
     file = Path(path)
     if not file.is_file():
         raise TargetError(f"--params: file {str(file)!r} does not exist")
+    where = f"--params: {str(file)!r}"
     try:
-        loaded = np.load(file, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001
-        raise TargetError(
-            f"--params: cannot read {str(file)!r} as .npz/.npy: {_one_line(exc)}"
-        ) from exc
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        named = {key: loaded[key] for key in loaded.files}
+        with open(file, "rb") as stream:
+            is_zip = stream.read(4) == b"PK\x03\x04"
+        if not is_zip:
+            with open(file, "rb") as stream:
+                _check_header(stream, file.stat().st_size, f"{where}: cannot read it")
+            return np.load(file, allow_pickle=False)
+        named = _read_npz(file, where)
+    except TargetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the file's
+        raise TargetError(f"{where}: cannot read it as .npz/.npy: {_one_line(exc)}") from exc
     if not named:
-        raise TargetError(f"--params: {str(file)!r} holds no arrays")
-    return params_from_names(named)
+        raise TargetError(f"{where} holds no arrays")
+    try:
+        return params_from_names(named)
+    except TargetError as exc:
+        raise TargetError(f"{where}: {str(exc).removeprefix('parameters: ')}") from None
+
+
+def _read_npz(file: Path, where: str) -> dict[str, Any]:
+    """The arrays of an ``.npz``, each member's header checked before it is read."""
+    import zipfile
+
+    import numpy as np
+
+    from gradcheck.problem.space import shortened
+
+    with zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        for info in members:
+            member = (
+                f"{where}: cannot read member {shortened(info.filename.removesuffix('.npy'))!r}"
+            )
+            if not info.filename.endswith(".npy"):
+                raise TargetError(f"{member}: it is not a .npy array")
+            try:
+                with archive.open(info) as stream:
+                    _check_header(stream, info.file_size, member)
+            except TargetError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise TargetError(f"{member}: {_one_line(exc)}") from exc
+    named = {}
+    with np.load(file, allow_pickle=False) as loaded:
+        for key in loaded.files:
+            try:
+                named[key] = loaded[key]
+            except Exception as exc:  # noqa: BLE001 - a bad CRC, a short member...
+                raise TargetError(
+                    f"{where}: cannot read member {shortened(key)!r}: {_one_line(exc)}"
+                ) from exc
+    return named
+
+
+def _check_header(stream: Any, size: int, where: str) -> None:
+    """Read an ``.npy`` header from ``stream`` (``size`` bytes in all) and refuse what numpy
+    would fail on late or costly: Python objects, or more data declared than there is."""
+    import math
+
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(stream)
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    if version in readers:
+        shape, _, dtype = readers[version](stream)
+    else:  # format 3.0 (utf-8 field names): numpy reads it with its private reader
+        reader = getattr(npy, "_read_array_header", None)
+        if reader is None:  # pragma: no cover - a numpy without it; np.load checks
+            return
+        shape, _, dtype = reader(stream, version)
+    if dtype.hasobject:
+        raise TargetError(
+            f"{where}: it holds Python objects (dtype {dtype}), which would need unpickling; "
+            "gradcheck loads numeric arrays only"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    available = size - stream.tell()
+    if declared > available:
+        raise TargetError(
+            f"{where}: its header declares shape {tuple(shape)} of {dtype} ({declared:,} bytes) "
+            f"but only {max(available, 0):,} bytes of data follow"
+        )
 
 
 def save_params(path: str | os.PathLike[str], params: Any) -> Path:

@@ -6,11 +6,19 @@ array, ``{"weight1": W1, "weight2": W2}``, ``{"layers": [{"weight": W, "bias": b
 path (``layers[1].weight``), validates and copies it, and maps between the
 tree and one flat index space of all elements, which is what the references
 perturb.  The user's arrays are copied on the way in and never written to.
+
+A tree nests at most :data:`MAX_DEPTH` levels and may not contain itself; names
+are made printable (control characters escaped as ``repr`` does) once, here, so
+nothing that prints a name can be made to overwrite a terminal line.  The tree
+handed to the user's functions is checked before each call: a function that
+replaced, deleted or added an entry gets a fresh tree, and :meth:`restore`
+reports the change as a mutation.
 """
 
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +31,17 @@ from gradcheck.errors import (
     InvalidParameterError,
     ParameterTypeError,
 )
+from gradcheck.results import printable
 
-__all__ = ["Leaf", "ParameterSpace", "ROOT_NAME"]
+__all__ = ["Leaf", "MAX_DEPTH", "ParameterSpace", "ROOT_NAME", "walk_leaves"]
 
 #: The name given to the parameters when they are one bare array.
 ROOT_NAME = "params"
+#: Deepest nesting of a parameter tree (dicts, lists, tuples inside each other): far deeper
+#: than any model's, far below Python's recursion limit, so walking a tree never overflows.
+MAX_DEPTH = 100
+#: Longest name quoted whole in a message; longer ones are cut in the middle.
+SHOWN_NAME = 80
 
 
 @dataclass(frozen=True)
@@ -57,31 +71,71 @@ def _is_container(node: Any) -> bool:
     return False
 
 
-def _is_number_like(node: Any) -> bool:
+def _is_number_like(node: Any, depth: int = 0) -> bool:
     if isinstance(node, (numbers.Number, np.generic)):
         return True
     if isinstance(node, (list, tuple)):
-        return all(_is_number_like(item) for item in node)
+        # Past the depth limit a list counts as a container: walk_leaves then refuses it
+        # (too deep, or a list that contains itself) instead of recursing without end.
+        return depth < MAX_DEPTH and all(_is_number_like(item, depth + 1) for item in node)
     return False
+
+
+def shortened(name: str, limit: int = SHOWN_NAME) -> str:
+    """``name``, cut in the middle with an ellipsis when longer than ``limit`` characters."""
+    if len(name) <= limit:
+        return name
+    keep = (limit - 1) // 2
+    return f"{name[:keep]}…{name[-keep:]}"
 
 
 def _join(prefix: str, key: Any, *, index: bool) -> str:
     if index:
         return f"{prefix}[{key}]" if prefix else f"[{key}]"
-    return f"{prefix}.{key}" if prefix else str(key)
+    key = printable(str(key))
+    return f"{prefix}.{key}" if prefix else key
 
 
-def walk_leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+def walk_leaves(
+    node: Any, prefix: str, *, _depth: int = 0, _inside: frozenset[int] = frozenset()
+) -> Iterator[tuple[str, Any]]:
+    """``(name, leaf)`` for every leaf of a tree, in order; names are printable paths.
+
+    Raises
+    ------
+    InvalidParameterError
+        An empty mapping, a tree nested deeper than :data:`MAX_DEPTH`, or one
+        that contains itself.
+    """
+    if not _is_container(node):
+        yield (prefix or ROOT_NAME), node
+        return
+    where = repr(shortened(prefix)) if prefix else "the top level"
+    if id(node) in _inside:
+        raise InvalidParameterError(
+            f"parameters: {where} contains itself (a reference cycle); parameters must be a "
+            "tree of dicts, lists and tuples of arrays"
+        )
+    if _depth >= MAX_DEPTH:
+        raise InvalidParameterError(
+            f"parameters: {where} is nested more than {MAX_DEPTH} levels deep, the limit of "
+            "a parameter tree"
+        )
+    inside = _inside | {id(node)}
     if isinstance(node, Mapping):
         if not node:
-            raise InvalidParameterError(f"parameters: {prefix or 'the mapping'} is empty")
+            raise InvalidParameterError(
+                f"parameters: {shortened(prefix) or 'the mapping'} is empty"
+            )
         for key, value in node.items():
-            yield from walk_leaves(value, _join(prefix, key, index=False))
-    elif _is_container(node):
-        for i, value in enumerate(node):
-            yield from walk_leaves(value, _join(prefix, i, index=True))
+            yield from walk_leaves(
+                value, _join(prefix, key, index=False), _depth=_depth + 1, _inside=inside
+            )
     else:
-        yield (prefix or ROOT_NAME), node
+        for i, value in enumerate(node):
+            yield from walk_leaves(
+                value, _join(prefix, i, index=True), _depth=_depth + 1, _inside=inside
+            )
 
 
 def _rebuild(node: Any, leaves: Iterator[Any]) -> Any:
@@ -108,6 +162,10 @@ def _as_float_array(name: str, value: Any, *, role: str) -> NDArray[Any]:
         ) from exc
     if array.dtype == object:
         raise ParameterTypeError(f"{role} {name!r}: has dtype object; expected a float array")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ParameterTypeError(
+            f"{role} {name!r}: has dtype {array.dtype}; expected numbers (a float array)"
+        )
     if role == "parameter":
         if np.issubdtype(array.dtype, np.complexfloating):
             raise ParameterTypeError(
@@ -161,6 +219,12 @@ class ParameterSpace:
             leaves.append(Leaf(name, tuple(array.shape), array.dtype, offset))
             arrays.append(array)
             offset += array.size
+        if offset == 0:
+            shapes = ", ".join(f"{shortened(leaf.name)!r} {leaf.shape}" for leaf in leaves[:3])
+            raise InvalidParameterError(
+                f"parameters: no elements to check (every parameter array is empty: {shapes}"
+                f"{', ...' if len(leaves) > 3 else ''}); a check of nothing would pass"
+            )
         self._structure = params
         self.leaves: tuple[Leaf, ...] = tuple(leaves)
         self.size = offset
@@ -179,11 +243,63 @@ class ParameterSpace:
         self.arrays: tuple[NDArray[Any], ...] = tuple(arrays)
         #: The working copies as flat views (one element moved in place per evaluation).
         self.flat_views = tuple(a.reshape(-1) for a in self.arrays)
-        self.tree = self.build(self.arrays)
+        self._tree: Any = None
+        self._containers: list[tuple[Any, tuple[Any, ...] | None, tuple[Any, ...]]] = []
+        #: What the user's functions last changed in the tree's structure (for messages).
+        self.last_change: str | None = None
+        self._structure_changed = False
+        self._renew_tree()
         # Leaf k holds flat indices [offset_k, offset_k + size_k): a sorted search over the
         # offsets finds an element's leaf without an N-sized lookup table.
         self._offsets = np.array([leaf.offset for leaf in leaves], dtype=np.intp)
         self._leaf_eps = np.array([np.finfo(leaf.dtype).eps for leaf in leaves], dtype=np.float64)
+
+    # -- the tree handed to the user's functions --------------------------------------
+    @property
+    def tree(self) -> Any:
+        """The working copies in the user's structure, as handed to the user's functions.
+
+        Checked on every access: when a function replaced, deleted or added an entry
+        (``p["w"] = ...``, ``del p["b"]``), a fresh tree is built, so the next call sees
+        every parameter, and :meth:`restore` reports the change.
+        """
+        if not self._tree_intact():
+            self._structure_changed = True
+            self._renew_tree()
+        return self._tree
+
+    def _renew_tree(self) -> None:
+        self._tree = self.build(self.arrays)
+        # Every dict and list of the tree with its keys and values as built: identity
+        # checks against them find any rebinding (tuples cannot be changed in place).
+        self._containers = []
+        stack = [self._tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                self._containers.append((node, tuple(node), tuple(node.values())))
+                stack.extend(v for v in node.values() if isinstance(v, (dict, list, tuple)))
+            elif isinstance(node, (list, tuple)):
+                if isinstance(node, list):
+                    self._containers.append((node, None, tuple(node)))
+                stack.extend(v for v in node if isinstance(v, (dict, list, tuple)))
+
+    def _tree_intact(self) -> bool:
+        """Whether every dict and list of the tree still holds what was handed over."""
+        for container, keys, values in self._containers:
+            if len(container) != len(values):
+                break
+            if keys is None:
+                if not all(map(operator.is_, container, values)):
+                    break
+            elif not (
+                all(map(operator.is_, container.values(), values)) and tuple(container) == keys
+            ):
+                break
+        else:
+            return True
+        self.last_change = _describe_change(container, keys, values)
+        return False
 
     # -- structure -------------------------------------------------------------------
     @property
@@ -247,15 +363,18 @@ class ParameterSpace:
             for array, original in zip(self.arrays, self.originals, strict=True):
                 array[...] = original
             return False
-        changed = False
+        self.tree  # noqa: B018 - the access checks the tree's structure and renews it
+        structural, self._structure_changed = self._structure_changed, False
+        wrote = False
         for array, original in zip(self.arrays, self.originals, strict=True):
-            # Bitwise: any write counts, and comparing the raw words is ~10x faster than a
-            # NaN-aware float comparison (this runs after every call of the user's functions).
-            words = np.dtype(f"u{array.itemsize}" if array.itemsize in (2, 4, 8) else "u1")
-            if not np.array_equal(array.reshape(-1).view(words), original.reshape(-1).view(words)):
-                changed = True
+            if not _same_values(array, original):
+                wrote = True
                 array[...] = original
-        return changed
+        if wrote:
+            self.last_change = "wrote into its input arrays" + (
+                f" and {self.last_change}" if structural else ""
+            )
+        return structural or wrote
 
     # -- gradients -------------------------------------------------------------------
     def flatten_like(self, tree: Any, *, role: str = "gradient") -> NDArray[Any]:
@@ -299,3 +418,42 @@ class ParameterSpace:
     def split(self, vector: NDArray[Any]) -> dict[str, NDArray[Any]]:
         """Cut a flat vector into ``{name: array of the leaf's shape}`` (views)."""
         return {leaf.name: vector[leaf.slice].reshape(leaf.shape) for leaf in self.leaves}
+
+
+#: Dtypes whose every bit is part of the value, compared as raw words.
+_WORD_DTYPES = {np.dtype(t): np.dtype(f"u{np.dtype(t).itemsize}") for t in ("f2", "f4", "f8")}
+
+
+def _same_values(array: NDArray[Any], original: NDArray[Any]) -> bool:
+    """Whether a working copy still holds its original values."""
+    words = _WORD_DTYPES.get(array.dtype)
+    if words is not None:
+        # Bitwise: any write counts, and comparing the raw words is ~10x faster than a
+        # NaN-aware float comparison.
+        return bool(np.array_equal(array.reshape(-1).view(words), original.reshape(-1).view(words)))
+    # longdouble carries padding bytes that arithmetic leaves undefined: compare values.
+    return bool(np.array_equal(array, original, equal_nan=True))
+
+
+def _describe_change(container: Any, keys: tuple[Any, ...] | None, values: tuple[Any, ...]) -> str:
+    """In words, how a container of the tree differs from what was handed over."""
+    if keys is None:  # a list
+        if len(container) != len(values):
+            return f"changed the length of a list of parameters ({len(values)} -> {len(container)})"
+        return "replaced an entry of a list of parameters"
+    before = dict(zip(keys, values, strict=True))
+    gone = [k for k in keys if k not in container]
+    added = [k for k in container if k not in before]
+    replaced = [k for k in keys if k in container and container[k] is not before[k]]
+
+    def named(found: list[Any]) -> str:
+        return ", ".join(repr(shortened(printable(str(k)))) for k in found[:3])
+
+    parts = []
+    if replaced:
+        parts.append(f"replaced {named(replaced)}")
+    if gone:
+        parts.append(f"deleted {named(gone)}")
+    if added:
+        parts.append(f"added {named(added)}")
+    return " and ".join(parts or ["reordered entries"]) + " in its parameter tree"

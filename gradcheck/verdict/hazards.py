@@ -48,27 +48,33 @@ def on_copies(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return guarded
 
 
-def mutation_hazard(role: str, *, during_check: bool = False) -> Hazard:
-    """The ``mutation`` hazard of a ``role`` ("loss", "gradient") that writes into its input.
+def mutation_hazard(role: str, *, during_check: bool = False, change: str | None = None) -> Hazard:
+    """The ``mutation`` hazard of a ``role`` ("loss", "gradient") that changes its input.
 
-    A function that writes into its arguments corrupts the training loop it lives in
+    Changing its input means writing into the arrays, or replacing, deleting or adding
+    entries of the parameter tree (``p["w"] = ...``, ``del p["b"]``): ``change`` says which
+    when known (:attr:`~gradcheck.problem.space.ParameterSpace.last_change`).
+    A function that changes its arguments corrupts the training loop it lives in
     (an SGD step inside ``grad`` updates the weights twice), so the check fails with
-    status ``hazard`` even when the values are right.  One that starts writing only
+    status ``hazard`` even when the values are right.  One that starts changing them only
     during the check has corrupted the evaluations made since: no verdict is possible.
     """
     if during_check:
+        what = change or "wrote into its arrays, or replaced, deleted or added tree entries"
         return Hazard(
             "mutation",
-            f"the {role} function started writing into its input arrays during the check, so "
+            f"the {role} function started changing its input during the check ({what}), so "
             "the evaluations since then saw other parameters: no verdict is possible "
-            "(gradcheck restored the arrays; the caller's were never touched)",
+            "(gradcheck restored the parameters; the caller's were never touched)",
             blocking=True,
         )
+    what = change or (
+        "writes into its input (its arrays, or the entries of the parameter tree it is given)"
+    )
     return Hazard(
         "mutation",
-        f"the {role} function writes into its input arrays: the gradient values were checked "
-        f"on fresh copies, but a training loop that calls this {role} gets its parameters "
-        "changed behind its back",
+        f"the {role} function {what}: the gradient values were checked on fresh copies, but "
+        f"a training loop that calls this {role} gets its parameters changed behind its back",
         fails_check=True,
     )
 
