@@ -112,8 +112,8 @@ FEW_ELEMENTS = 3
 FEW_FRACTION = 0.05
 FEW_SHARE = 0.25
 #: A gradient whose change between the probe's two points is under 1e-3 of the true
-#: gradient's (measured) change does not follow the parameters: a responsive gradient changes
-#: by at least the true change, to the difference's few digits.
+#: gradient's (measured) change, relative to their sizes, does not follow the parameters: a
+#: responsive gradient changes by at least the true change, to the difference's few digits.
 UNRESPONSIVE = 1e-3
 #: Clipped values are the clip constant exactly (np.clip returns it); 8 eps of room covers a
 #: constant written in float32 and cast back.
@@ -305,7 +305,14 @@ def _different_point(split: SplitCheck) -> Diagnosis | None:
     probe = probe_stale_point(split.failed_check)
     if probe is None or not probe.meaningful:
         return None
-    if probe.gradient_change > UNRESPONSIVE * probe.true_change:
+    # Relative to its own size: a gradient much smaller than the true one (only the samples
+    # whose outputs are saturated counted) moves as little in absolute terms, and follows.
+    failed_check = split.failed_check
+    true_size = float(np.linalg.norm(failed_check.reference[np.isfinite(failed_check.reference)]))
+    if true_size == 0:
+        return None
+    size = float(np.linalg.norm(failed_check.analytic)) / true_size
+    if probe.gradient_change > UNRESPONSIVE * probe.true_change * min(1.0, size):
         return None
     change = "not one bit" if probe.identical else f"by {probe.gradient_change:.3g}"
     return Diagnosis(
