@@ -267,3 +267,45 @@ def test_richardson_probes_of_a_plain_loss_go_one_point_at_a_time(monkeypatch):
         vloss, grad, params, mode="directional", method="richardson", rng=0, vectorized=True
     )
     assert stacked.passed and max(heights) > 1
+
+
+# -- many parameter arrays: the cost per array is shared ----------------------------------------
+def _many_arrays(n_arrays: int, size: int, *, real_only: bool):
+    rng = np.random.default_rng(0)
+    scales = 10.0 ** rng.uniform(-1, 1, n_arrays)  # gradients of different sizes
+    params = {f"p{i}": rng.standard_normal(size) for i in range(n_arrays)}
+
+    def loss(p):
+        total = 0.0
+        for scale, value in zip(scales, p.values(), strict=True):
+            w = np.real(value) if real_only else value
+            total = total + scale * np.sum(np.sin(w) ** 2)
+        return total
+
+    def grad(p):
+        return {
+            k: s * 2 * np.sin(v) * np.cos(v) for s, (k, v) in zip(scales, p.items(), strict=True)
+        }
+
+    return params, loss, grad, scales
+
+
+@pytest.mark.parametrize("real_only", [False, True])
+def test_many_arrays_share_their_probes_and_a_bug_in_one_is_located(real_only):
+    params, loss, grad, scales = _many_arrays(120, 10, real_only=real_only)
+    result = gradcheck.check(loss, grad, params, mode="directional", progress=False)
+    assert result.passed, str(result)
+    # A few groups of arrays share the top-level probes: the cost does not grow per array.
+    per_array = 2 if not real_only else 40  # what a probe per array used to cost, at least
+    assert result.n_evaluations < per_array * len(params) / 4
+    assert result.directional["guarantee"]["rho"] < 1e-2
+    small = f"p{int(np.argmin(scales))}"  # the array with the smallest gradients
+
+    def flipped(p):
+        g = grad(p)
+        return {**g, small: -g[small]}
+
+    bad = gradcheck.check(loss, flipped, params, mode="directional", progress=False)
+    assert not bad.passed
+    assert [p.name for p in bad.parameters if not p.passed] == [small]
+    assert bad.n_evaluations < 10 * result.n_evaluations  # locating costs O(log #arrays)

@@ -30,6 +30,14 @@ for the analytic gradient's rounding and measured jitter (as in
 ``PROBE_SIGMAS = 5`` standard deviations make a false alarm a one in a
 million event.  Nothing is a fixed tolerance.
 
+**Many parameter arrays.**  Up to :data:`MAX_TOP_GROUPS` arrays each get their own
+probes.  Beyond, consecutive arrays of one dtype are grouped into at most that many
+contiguous blocks, and one direction spans each block, every array's part weighted by
+``1 / |g_p|``: ``e . v`` has standard deviation at least ``|e_p| / |g_p|`` for each array,
+so the guarantee is still stated per array, and a model with hundreds of arrays pays for a
+few probes, not a few per array.  Bisection of a failing group first halves its list of
+arrays, so a wrong array among ``P`` is found with about ``2 log2 P`` probes.
+
 **Locating.**  When a parameter's probe fails, the wrong elements are found by
 group testing: the parameter is halved, each half probed with a direction
 restricted to it, and the halves that fail are halved again, down to blocks
@@ -73,6 +81,7 @@ __all__ = [
     "MISS_TARGET",
     "LEAF_BLOCK",
     "MAX_FRONTIER",
+    "MAX_TOP_GROUPS",
 ]
 
 
@@ -105,6 +114,15 @@ SPOT_BLOCKS = 8
 MAX_BISECTION_PROBES = 512
 #: Elements sampled elementwise from the failing blocks when the error is spread out.
 SPREAD_SAMPLE = 16
+#: Most top-level groups of parameters: up to this many parameter arrays each get their own
+#: probes; beyond, consecutive arrays of one dtype share probes (a model with hundreds of
+#: arrays pays for a few groups, not for every array), each array's part of the direction
+#: weighted by ``1 / |g_p|`` so that every array keeps its own relative resolution.
+MAX_TOP_GROUPS = 4
+#: A parameter with a (near) zero gradient is weighted in a shared direction as one whose
+#: gradient is this share of the largest: ``sqrt(eps)``, below which no finite difference
+#: of the whole loss resolves it anyway.
+ZERO_GRADIENT_WEIGHT = 2.0**-26
 #: Rungs of the Richardson ladder along a probe: top-level probes, bisection probes.
 TOP_RUNGS = 7
 BISECTION_RUNGS = 4
@@ -112,19 +130,17 @@ BISECTION_RUNGS = 4
 
 @dataclass(frozen=True)
 class Block:
-    """A contiguous run of elements of one parameter: flat indices ``[start, stop)``."""
+    """A contiguous run of flat indices ``[start, stop)``, inside one parameter or spanning
+    several whole ones (parameters are contiguous in the flat index space); ``group`` is the
+    top-level group it descends from."""
 
-    leaf: int
     start: int
     stop: int
+    group: int = 0
 
     @property
     def size(self) -> int:
         return self.stop - self.start
-
-    def halves(self) -> tuple[Block, Block]:
-        middle = self.start + self.size // 2
-        return Block(self.leaf, self.start, middle), Block(self.leaf, middle, self.stop)
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,8 @@ class Probe:
         Loss evaluations spent.
     level : int
         0 for the top-level probes, ``k`` for the ``k``-th bisection level.
+    covers : tuple of str
+        Every parameter the probe's direction touches (one, or a group of whole ones).
     """
 
     parameter: str
@@ -163,6 +181,7 @@ class Probe:
     method: str
     n_evaluations: int
     level: int = 0
+    covers: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -179,6 +198,7 @@ class Probe:
     def to_dict(self) -> dict[str, Any]:
         return {
             "parameter": self.parameter,
+            "covers": list(self.covers),
             "elements": [self.start, self.stop],
             "analytic": json_float(self.analytic),
             "reference": json_float(self.reference),
@@ -300,7 +320,7 @@ class DirectionalOutcome:
 
     def summary(self) -> str:
         top = self.top
-        per = {p.parameter for p in top}
+        per = {name for p in top for name in (p.covers or (p.parameter,))}
         head = (
             f"{len(top)} probe(s) over {len(per)} parameter(s) ({self.method}, "
             f"{self.n_evaluations} loss evaluations)"
@@ -380,7 +400,7 @@ class _Lines:
                 probe = int(indices[k])
                 block = self.blocks[probe]
                 unit = self.directions[probe] / self.norms[probe]
-                dtype = space.leaves[block.leaf].dtype
+                dtype = space.leaves[int(space.leaf_of(block.start))].dtype  # one per block
                 original = x0[block.start : block.stop]
                 moved = (original + steps[k] * unit).astype(dtype)
                 delta = moved.astype(np.float64) - original.astype(np.float64)
@@ -413,12 +433,48 @@ class _Context:
     use_complex: bool
     rng: np.random.Generator
     finite: NDArray[np.bool_]
+    weights: NDArray[np.float64]  # per parameter: its weight in a direction spanning several
     jitter: NDArray[np.float64] | None = None  # measured jitter of the analytic gradient
     initial: dict[Block, NDArray[np.float64]] = field(default_factory=dict)  # first directions
 
+    def leaves(self, block: Block) -> range:
+        """The parameters ``block`` touches."""
+        first = int(self.space.leaf_of(block.start))
+        return range(first, int(self.space.leaf_of(block.stop - 1)) + 1)
+
+    def per_element(self, values: NDArray[np.float64], block: Block) -> NDArray[np.float64] | float:
+        """A per-parameter quantity over ``block``'s elements (a number inside one parameter)."""
+        leaves = self.leaves(block)
+        if len(leaves) == 1:
+            return float(values[leaves[0]])
+        sizes = [
+            min(block.stop, leaf.offset + leaf.size) - max(block.start, leaf.offset)
+            for leaf in (self.space.leaves[k] for k in leaves)
+        ]
+        return np.repeat(values[leaves.start : leaves.stop], sizes)
+
+    def label(self, block: Block) -> tuple[str, int, int, tuple[str, ...]]:
+        """The probe's parameter name, its local ``[start, stop)``, and what it covers."""
+        leaves = [self.space.leaves[k] for k in self.leaves(block)]
+        names = tuple(leaf.name for leaf in leaves)
+        if len(leaves) == 1:
+            offset = leaves[0].offset
+            return names[0], block.start - offset, block.stop - offset, names
+        name = f"{names[0]} ... {names[-1]} ({len(names)} parameters)"
+        return name, block.start, block.stop, names
+
+    def split(self, block: Block) -> tuple[Block, Block]:
+        """Two halves: at the middle parameter boundary when ``block`` spans several."""
+        leaves = self.leaves(block)
+        if len(leaves) > 1:
+            middle = self.space.leaves[leaves[len(leaves) // 2]].offset
+        else:
+            middle = block.start + block.size // 2
+        return Block(block.start, middle, block.group), Block(middle, block.stop, block.group)
+
     def room(self, block: Block) -> NDArray[np.float64] | float:
         """Per-element room for the analytic gradient's rounding and jitter over ``block``."""
-        rounding = float(self.rounding[block.leaf])
+        rounding = self.per_element(self.rounding, block)
         if self.jitter is None:
             return rounding
         return rounding + JITTER_FACTOR * self.jitter[block.start : block.stop]
@@ -426,6 +482,9 @@ class _Context:
     def draw(self, block: Block) -> NDArray[np.float64]:
         given = self.initial.pop(block, None)
         v = self.rng.standard_normal(block.size) if given is None else given
+        weight = self.per_element(self.weights, block)
+        if not isinstance(weight, float) or weight != 1.0:
+            v = v * weight
         finite = self.finite[block.start : block.stop]
         if not finite.all():  # non-finite elements are reported directly, not probed
             v = np.where(finite, v, 0.0)
@@ -456,16 +515,18 @@ class _Context:
         before = self.objective.n_evaluations
         part = self.objective.x0[block.start : block.stop]
         scale = max(_largest_magnitude(part), 1.0)
-        eps = float(np.finfo(self.space.leaves[block.leaf].dtype).eps)
+        first = self.leaves(block)[0]  # a block's parameters share one dtype
+        eps = float(np.finfo(self.space.leaves[first].dtype).eps)
         largest = max(_largest_magnitude(v), 1e-300)
         h = float(complex_step_size(eps)) * scale / largest
         value = self.objective.complex_value(None, h, v, start=block.start)
         reference = float(value.imag / h)
-        error = PROBE_SIGMAS * float(self.complex_rounding[block.leaf] * np.linalg.norm(v))
+        error = PROBE_SIGMAS * float(self.complex_rounding[first] * np.linalg.norm(v))
+        name, start, stop, covers = self.label(block)
         return Probe(
-            self.space.leaves[block.leaf].name,
-            block.start - self.space.leaves[block.leaf].offset,
-            block.stop - self.space.leaves[block.leaf].offset,
+            name,
+            start,
+            stop,
             self._analytic(block, v),
             reference,
             error,
@@ -473,6 +534,7 @@ class _Context:
             "complex",
             self.objective.n_evaluations - before,
             level,
+            covers,
         )
 
     def _richardson(
@@ -483,7 +545,7 @@ class _Context:
         x0 = self.objective.x0
         base = np.array(
             [
-                np.cbrt(np.finfo(self.space.leaves[b.leaf].dtype).eps)
+                np.cbrt(np.finfo(self.space.leaves[self.leaves(b)[0]].dtype).eps)
                 * max(float(np.max(np.abs(x0[b.start : b.stop]), initial=0.0)), 1.0)
                 for b in blocks
             ]
@@ -502,12 +564,12 @@ class _Context:
             # The step off the line (rounding x0 + t u) moves the loss by g . off: bound it.
             off_line = 2.0 * PROBE_SIGMAS * self.max_g * lines.residual[k]
             error = norm * (float(estimate.error[k]) + off_line)
-            offset = self.space.leaves[block.leaf].offset
+            name, start, stop, covers = self.label(block)
             probes.append(
                 Probe(
-                    self.space.leaves[block.leaf].name,
-                    block.start - offset,
-                    block.stop - offset,
+                    name,
+                    start,
+                    stop,
                     self._analytic(block, v),
                     norm * float(estimate.derivative[k]),
                     error,
@@ -515,6 +577,7 @@ class _Context:
                     "richardson",
                     spent,
                     level,
+                    covers,
                 )
             )
         return probes
@@ -593,6 +656,7 @@ def directional_check(
         [float(np.max(np.abs(analytic[leaf.slice]), initial=0.0)) for leaf in space.leaves]
     )
     max_g = float(np.max(scale, initial=0.0))
+    groups = _top_groups(space)
     context = _Context(
         objective,
         space,
@@ -604,39 +668,32 @@ def directional_check(
         use_complex,
         rng,
         finite,
+        _weights(space, analytic, groups),
         None if gradient_jitter is None else np.asarray(gradient_jitter, dtype=np.float64),
     )
     before = objective.n_evaluations
-    leaves = [Block(k, leaf.offset, leaf.offset + leaf.size) for k, leaf in enumerate(space.leaves)]
     if initial is not None:
-        context.initial = {b: initial[b.start : b.stop] for b in leaves if b.size}
+        context.initial = {b: initial[b.start : b.stop] for b in groups if b.size}
     if probes is None:
         probes = PROBES_PER_PARAMETER["complex" if use_complex else "richardson"]
-    top_blocks = [b for b in leaves for _ in range(probes) if b.size]
+    top_blocks = [b for b in groups for _ in range(probes) if b.size]
     top = context.probe(top_blocks, level=0)
     if context.jitter is None and measure_jitter is not None and not all(p.passed for p in top):
         context.jitter = measure_jitter()
         if context.jitter is not None:  # fresh probes, judged with the jitter's room
             top = context.probe(top_blocks, level=0)
-    guarantee = _guarantee(space, top, analytic, finite)
+    guarantee = _guarantee(space, top, analytic, finite, context.weights)
 
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]
     located: list[str] = []
     bisection: list[Probe] = []
-    failing = [
-        b
-        for b in leaves
-        if any(not p.passed for p in top if p.parameter == space.leaves[b.leaf].name)
-    ]
+    failing = list(dict.fromkeys(b for b, p in zip(top_blocks, top, strict=True) if not p.passed))
     if locate and failing:
         found, extra, notes = _bisect(context, failing)
         suspects += found
         bisection += extra
         located += notes
-    for leaf in space.leaves:
-        if leaf.size and samples:
-            pick = rng.choice(leaf.size, size=min(samples, leaf.size), replace=False)
-            suspects.append(leaf.offset + pick)
+    suspects += _samples(space, rng, samples, grouped=len(groups) < len(space.leaves))
     if np.any(~finite):
         located.insert(0, f"{int(np.sum(~finite))} non-finite analytic element(s)")
     all_suspects = (
@@ -655,31 +712,103 @@ def directional_check(
     )
 
 
+def _top_groups(space: ParameterSpace) -> list[Block]:
+    """One block per parameter, or, beyond :data:`MAX_TOP_GROUPS` parameters, at most that
+    many runs of consecutive parameters of one dtype with about equal numbers of elements."""
+    leaves = [leaf for leaf in space.leaves if leaf.size]
+    if len(leaves) <= MAX_TOP_GROUPS:
+        return [Block(leaf.offset, leaf.offset + leaf.size, k) for k, leaf in enumerate(leaves)]
+    runs: list[list[Any]] = [[]]
+    for leaf in leaves:
+        if runs[-1] and runs[-1][-1].dtype != leaf.dtype:
+            runs.append([])
+        runs[-1].append(leaf)
+    blocks: list[Block] = []
+    per_group = max(space.size / MAX_TOP_GROUPS, 1.0)
+    for run in runs:
+        start, filled = run[0].offset, 0
+        for leaf in run:
+            filled += leaf.size
+            end = leaf.offset + leaf.size
+            if filled >= per_group or leaf is run[-1]:
+                blocks.append(Block(start, end, len(blocks)))
+                start, filled = end, 0
+    return blocks
+
+
+def _weights(
+    space: ParameterSpace, analytic: NDArray[np.float64], groups: list[Block]
+) -> NDArray[np.float64]:
+    """Per parameter, its weight in directions that span several: ``1 / |g_p|``.
+
+    ``e . v`` then has standard deviation at least ``|e_p| / |g_p|`` for every parameter
+    ``p`` of the direction, so a relative bug in a parameter with small gradients is seen
+    as well as in one with large gradients.  A parameter whose analytic gradient is (near)
+    zero is weighted as one at ``ZERO_GRADIENT_WEIGHT`` of the largest, so that it still
+    moves without taking the whole direction.  Inside one parameter every weight is 1.
+    """
+    weights = np.ones(len(space.leaves))
+    if len(groups) == len([leaf for leaf in space.leaves if leaf.size]):
+        return weights
+    norms = np.array([float(np.linalg.norm(analytic[leaf.slice])) for leaf in space.leaves])
+    typical = float(np.median(norms[norms > 0])) if np.any(norms > 0) else 1.0
+    floor = ZERO_GRADIENT_WEIGHT * float(np.max(norms, initial=0.0))
+    return typical / np.maximum(norms, floor or typical)
+
+
+def _samples(
+    space: ParameterSpace, rng: np.random.Generator, samples: int, *, grouped: bool
+) -> list[NDArray[np.intp]]:
+    """Random elements for the elementwise pipeline: per parameter, or a few in all when the
+    parameters are grouped (their number must not set the cost)."""
+    if not samples:
+        return []
+    if grouped:
+        pick = rng.choice(space.size, size=min(SPREAD_SAMPLE, space.size), replace=False)
+        return [np.sort(pick)]
+    out = []
+    for leaf in space.leaves:
+        if leaf.size:
+            pick = rng.choice(leaf.size, size=min(samples, leaf.size), replace=False)
+            out.append(leaf.offset + pick)
+    return out
+
+
 def _guarantee(
     space: ParameterSpace,
     top: list[Probe],
     analytic: NDArray[np.float64],
     finite: NDArray[np.bool_],
+    weights: NDArray[np.float64],
 ) -> Guarantee:
+    """What the top-level probes rule out, per parameter.
+
+    A probe whose direction covers parameter ``p`` with weight ``w_p`` has
+    ``e . v ~ N(0, s**2)`` with ``s >= w_p |e_p|``, so for ``|e_p| >= rho |g_p|`` it misses
+    with probability at most ``erf(slack / (rho w_p |g_p| sqrt 2))``.
+    """
     scales: dict[str, float] = {}
     slacks: dict[str, list[float]] = {}
-    for leaf in space.leaves:
-        mine = [p for p in top if p.parameter == leaf.name]
+    effective: dict[str, float] = {}
+    for k, leaf in enumerate(space.leaves):
+        mine = [p for p in top if leaf.name in (p.covers or (p.parameter,))]
         if not mine:
             continue
         g = np.where(finite[leaf.slice], analytic[leaf.slice], 0.0)
-        rms = math.sqrt(sum(p.reference**2 for p in mine) / len(mine))
-        scales[leaf.name] = max(float(np.linalg.norm(g)), rms)
+        norm = float(np.linalg.norm(g))
+        alone = all(len(p.covers) <= 1 for p in mine)
+        if alone:  # probes of this parameter alone also measured its scale
+            norm = max(norm, math.sqrt(sum(p.reference**2 for p in mine) / len(mine)))
+        scales[leaf.name] = norm
+        effective[leaf.name] = norm * (1.0 if alone else float(weights[k]))
         slacks[leaf.name] = [p.tolerance + p.error for p in mine]
 
-    # One row per parameter, its probes' slacks padded with inf (erf(inf) = 1 leaves the
-    # product alone): the worst miss probability over parameters is one vectorized call.
     names = list(scales)
     width = max((len(slacks[name]) for name in names), default=0)
     table = np.full((len(names), width), np.inf)
     for row, name in enumerate(names):
         table[row, : len(slacks[name])] = slacks[name]
-    norms = np.array([scales[name] for name in names])
+    norms = np.array([effective[name] for name in names])
 
     def worst(rho: float) -> float:
         if not names:
@@ -708,7 +837,6 @@ def _bisect(
     context: _Context, failing: list[Block]
 ) -> tuple[list[NDArray[np.intp]], list[Probe], list[str]]:
     """Halve failing blocks until they are small; stop when the error is dense."""
-    space = context.space
     suspects: list[NDArray[np.intp]] = []
     probes: list[Probe] = []
     notes: list[str] = []
@@ -725,15 +853,15 @@ def _bisect(
         if not large:
             break
         if len(probes) + 2 * len(large) > MAX_BISECTION_PROBES:
-            pick = _sample(context, large, SPREAD_SAMPLE * len({b.leaf for b in large}))
+            pick = _sample(context, large, SPREAD_SAMPLE * len({b.group for b in large}))
             suspects.append(pick)
             notes.append(
                 f"bisection stopped after {len(probes)} probes with {len(large)} blocks still "
                 f"disagreeing; {len(pick)} of their elements checked elementwise"
             )
             break
-        for k in sorted({b.leaf for b in large} - spot_tested):
-            mine = [b for b in large if b.leaf == k]
+        for k in sorted({b.group for b in large} - spot_tested):
+            mine = [b for b in large if b.group == k]
             if len(mine) <= MAX_FRONTIER:
                 continue
             spot_tested.add(k)
@@ -741,16 +869,16 @@ def _bisect(
             tested = context.probe(spots, level)
             probes += tested
             if sum(not p.passed for p in tested) >= len(tested) - 1:
-                large = [b for b in large if b.leaf != k]
+                large = [b for b in large if b.group != k]
                 pick = _sample(context, mine, SPREAD_SAMPLE)
                 suspects.append(pick)
                 notes.append(
-                    f"{space.leaves[k].name}: the error is spread over its elements ("
+                    f"{_group_name(context, mine)}: the error is spread over its elements ("
                     f"{len(mine)} blocks disagree at bisection level {level}, and "
                     f"{sum(not p.passed for p in tested)} of {len(tested)} random blocks of "
                     f"{LEAF_BLOCK}); {len(pick)} elements checked elementwise"
                 )
-        children = [half for b in large for half in b.halves()]
+        children = [half for b in large for half in context.split(b)]
         tested = context.probe(children, level)
         probes += tested
         frontier = []
@@ -759,15 +887,16 @@ def _bisect(
             if not dirty and parent not in retried:
                 # Both halves agreed: a marginal error or an unlucky direction; probe once more.
                 retried.add(parent)
-                again = context.probe(list(parent.halves()), level)
+                halves = context.split(parent)
+                again = context.probe(list(halves), level)
                 probes += again
-                dirty = [parent.halves()[j] for j, p in enumerate(again) if not p.passed]
+                dirty = [halves[j] for j, p in enumerate(again) if not p.passed]
             if not dirty:
                 suspects.append(_sample(context, [parent], LEAF_BLOCK))
-                leaf = space.leaves[parent.leaf]
+                name, start, stop, _ = context.label(parent)
                 notes.append(
-                    f"{leaf.name}[{parent.start - leaf.offset}:{parent.stop - leaf.offset}] "
-                    "disagrees but neither half does: a marginal error, sampled elementwise"
+                    f"{name}[{start}:{stop}] disagrees but neither half does: a marginal error, "
+                    "sampled elementwise"
                 )
             frontier += dirty
     if suspects and not notes:
@@ -791,5 +920,11 @@ def _spots(context: _Context, blocks: list[Block]) -> list[Block]:
         block = blocks[int(i)]
         size = min(LEAF_BLOCK, block.size)
         start = block.start + int(context.rng.integers(0, block.size - size + 1))
-        spots.append(Block(block.leaf, start, start + size))
+        spots.append(Block(start, start + size, block.group))
     return spots
+
+
+def _group_name(context: _Context, blocks: list[Block]) -> str:
+    """The parameter (or parameters) the blocks of one top-level group lie in."""
+    names = sorted({n for b in blocks for n in context.label(b)[3]}, key=str)
+    return names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]} ({len(names)} parameters)"
