@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -309,3 +310,27 @@ def test_many_arrays_share_their_probes_and_a_bug_in_one_is_located(real_only):
     assert not bad.passed
     assert [p.name for p in bad.parameters if not p.passed] == [small]
     assert bad.n_evaluations < 10 * result.n_evaluations  # locating costs O(log #arrays)
+
+
+def test_a_loss_that_slows_down_is_re_planned_within_about_twice_the_budget():
+    calls = {"n": 0}
+
+    def loss(w):
+        calls["n"] += 1
+        if calls["n"] > 40:  # fast while the budget is planned, slow afterwards
+            time.sleep(0.02)
+        return float(np.sum(np.sin(np.real(w)) ** 2))
+
+    def grad(w):
+        return 2 * np.sin(w) * np.cos(w)
+
+    w = np.random.default_rng(0).standard_normal(2000)
+    result = gradcheck.check(loss, grad, w, budget=0.5, progress=False)
+    assert result.passed, str(result)
+    assert result.mode == "directional"
+    assert any(note.startswith("re-planned after 32 of 2,000 elements") for note in result.notes)
+    # A full check would have needed ~4,000 evaluations at 20 ms: ~80 s.
+    assert result.n_evaluations < 400
+    calls["n"] = 0
+    flipped = gradcheck.check(loss, lambda w: -grad(w), w, budget=0.5, progress=False)
+    assert flipped.status == "failed"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Estimate"]
+__all__ = ["Estimate", "concatenate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,3 +47,17 @@ class Estimate:
         for name in ("derivative", "error", "step"):
             if np.shape(getattr(self, name)) != (n,):
                 raise ValueError(f"Estimate.{name} must have shape ({n},)")
+
+
+def concatenate(parts: list[Estimate]) -> Estimate:
+    """One estimate from estimates of consecutive parts of the same elements by one method."""
+    if len(parts) == 1:
+        return parts[0]
+    return Estimate(
+        np.concatenate([p.indices for p in parts]).astype(np.intp),
+        np.concatenate([p.derivative for p in parts]),
+        np.concatenate([p.error for p in parts]),
+        np.concatenate([p.step for p in parts]),
+        sum(p.n_evaluations for p in parts),
+        parts[0].method,
+    )

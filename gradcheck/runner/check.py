@@ -152,7 +152,7 @@ def check(
             return check(loss, grad, params, **keywords)
     run = prepare(loss, grad, params, settings)
     chosen = plan(run)
-    state, first = first_pass(run, chosen)
+    state, first, chosen = first_pass(run, chosen)
     watch_the_functions(run, "after the first pass")
     second_reference(run, chosen, state, first)
     accept_kinks(run, chosen, state)

@@ -596,6 +596,7 @@ def directional_check(
     locate: bool = True,
     samples: int = 1,
     initial: NDArray[np.float64] | None = None,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> DirectionalOutcome:
     """Probe the gradient along random directions; locate the wrong elements if any disagree.
 
@@ -636,6 +637,9 @@ def directional_check(
         is that parameter's first probe direction (saving a draw when the caller drew
         one for another purpose, such as the complex-step capability test: the
         directions only need to be independent of the gradient's error, which they are).
+    out_of_time : callable, optional
+        Asked before each bisection level; when it returns True the search stops and the
+        failing blocks are sampled elementwise (the verdict of the top-level probes stands).
 
     Returns
     -------
@@ -689,7 +693,7 @@ def directional_check(
     bisection: list[Probe] = []
     failing = list(dict.fromkeys(b for b, p in zip(top_blocks, top, strict=True) if not p.passed))
     if locate and failing:
-        found, extra, notes = _bisect(context, failing)
+        found, extra, notes = _bisect(context, failing, out_of_time)
         suspects += found
         bisection += extra
         located += notes
@@ -834,7 +838,7 @@ def _guarantee(
 
 
 def _bisect(
-    context: _Context, failing: list[Block]
+    context: _Context, failing: list[Block], out_of_time: Callable[[], bool] | None = None
 ) -> tuple[list[NDArray[np.intp]], list[Probe], list[str]]:
     """Halve failing blocks until they are small; stop when the error is dense."""
     suspects: list[NDArray[np.intp]] = []
@@ -852,12 +856,14 @@ def _bisect(
         large = [b for b in frontier if b.size > LEAF_BLOCK]
         if not large:
             break
-        if len(probes) + 2 * len(large) > MAX_BISECTION_PROBES:
+        over = len(probes) + 2 * len(large) > MAX_BISECTION_PROBES
+        if over or (out_of_time is not None and out_of_time()):
             pick = _sample(context, large, SPREAD_SAMPLE * len({b.group for b in large}))
             suspects.append(pick)
+            why = "" if over else " (the check's budget is spent)"
             notes.append(
-                f"bisection stopped after {len(probes)} probes with {len(large)} blocks still "
-                f"disagreeing; {len(pick)} of their elements checked elementwise"
+                f"bisection stopped after {len(probes)} probes{why} with {len(large)} blocks "
+                f"still disagreeing; {len(pick)} of their elements checked elementwise"
             )
             break
         for k in sorted({b.group for b in large} - spot_tested):

@@ -33,7 +33,7 @@ from gradcheck.errors import InvalidParameterError
 from gradcheck.options import CheckOptions
 from gradcheck.problem.calls import call_gradient, require_callable
 from gradcheck.problem.space import ParameterSpace
-from gradcheck.references.base import Estimate
+from gradcheck.references.base import Estimate, concatenate
 from gradcheck.references.complex_step import (
     COMPLEX_ROUNDING,
     complex_step,
@@ -89,6 +89,12 @@ __all__ = [
 #: Evaluations per element a full check is costed at when the loss has no complex step:
 #: a central difference (two) and, for some elements, more.
 REAL_EVALUATIONS_PER_ELEMENT = 3.0
+#: A check that mode="auto" planned to fit its budget is re-planned when, at its measured
+#: pace, it would take more than this many times the budget.
+BUDGET_OVERRUN = 2.0
+#: Elements in the first chunk of such a check's first pass; chunks double after it, the
+#: pace measured after each.
+FIRST_CHUNK = 32
 #: A check compares few elements (directional, sampled) when fewer than one in this many:
 #: per-element state is then kept for those elements only.
 SPARSE_STATE_RATIO = 8
@@ -135,6 +141,7 @@ class CheckPlan:
     indices: NDArray[np.intp]
     complex_ok: bool
     directional: DirectionalOutcome | None
+    watched: bool = False  # chosen by mode="auto" to fit the budget: re-planned if it won't
 
 
 def prepare(
@@ -220,17 +227,36 @@ def plan(run: CheckRun) -> CheckPlan:
     )
     run.notes.append(why)
     if chosen != "directional":
-        return CheckPlan(chosen, _choose_indices(space, sample, run.generator), complex_ok, None)
+        indices = _choose_indices(space, sample, run.generator)
+        watched = options.mode == "auto" and chosen == "full"
+        return CheckPlan(chosen, indices, complex_ok, None, watched)
+    return _directional_plan(run, complex_ok, line)
+
+
+def _directional_plan(
+    run: CheckRun, complex_ok: bool, line: NDArray[np.float64] | None
+) -> CheckPlan:
+    """Probe random directions; the elements to compare are what the bisection found."""
     outcome = directional_check(
-        objective,
+        run.objective,
         run.analytic,
         sigma=lambda: run.noise.sigma,
         rng=run.generator,
         measure_jitter=run.jitter.measure,
-        use_complex=complex_ok and options.method in ("auto", "complex"),
+        use_complex=complex_ok and run.options.method in ("auto", "complex"),
         initial=line,
+        out_of_time=(lambda: _past_budget(run)) if run.options.mode == "auto" else None,
     )
-    return CheckPlan(chosen, outcome.suspects, complex_ok, outcome)
+    return CheckPlan("directional", outcome.suspects, complex_ok, outcome)
+
+
+def _past_budget(run: CheckRun) -> bool:
+    """True once the check has spent ``BUDGET_OVERRUN`` times its budget."""
+    budget = run.options.budget
+    if budget.evaluations is not None:
+        return run.objective.n_evaluations > BUDGET_OVERRUN * budget.evaluations
+    assert budget.seconds is not None
+    return time.perf_counter() - run.started > BUDGET_OVERRUN * budget.seconds
 
 
 def _choose_indices(
@@ -249,8 +275,8 @@ def _choose_indices(
     return np.concatenate(chosen).astype(np.intp)
 
 
-def _first_estimate(run: CheckRun, plan: CheckPlan) -> Estimate:
-    method, indices = run.options.method, plan.indices
+def _first_reference(run: CheckRun, plan: CheckPlan, indices: NDArray[np.intp]) -> Estimate:
+    method = run.options.method
     if method in ("auto", "complex") and plan.complex_ok:
         return complex_step(run.objective, indices)
     if method == "auto":
@@ -259,17 +285,77 @@ def _first_estimate(run: CheckRun, plan: CheckPlan) -> Estimate:
     return REFERENCES[method](run.objective, indices, run.noise.sigma)
 
 
-def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate]:
+def _over_budget(run: CheckRun, done: int, total: int, since: float, spent: int) -> str | None:
+    """Why the check would overrun its budget at its measured pace, or None if it won't."""
+    budget = run.options.budget
+    if budget.evaluations is not None:
+        projected = run.objective.n_evaluations + spent / done * (total - done)
+        if projected > BUDGET_OVERRUN * budget.evaluations:
+            return f"~{projected:,.0f} loss evaluations projected"
+        return None
+    now = time.perf_counter()
+    projected_s = now - run.started + (now - since) / done * (total - done)
+    assert budget.seconds is not None
+    if projected_s > BUDGET_OVERRUN * budget.seconds:
+        pace = 1e3 * (now - since) / max(spent, 1)
+        return f"~{projected_s:.3g} s projected at {pace:.3g} ms per evaluation"
+    return None
+
+
+def _growing_chunks(indices: NDArray[np.intp]) -> list[NDArray[np.intp]]:
+    """``indices`` cut into chunks that double from ``FIRST_CHUNK`` elements: the pace is
+    known early, and a passing check spends only a few chunks' worth of overhead."""
+    bounds, size = [0], FIRST_CHUNK
+    while bounds[-1] < len(indices):
+        bounds.append(min(bounds[-1] + size, len(indices)))
+        size *= 2
+    return [indices[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _first_estimate(run: CheckRun, plan: CheckPlan) -> Estimate | None:
+    """The first reference at every element; None when a watched plan would overrun."""
+    if not plan.watched:
+        return _first_reference(run, plan, plan.indices)
+    parts, done, since = [], 0, time.perf_counter()
+    before = run.objective.n_evaluations
+    for chunk in _growing_chunks(plan.indices):
+        parts.append(_first_reference(run, plan, chunk))
+        done += len(chunk)
+        spent = run.objective.n_evaluations - before
+        why = (
+            _over_budget(run, done, len(plan.indices), since, spent)
+            if done < len(plan.indices)
+            else None
+        )
+        if why:
+            run.notes.append(
+                f"re-planned after {done:,} of {len(plan.indices):,} elements: a full check would "
+                f"overrun its budget of {run.options.budget} ({why}); directional instead"
+            )
+            return None
+    return concatenate(parts)
+
+
+def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate, CheckPlan]:
     """Phase 3: one reference for every element compared, judged by the derived tolerance.
 
-    Returns the comparison state and the first estimate (the second reference reuses
-    a central first pass as its first rung).
+    A full check that ``mode="auto"`` planned to fit its budget runs in chunks and is
+    re-planned as a directional check when, at its measured pace, it would take more
+    than ``BUDGET_OVERRUN`` times the budget (a loss that became slower, a budget in
+    evaluations that the first estimate misjudged).
+
+    Returns the comparison state, the first estimate (the second reference reuses a
+    central first pass as its first rung) and the plan that ran.
     """
+    first_estimate = _first_estimate(run, plan)
+    if first_estimate is None:
+        plan = _directional_plan(run, plan.complex_ok, None)
+        first_estimate = _first_reference(run, plan, plan.indices)
     options, indices = run.options, plan.indices
     # Few elements to compare (directional, sampled): per-element state for those only.
     sparse = SPARSE_STATE_RATIO * len(indices) < run.space.size
     state = Comparison(run.space, run.analytic, run.jitter.values, sparse=sparse)
-    first = _first_estimate(run, plan)
+    first = first_estimate
     state.record(first)
     run.cost.add(indices, first.n_evaluations // max(len(indices), 1))
     state.judge(options.atol, options.rtol)
@@ -285,7 +371,7 @@ def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate]:
             run.cost.add(widened.indices, 2)
             state.record(widened)
             state.judge(options.atol, options.rtol)
-    return state, first
+    return state, first, plan
 
 
 def second_reference(run: CheckRun, plan: CheckPlan, state: Comparison, first: Estimate) -> None:
