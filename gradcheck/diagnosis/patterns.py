@@ -160,6 +160,23 @@ def _float32_valued(split: SplitCheck) -> bool:
     )
 
 
+def _rounding_floor(split: SplitCheck, noise: _F64, analytic: _F64) -> _F64:
+    """Each element's rounding: its measured noise, at least float32's ``eps |a|`` and the
+    median noise of its parameter.
+
+    An element whose value cancels to near 0 (or whose difference table found no consistent
+    noise) is still computed from quantities of its parameter's size, and rounds like them.
+    """
+    rounding = np.fmax(np.nan_to_num(noise, nan=0.0), _EPS32 * np.abs(analytic))
+    for part in split.parts:
+        measured = noise[part.leaf.slice]
+        measured = measured[np.isfinite(measured) & (measured > 0)]
+        if measured.size:
+            piece = rounding[part.leaf.slice]
+            np.fmax(piece, float(np.median(measured)), out=piece)
+    return rounding
+
+
 def _precision(split: SplitCheck) -> Diagnosis | None:
     """float32 arithmetic on a float64 problem: shown to be float32, and the errors its rounding.
 
@@ -167,7 +184,7 @@ def _precision(split: SplitCheck) -> Diagnosis | None:
     too).  Two things must hold: the gradient is float32 (its values are float32 numbers, or it
     is unchanged when the parameters are rounded to float32), and every failing element's error
     is within :data:`ROUNDING_MATCH` times the gradient's rounding noise, measured along a line
-    (at least float32's own ``eps |a|``).
+    (:func:`_rounding_floor`).
     """
     if not all(p.leaf.dtype == np.float64 for p in split.parts) or not split.failing:
         return None
@@ -183,7 +200,7 @@ def _precision(split: SplitCheck) -> Diagnosis | None:
     if noise is None:
         return None
     analytic = failed_check.analytic.astype(np.float64)
-    rounding = np.fmax(np.nan_to_num(noise, nan=0.0), _EPS32 * np.abs(analytic))
+    rounding = _rounding_floor(split, noise, analytic)
     failed = failed_check.failed
     room = failed_check.tolerance[failed] + ROUNDING_MATCH * rounding[failed]
     if not np.all(passes(analytic[failed], failed_check.reference[failed], room)):
