@@ -17,6 +17,7 @@ reports the change as a mutation.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from collections.abc import Iterator, Mapping
@@ -55,7 +56,7 @@ class Leaf:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # ints: no numpy call per use (models have many leaves)
 
     @property
     def slice(self) -> slice:
@@ -390,7 +391,8 @@ class ParameterSpace:
         except InvalidParameterError as exc:
             raise GradientStructureError(f"{role}: {exc}") from None
         missing = [leaf.name for leaf in self.leaves if leaf.name not in named]
-        extra = [name for name in named if name not in set(self.names)]
+        known = set(self.names)
+        extra = [name for name in named if name not in known]
         if missing:
             hint = f" (it has {', '.join(map(repr, extra))})" if extra else ""
             raise GradientStructureError(
