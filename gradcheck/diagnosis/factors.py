@@ -304,5 +304,6 @@ def _describe_number(c: float) -> str:
         )
     return (
         f"{c:.8g} times the true gradient: not a simple fraction (a hard-coded "
-        "constant? a learning rate folded into the gradient? gradient-norm clipping?)"
+        "constant? a learning rate or regularisation strength multiplying the whole gradient? "
+        "gradient-norm clipping?)"
     )
