@@ -390,7 +390,9 @@ def second_reference(run: CheckRun, plan: CheckPlan, state: Comparison, first: E
         return
     doubtful = state.failing(indices)
     unresolved = np.zeros_like(doubtful)
-    if options.method == "auto" and first.method == "central":
+    # A directional check's verdict is its probes'; its passing samples only illustrate it,
+    # so only the elements that fail get the second reference.
+    if options.method == "auto" and first.method == "central" and plan.mode != "directional":
         unresolved = state.unresolved(indices) & ~doubtful
     pick = doubtful | unresolved
     if not pick.any():
@@ -436,7 +438,8 @@ def accept_kinks(run: CheckRun, plan: CheckPlan, state: Comparison) -> None:
     # estimate are probed too: the kink is reported, not silently absorbed.  A complex
     # step takes no real step, so its error estimate cannot have been inflated that way.
     inflatable = state.checked[indices] & (state.method[indices] != method_code("complex"))
-    still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
+    if plan.mode != "directional":  # (a directional check's passing samples only illustrate)
+        still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
     if not len(still) or options.method not in ("auto", "complex", "richardson"):
         return
     accepted = accepted_kinks(objective, state, still, run.noise.sigma)
