@@ -55,6 +55,17 @@ _LAZY = {
     "save_params": "targets",
     "TargetError": "targets",
     "write_check_report": "report",
+    "check_vjp": "runner.derivatives.vjp",
+    "assert_vjp": "runner.derivatives.vjp",
+    "check_jvp": "runner.derivatives.jacobian",
+    "assert_jvp": "runner.derivatives.jacobian",
+    "check_jacobian": "runner.derivatives.jacobian",
+    "assert_jacobian": "runner.derivatives.jacobian",
+    "check_hessian": "runner.derivatives.second_order",
+    "assert_hessian": "runner.derivatives.second_order",
+    "check_hvp": "runner.derivatives.second_order",
+    "assert_hvp": "runner.derivatives.second_order",
+    "JacobianEntry": "results",
 }
 
 __all__ = [
@@ -90,8 +101,28 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from gradcheck.options import CheckOptions
     from gradcheck.references.registry import METHODS
     from gradcheck.report import write_check_report
-    from gradcheck.results import CheckEvidence, CheckResult, Diagnosis, Hazard, ParameterResult
+    from gradcheck.results import (
+        CheckEvidence,
+        CheckResult,
+        Diagnosis,
+        Hazard,
+        JacobianEntry,
+        ParameterResult,
+    )
     from gradcheck.runner.check import assert_check, check
+    from gradcheck.runner.derivatives.jacobian import (
+        assert_jacobian,
+        assert_jvp,
+        check_jacobian,
+        check_jvp,
+    )
+    from gradcheck.runner.derivatives.second_order import (
+        assert_hessian,
+        assert_hvp,
+        check_hessian,
+        check_hvp,
+    )
+    from gradcheck.runner.derivatives.vjp import assert_vjp, check_vjp
     from gradcheck.runner.evidence import with_evidence
     from gradcheck.runner.update import ParameterUpdate, UpdateResult, assert_update, check_update
     from gradcheck.targets import TargetError, load_params, save_params

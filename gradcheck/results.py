@@ -34,6 +34,7 @@ __all__ = [
     "ReferenceAgreement",
     "CheckEvidence",
     "OUTLIER_ERROR_FACTOR",
+    "JacobianEntry",
     "CheckResult",
     "FailingElement",
     "FAILING_SHOWN",
@@ -648,6 +649,55 @@ class CheckEvidence:
         }
 
 
+@dataclass(frozen=True)
+class JacobianEntry:
+    """One entry ``d output[j] / d input[i]`` of a derivative check, compared on its own.
+
+    Attributes
+    ----------
+    output : str
+        The output element, ``out[3, 1]``.
+    input : str
+        The input element, ``inputs[0][2, 4]`` (or ``x[2, 4]`` for keyword inputs).
+    analytic, reference : float
+        The entry as the user's derivative implies it, and the reference.
+    tolerance : float
+        The derived tolerance it was judged against.
+    method : str
+        The reference (``complex``, ``central``, ``richardson``).
+    """
+
+    output: str
+    input: str
+    analytic: float
+    reference: float
+    tolerance: float
+    method: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(abs(self.analytic - self.reference) <= self.tolerance)
+
+    def __str__(self) -> str:
+        error = abs(self.analytic - self.reference)
+        return (
+            f"d {self.output} / d {self.input}: analytic {self.analytic:.6g}, {self.method} "
+            f"{self.reference:.6g}, |error| {error:.3g} {'<=' if self.passed else '>'} "
+            f"tolerance {self.tolerance:.3g}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "input": self.input,
+            "analytic": json_float(self.analytic),
+            "reference": json_float(self.reference),
+            "tolerance": json_float(self.tolerance),
+            "method": self.method,
+            "passed": self.passed,
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class CheckResult:
     """The outcome of :func:`gradcheck.check`.
@@ -686,6 +736,16 @@ class CheckResult:
         Step sweeps and the agreement of every reference on a few elements,
         when gathered (:func:`gradcheck.runner.evidence.with_evidence`); the
         HTML report shows it.
+    kind : str
+        What was checked: ``"gradient"`` (:func:`gradcheck.check`), ``"vjp"``,
+        ``"jvp"``, ``"jacobian"``, ``"hessian"`` or ``"hvp"``.
+    inputs : tuple of str
+        The differentiated inputs, by name (``inputs[0]``, or the keyword), for
+        the kinds other than ``"gradient"`` (whose parameters name themselves).
+    outputs : tuple of str
+        The function's outputs with their shapes (``out (4, 3)``), where known.
+    entries : tuple of JacobianEntry
+        Wrong entries named by output and input element (the worst few).
     """
 
     parameters: tuple[ParameterResult, ...]
@@ -702,6 +762,10 @@ class CheckResult:
     directional: dict[str, Any] | None = None
     seconds: float = float("nan")
     evidence: CheckEvidence | None = None
+    kind: str = "gradient"
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    entries: tuple[JacobianEntry, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -775,6 +839,11 @@ class CheckResult:
             f"{head} ({len(self.parameters)} parameter(s), {n} element(s), mode {self.mode}, "
             f"{self.n_evaluations} loss evaluations)"
         ]
+        if self.kind != "gradient":
+            lines.append(
+                f"  {self.kind} of {', '.join(self.outputs) or 'f'} with respect to "
+                f"{', '.join(self.inputs)}"
+            )
         shown = (
             self.parameters
             if len(self.parameters) <= 12
@@ -790,6 +859,7 @@ class CheckResult:
                 lines += [f"      {e}" for e in failing]
                 if len(failing) < p.n_failed:
                     lines.append("      ... " + _more_failing(p.n_failed, len(failing), elements))
+        lines += [f"  wrong entry {entry}" for entry in self.entries]
         if self.directional is not None:
             lines.append("  directional: " + str(self.directional.get("summary", "")))
         if self.diagnosis is not None:
@@ -813,6 +883,10 @@ class CheckResult:
         return {
             "passed": self.passed,
             "status": self.status,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "entries": [entry.to_dict() for entry in self.entries],
             "mode": self.mode,
             "method": self.method,
             "n_evaluations": self.n_evaluations,

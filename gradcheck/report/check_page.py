@@ -207,6 +207,40 @@ def _heatmap_panels(result: CheckResult) -> tuple[list[dict[str, Any]], list[Par
     return panels, large
 
 
+#: The page's title per kind of check (:attr:`CheckResult.kind`).
+TITLES = {
+    "gradient": "Gradient check",
+    "vjp": "VJP check",
+    "jvp": "JVP check",
+    "jacobian": "Jacobian check",
+    "hessian": "Hessian check",
+    "hvp": "Hessian-vector product check",
+}
+
+
+def _derivative_context(result: CheckResult) -> dict[str, Any] | None:
+    """What a derivative check (not a plain gradient) was of, and its wrong entries named."""
+    if result.kind == "gradient":
+        return None
+    return {
+        "kind": result.kind,
+        "outputs": list(result.outputs),
+        "inputs": list(result.inputs),
+        "entries": [
+            {
+                "output": e.output,
+                "input": e.input,
+                "analytic": e.analytic,
+                "reference": e.reference,
+                "method": e.method,
+                "error": abs(e.analytic - e.reference),
+                "tolerance": e.tolerance,
+            }
+            for e in result.entries
+        ],
+    }
+
+
 def _headline(result: CheckResult) -> str:
     if result.status == "passed":
         worst = max((p.worst_ratio for p in result.parameters), default=0.0)
@@ -243,8 +277,9 @@ def render_check_report(
     n_elements = sum(p.analytic.size for p in result.parameters)
     return render(
         "check.html.j2",
-        title=title or "Gradient check",
+        title=title or TITLES.get(result.kind, "Gradient check"),
         result=result,
+        derivative=_derivative_context(result),
         status=result.status,
         status_text=STATUS_TEXT[result.status],
         headline=_headline(result),

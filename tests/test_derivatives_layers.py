@@ -1,0 +1,151 @@
+"""cs231n-style layers checked with ``check_vjp`` (issue 13, items 6 and 7).
+
+Each layer of ``examples/layers.py`` passes; its planted-bug twin fails, with the
+wrong input element named and, where a name is given, the right one (a wrong name
+is worse than none).  A property test draws affine and activation layers of random
+shapes.  Cost: about 5 s for the layers, a few seconds for the properties.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradcheck
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "layers.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gradcheck_example_layers", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+layers = _load()
+NAMES = list(layers.problems())
+_checked: dict[tuple[str, bool], gradcheck.CheckResult] = {}
+
+
+def check_layer(name: str, *, bug: bool = False) -> gradcheck.CheckResult:
+    """``layers.check_layer``, each layer checked once per test session."""
+    if (name, bug) not in _checked:
+        _checked[name, bug] = _original(name, bug=bug)
+    return _checked[name, bug]
+
+
+_original = layers.check_layer
+layers.check_layer = check_layer  # the example script's main() reuses the checks made
+
+#: What each planted bug's diagnosis may say: the kinds that are right for it (None: any
+#: kind whose name is right, checked by the words below).
+RIGHT_NAMES = {
+    "affine": {"constant-factor"},
+    "affine (square weight)": {"transposed"},
+    "relu": {"missing-derivative", "unknown"},
+    "conv": {"unknown", "few-elements"},
+    "max pool (overlapping)": {"nonlinear-vjp", "unknown"},
+    "batch norm": {"normalisation", "unknown"},
+    "softmax loss": {"sign-flip"},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_layer_passes_and_its_planted_bug_fails_with_a_right_name(name: str) -> None:
+    right = check_layer(name)
+    assert right.passed, str(right)
+    wrong = check_layer(name, bug=True)
+    assert not wrong.passed and wrong.status == "failed", str(wrong)
+    assert wrong.diagnosis is not None
+    assert wrong.diagnosis.kind in RIGHT_NAMES[name], str(wrong)
+
+
+def test_the_affine_bias_bug_is_a_mean_over_the_batch() -> None:
+    wrong = check_layer("affine", bug=True)
+    assert [p.name for p in wrong.failed_parameters] == ["inputs[2]"]
+    assert "1/4" in wrong.diagnosis.summary and "mean" in wrong.diagnosis.summary
+
+
+def test_the_overlapping_max_pool_bug_is_an_overwrite_not_a_wrong_entry() -> None:
+    wrong = check_layer("max pool (overlapping)", bug=True)
+    # Every one-hot cotangent gives the right entries: only overlapping windows together
+    # are wrong, and the diagnosis says so instead of naming a wrong entry.
+    assert wrong.entries == ()
+    assert wrong.diagnosis.kind == "nonlinear-vjp"
+    assert "+=" in wrong.diagnosis.summary
+
+
+def test_the_batch_norm_bug_fails_on_the_input_only() -> None:
+    wrong = check_layer("batch norm", bug=True)
+    assert [p.name for p in wrong.failed_parameters] == ["inputs[0]"]
+    assert "inputs[3]" in " ".join(wrong.notes)  # bn_param held fixed
+
+
+def test_the_example_script_reports_every_layer() -> None:
+    assert layers.main() == 0
+
+
+# -- property: affine + activation layers of random shapes ---------------------------------
+
+ACTIVATIONS = {
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2),
+    "softplus": (lambda z: np.log1p(np.exp(z)), lambda z: 1 / (1 + np.exp(-z))),
+}
+
+
+@st.composite
+def dense_layers(draw: st.DrawFn) -> tuple[str, tuple[np.ndarray, ...]]:
+    batch = draw(st.integers(1, 5))
+    fan_in = draw(st.integers(1, 5))
+    fan_out = draw(st.integers(1, 5))
+    activation = draw(st.sampled_from(sorted(ACTIVATIONS)))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    inputs = (
+        rng.standard_normal((batch, fan_in)),
+        rng.standard_normal((fan_in, fan_out)),
+        rng.standard_normal(fan_out),
+    )
+    return activation, inputs
+
+
+def _dense(activation: str):
+    function, derivative = ACTIVATIONS[activation]
+
+    def f(x, w, b):
+        return function(x @ w + b)
+
+    def vjp(dout, x, w, b):
+        dz = dout * derivative(x @ w + b)
+        return dz @ w.T, x.T @ dz, dz.sum(axis=0)
+
+    def vjp_no_derivative(dout, x, w, b):
+        return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+    return f, vjp, vjp_no_derivative
+
+
+@settings(max_examples=15)
+@given(dense_layers())
+def test_dense_layers_of_random_shapes_pass_and_a_missing_derivative_fails(problem) -> None:
+    activation, inputs = problem
+    f, vjp, vjp_bug = _dense(activation)
+    right = gradcheck.check_vjp(f, vjp, inputs)
+    assert right.passed, str(right)
+    wrong = gradcheck.check_vjp(f, vjp_bug, inputs)
+    assert not wrong.passed, str(wrong)
+    assert wrong.entries, str(wrong)  # the wrong entries are named
+    assert wrong.diagnosis is not None and wrong.diagnosis.kind not in (
+        "sign-flip",
+        "transposed",
+        "swapped",
+    )
