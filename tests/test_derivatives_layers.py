@@ -149,3 +149,20 @@ def test_dense_layers_of_random_shapes_pass_and_a_missing_derivative_fails(probl
         "transposed",
         "swapped",
     )
+
+
+# -- the logistic regression example: grad, hess, hessp verified, then trust-ncg -----------
+
+
+def test_logistic_regression_derivatives_are_verified_and_drive_trust_ncg(capsys) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "gradcheck_example_logistic", EXAMPLE.with_name("logistic_regression.py")
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main() == 0
+    out = capsys.readouterr().out
+    assert out.count(" verified\n") == 3
+    assert "hessp without the penalty: WRONG" in out and "lacks 0.1 x I" in out
+    assert "trust-ncg with the verified hessp: Optimization terminated successfully" in out
