@@ -48,6 +48,7 @@ from gradcheck.problem.calls import require_callable
 from gradcheck.problem.space import ParameterSpace
 from gradcheck.results import CheckResult, Diagnosis, ParameterResult
 from gradcheck.runner.check import check
+from gradcheck.runner.derivatives.binding import WithArguments, require_accepts
 from gradcheck.verdict.tolerance import ESTIMATE_SAFETY
 
 __all__ = ["check_update", "assert_update", "UpdateResult", "ParameterUpdate", "UPDATE_KINDS"]
@@ -647,7 +648,9 @@ def check_update(
         :class:`gradcheck.options.CheckOptions`), which judges the implied
         gradient, except that ``mode="directional"`` is refused: an update is
         classified element by element, so ``auto`` checks every element
-        (``sampled`` with ``elements``).
+        (``sampled`` with ``elements``).  ``args`` go to both functions:
+        ``step(params, *args)`` and ``loss(params, *args)`` (a step that takes
+        its batch, as SciPy passes ``args`` to every function).
 
     Returns
     -------
@@ -690,6 +693,10 @@ def check_update(
     started = time.perf_counter()
     settings = CheckOptions.from_keywords(options, function="check_update")
     lr = _validate(step, loss, lr)
+    if settings.args:  # step(params, *args) and loss(params, *args), bound once here
+        require_accepts(step, "step", 1, settings.args)
+        require_accepts(loss, "loss", 1, settings.args)
+        step, loss = WithArguments(step, settings.args), WithArguments(loss, settings.args)
     space = ParameterSpace(params)
     inputs = validate_layer_inputs(layer_inputs, space) or {}
     as_gradient = _Step(step, space, lr)
@@ -716,6 +723,7 @@ def check_update(
         **{
             **settings.keywords(),
             "layer_inputs": None,  # the step's classification uses them, not check's
+            "args": (),  # bound above, to the step too
             "mode": _elementwise_mode(settings.mode, settings.elements),
         },
     )
