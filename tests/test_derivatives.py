@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck.errors import (
@@ -469,3 +471,87 @@ def test_the_readme_derivative_examples_run_and_say_what_they_claim(capsys) -> N
     assert "FAILED" in out and "wrong entry d out[" in out
     assert "drops the activation derivative" in out
     assert "lacks 0.1 x I" in out
+
+
+# -- hazards, workers, precision, modes ----------------------------------------------------
+
+
+def test_a_random_function_makes_the_check_inconclusive_in_its_own_words() -> None:
+    rng = np.random.default_rng(3)
+
+    def dropout(x):
+        return x * (rng.random(x.shape) > 0.1)
+
+    result = gradcheck.check_vjp(dropout, lambda d, x: d, (XV,))
+    assert result.status == "inconclusive" and result.diagnosis.kind == "inconclusive"
+    assert any("the loss is <u, f> and the gradient vjp(u)" in h.message for h in result.hazards)
+
+
+def test_a_vjp_check_runs_in_worker_processes() -> None:
+    result = gradcheck.check_vjp(
+        np.tanh, _tanh_vjp, (np.linspace(-1.0, 1.0, 7),), workers=2, mode="full"
+    )
+    assert result.passed and result.mode == "full"
+
+
+def _tanh_vjp(dout, x):
+    return dout * (1 - np.tanh(x) ** 2)
+
+
+def test_float32_layers_pass_with_their_precision_stated() -> None:
+    x, w = X.astype(np.float32), W.astype(np.float32)
+
+    def f(x, w):
+        return np.tanh(x @ w)
+
+    def vjp(dout, x, w):
+        dz = dout * (1 - np.tanh(x @ w) ** 2)
+        return dz @ w.T, x.T @ dz
+
+    result = gradcheck.check_vjp(f, vjp, (x, w))
+    assert result.passed, str(result)
+    assert any(h.kind == "precision" for h in result.hazards)
+
+
+def test_a_directional_jacobian_check_names_the_located_entry() -> None:
+    def one_wrong(x):
+        jacobian = vec_jacobian(x)
+        jacobian[1, 2] += 1.0
+        return jacobian
+
+    result = gradcheck.check_jacobian(vec, one_wrong, (XV,), mode="directional")
+    assert not result.passed and result.mode == "directional"
+    assert [(e.output, e.input) for e in result.entries] == [("out[1]", "inputs[0][2]")]
+    sampled = gradcheck.check_jacobian(vec, vec_jacobian, (XV,), elements=2)
+    assert sampled.passed and sampled.mode == "sampled"
+    assert sampled.parameters[0].n_checked == 2 * XV.size  # two whole columns
+
+
+@settings(max_examples=15)
+@given(
+    n=st.integers(1, 6),
+    m=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_jacobians_of_random_shapes_pass_and_one_wrong_entry_is_named(n, m, seed, data) -> None:
+    rng = np.random.default_rng(seed)
+    matrix, x = rng.standard_normal((m, n)), rng.standard_normal(n)
+
+    def f(x):
+        return np.tanh(matrix @ x)
+
+    def jacobian(x):
+        return (1 - np.tanh(matrix @ x) ** 2)[:, None] * matrix
+
+    assert gradcheck.check_jacobian(f, jacobian, (x,)).passed
+    j, i = data.draw(st.integers(0, m - 1)), data.draw(st.integers(0, n - 1))
+
+    def one_wrong(x):
+        wrong = jacobian(x)
+        wrong[j, i] += 1e-4 * (1 + abs(wrong[j, i]))
+        return wrong
+
+    result = gradcheck.check_jacobian(f, one_wrong, (x,))
+    assert not result.passed
+    assert [(e.output, e.input) for e in result.entries] == [(f"out[{j}]", f"inputs[0][{i}]")]

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from gradcheck.errors import GradientMismatchError, GradientStructureError, InvalidParameterError
 from gradcheck.problem.calls import require_callable
-from gradcheck.results import CheckResult
+from gradcheck.results import CheckResult, JacobianEntry
 from gradcheck.runner.derivatives.columns import (
     Columns,
     central_columns,
@@ -28,6 +28,7 @@ from gradcheck.runner.derivatives.columns import (
     output_noise,
 )
 from gradcheck.runner.derivatives.entries import (
+    SHOWN_ENTRIES,
     Blocks,
     block_results,
     central_error,
@@ -38,9 +39,11 @@ from gradcheck.runner.derivatives.entries import (
     second_reference,
     wrong_entries,
 )
+from gradcheck.runner.derivatives.locate import failing_elements, reference_columns
 from gradcheck.runner.derivatives.problem import DerivativeProblem, derivative_options, unwrapped
 from gradcheck.runner.derivatives.projection import Capture, ProjectedGradient
 from gradcheck.runner.derivatives.symmetry import matrix_asymmetry, product_asymmetry
+from gradcheck.verdict.tolerance import derived_tolerance, passes
 
 __all__ = ["check_jacobian", "assert_jacobian", "check_jvp", "assert_jvp", "entrywise"]
 
@@ -115,8 +118,10 @@ def entrywise(
     scalar check's hazards, notes and kinks are kept, its per-element verdict is
     superseded by the finer entrywise one.
     """
-    if result.mode == "directional" or result.status == "inconclusive":
+    if result.status == "inconclusive":
         return result
+    if result.mode == "directional":
+        return replace(result, entries=_located_entries(problem, result, matrix))
     settings = problem.settings
     columns = _checked_columns(problem, result)
     complex_ok = any("complex" in p.method for p in result.parameters)
@@ -154,6 +159,41 @@ def entrywise(
             found = diagnose_entries(check, results, result.diagnosis)
             checked = replace(checked, diagnosis=found)
     return replace(checked, entries=entries)
+
+
+def _located_entries(
+    problem: DerivativeProblem, result: CheckResult, matrix: NDArray[np.float64]
+) -> tuple[JacobianEntry, ...]:
+    """After a directional check, the wrong entries of the input elements it located.
+
+    The bisection names input elements; their reference columns (one complex-step
+    evaluation each, or a Richardson ladder) name the outputs, entry by entry.
+    """
+    if result.status != "failed":
+        return ()
+    indices = failing_elements(problem, result)
+    if not len(indices):
+        return ()
+    complex_ok = result.directional is not None and result.directional.get("method") == "complex"
+    with unwrapped():
+        columns = reference_columns(problem, indices, complex_ok=complex_ok)
+    eps = problem.function().eps
+    analytic = matrix[:, indices]
+    scale = float(np.max(np.abs(columns.derivative), initial=0.0))
+    tolerance = derived_tolerance(columns.error, eps, scale, global_scale=scale)
+    found = []
+    for j, k in zip(*np.nonzero(~passes(analytic, columns.derivative, tolerance)), strict=True):
+        found.append(
+            JacobianEntry(
+                problem.outputs.element_name(int(j)),
+                problem.element_name(int(indices[k])),
+                float(analytic[j, k]),
+                float(columns.derivative[j, k]),
+                float(tolerance[j, k]),
+                columns.method,
+            )
+        )
+    return tuple(found[:SHOWN_ENTRIES])
 
 
 # -- check_jacobian --------------------------------------------------------------------

@@ -28,7 +28,17 @@ from gradcheck.runner.derivatives.layout import Inputs, Outputs
 from gradcheck.runner.derivatives.projection import Capture, Projection
 from gradcheck.runner.phases import as_generator
 
-__all__ = ["DerivativeProblem", "derivative_options", "unwrapped"]
+__all__ = ["DerivativeProblem", "derivative_options", "unwrapped", "SCALAR_GRADIENT"]
+
+#: What the scalar check's "gradient" is, per kind: its hazards speak of a loss and a
+#: gradient, which a reader of a VJP check must map to ``<u, f>`` and this.
+SCALAR_GRADIENT = {
+    "vjp": "vjp(u)",
+    "jacobian": "u . jacobian",
+    "jvp": "J^T u from one jvp per input element",
+    "hessian": "u . hess",
+    "hvp": "H u from one hvp per element",
+}
 
 
 def derivative_options(
@@ -170,8 +180,20 @@ class DerivativeProblem:
         )
         held = self.inputs.fixed_names
         fixed = (f"held fixed: {', '.join(held)}",) if held else ()
+        gradient = SCALAR_GRADIENT.get(kind, "J^T u")
+        hazards = tuple(
+            replace(
+                h,
+                message=f"{h.message} (in this {kind} check the loss is <u, {self.role}> "
+                f"and the gradient {gradient})",
+            )
+            if ("loss" in h.message or "gradient" in h.message) and h.kind != "asymmetric"
+            else h
+            for h in result.hazards
+        )
         return replace(
             result,
+            hazards=hazards,
             kind=kind,
             inputs=self.inputs.differentiated_names,
             outputs=outputs,
