@@ -17,6 +17,7 @@ second one, Richardson extrapolation, which decides them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,29 +146,39 @@ def judge_entries(
 
 
 def second_reference(
-    check: EntryCheck, function: VectorFunction, sigma: NDArray[np.float64], options: Any
+    check: EntryCheck,
+    function: VectorFunction,
+    sigma: Callable[[], NDArray[np.float64]],
+    options: Any,
 ) -> None:
-    """Richardson extrapolation for the columns holding failing entries; it decides them.
+    """Richardson extrapolation for the columns holding doubtful entries; it decides them.
 
-    After a complex step it decides only where it disagrees with the complex step by
-    more than its own derived tolerance (the function is not complex-analytic there), or
-    below float64 (as the scalar check's second reference does).
+    Doubtful: failing, or, after central differences, passing only under a tolerance too
+    coarse to mean anything (the scalar check's "unresolved" elements).  After a complex
+    step Richardson decides only where it disagrees with the complex step by more than
+    its own derived tolerance (the function is not complex-analytic there), or below
+    float64 (as the scalar check's second reference does).
     """
     state, blocks = check.state, check.blocks
     if options.user_tolerance:
         return
     at = blocks.of_columns(check.columns)
     failing = at[state.failing(at)]
-    if not len(failing):
+    doubtful = failing
+    if check.first_method == "central":
+        doubtful = np.union1d(failing, at[state.unresolved(at)])
+    if not len(doubtful):
         return
-    columns = np.unique(blocks.col[failing])
+    columns = np.unique(blocks.col[doubtful])
     directions = []
     for i in columns:
         direction = np.zeros(blocks.inputs.size)
         direction[int(i)] = 1.0
         directions.append(direction)
     refined = _estimate(
-        blocks, columns, richardson_columns(function, directions, function.scales(columns), sigma)
+        blocks,
+        columns,
+        richardson_columns(function, directions, function.scales(columns), sigma()),
     )
     check.n_evaluations += refined.n_evaluations
     if check.first_method == "complex":

@@ -75,7 +75,7 @@ def _read_only_copy(value: Any) -> Any:
         copy.setflags(write=False)
         return copy
     if isinstance(value, Mapping):
-        return type(value)({k: _read_only_copy(v) for k, v in value.items()})  # type: ignore[call-arg]
+        return {k: _read_only_copy(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
         return type(value)(_read_only_copy(v) for v in value)
     return value

@@ -50,7 +50,7 @@ def matrix_asymmetry(
             f"({b}, {a}) it is {matrix[j, i]:.6g} (|difference| {gap[i, j]:.3g}, "
             f"{gap[i, j] / rounding:.3g} x the {rounding:.2g} rounding allows; "
             f"{int(np.sum(gap > rounding) // 2)} pair(s) differ): {_explain(role)}",
-            parameter=problem.space.leaves[0].name,
+            parameter=problem.space.leaves[0].name if len(problem.space.leaves) == 1 else None,
             indices=((i, j),),
             fails_check=True,
         )
