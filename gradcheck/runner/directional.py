@@ -44,10 +44,11 @@ restricted to it, and the halves that fail are halved again, down to blocks
 of :data:`LEAF_BLOCK` elements, which the elementwise pipeline then checks.
 ``m`` wrong elements among ``N`` cost about ``2 m log2(N / m)`` probes instead
 of ``N`` evaluations.  An error spread over many elements (a wrong factor)
-makes every half fail: once a parameter has more than :data:`MAX_FRONTIER`
-failing blocks, :data:`SPOT_BLOCKS` random blocks of :data:`LEAF_BLOCK`
-elements inside them are probed; if (nearly) all fail the error is dense, the
-search stops and a random sample is checked elementwise instead.  A sparse
+makes every half fail: before bisecting a failing block of more than
+``2 * LEAF_BLOCK`` elements, :data:`SPOT_BLOCKS` random blocks of
+:data:`LEAF_BLOCK` elements inside it are probed; if (nearly) all fail the error is
+dense, the search stops and :data:`DENSE_SAMPLE` elements are checked elementwise,
+so a dense bug costs a few dozen probes more than a pass, not a bisection tree.  A sparse
 pattern (one wrong column of a weight matrix) keeps being bisected, within
 :data:`MAX_BISECTION_PROBES` probes.
 """
@@ -112,8 +113,12 @@ MAX_FRONTIER = 8
 SPOT_BLOCKS = 8
 #: Most bisection probes in one check; past it the failing blocks are sampled elementwise.
 MAX_BISECTION_PROBES = 512
-#: Elements sampled elementwise from the failing blocks when the error is spread out.
+#: Elements sampled elementwise from the failing blocks when the search stops early.
 SPREAD_SAMPLE = 16
+#: Elements per group sampled elementwise once the error is known to be dense: two show it
+#: and let a factor be named; every failing one costs a second reference and a kink test
+#: (~20 evaluations), so no more.
+DENSE_SAMPLE = 2
 #: Most top-level groups of parameters: up to this many parameter arrays each get their own
 #: probes; beyond, consecutive arrays of one dtype share probes (a model with hundreds of
 #: arrays pays for a few groups, not for every array), each array's part of the direction
@@ -697,7 +702,9 @@ def directional_check(
         suspects += found
         bisection += extra
         located += notes
-    suspects += _samples(space, rng, samples, grouped=len(groups) < len(space.leaves))
+    # Samples illustrate the parameters whose probes passed; a failing one has its own.
+    passing = [b for b in groups if b not in failing]
+    suspects += _samples(space, rng, samples, passing, grouped=len(groups) < len(space.leaves))
     if np.any(~finite):
         located.insert(0, f"{int(np.sum(~finite))} non-finite analytic element(s)")
     all_suspects = (
@@ -761,20 +768,25 @@ def _weights(
 
 
 def _samples(
-    space: ParameterSpace, rng: np.random.Generator, samples: int, *, grouped: bool
+    space: ParameterSpace,
+    rng: np.random.Generator,
+    samples: int,
+    blocks: list[Block],
+    *,
+    grouped: bool,
 ) -> list[NDArray[np.intp]]:
-    """Random elements for the elementwise pipeline: per parameter, or a few in all when the
-    parameters are grouped (their number must not set the cost)."""
-    if not samples:
+    """Random elements of ``blocks`` for the elementwise pipeline: per parameter, or a few in
+    all when the parameters are grouped (their number must not set the cost)."""
+    if not samples or not blocks:
         return []
     if grouped:
-        pick = rng.choice(space.size, size=min(SPREAD_SAMPLE, space.size), replace=False)
+        pool = np.concatenate([np.arange(b.start, b.stop) for b in blocks])
+        pick = rng.choice(pool, size=min(SPREAD_SAMPLE, len(pool)), replace=False)
         return [np.sort(pick)]
     out = []
-    for leaf in space.leaves:
-        if leaf.size:
-            pick = rng.choice(leaf.size, size=min(samples, leaf.size), replace=False)
-            out.append(leaf.offset + pick)
+    for block in blocks:
+        pick = rng.choice(block.size, size=min(samples, block.size), replace=False)
+        out.append(block.start + pick)
     return out
 
 
@@ -868,15 +880,15 @@ def _bisect(
             break
         for k in sorted({b.group for b in large} - spot_tested):
             mine = [b for b in large if b.group == k]
-            if len(mine) <= MAX_FRONTIER:
-                continue
+            if sum(b.size for b in mine) <= 2 * LEAF_BLOCK:
+                continue  # one halving from the elementwise pipeline: bisect outright
             spot_tested.add(k)
             spots = _spots(context, mine)
             tested = context.probe(spots, level)
             probes += tested
             if sum(not p.passed for p in tested) >= len(tested) - 1:
                 large = [b for b in large if b.group != k]
-                pick = _sample(context, mine, SPREAD_SAMPLE)
+                pick = _sample(context, mine, DENSE_SAMPLE)
                 suspects.append(pick)
                 notes.append(
                     f"{_group_name(context, mine)}: the error is spread over its elements ("

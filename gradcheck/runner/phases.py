@@ -561,6 +561,12 @@ def assemble(run: CheckRun, plan: CheckPlan, state: Comparison) -> CheckResult:
         blocking = "; ".join(h.message for h in result.hazards if h.blocking)
         withheld = "no bug is named: a hazard withholds the verdict"
         return replace(result, diagnosis=Diagnosis("inconclusive", withheld, blocking))
+    if not result.failed_parameters and plan.directional is not None:
+        # The probes disagree but no element was pinned down (the search ran out of budget,
+        # or the error is marginal): the gradient is wrong somewhere; no pattern to name.
+        where = "; ".join(plan.directional.located) or "no block narrowed it down"
+        unlocated = "the directional probes disagree; no wrong element was located"
+        return replace(result, diagnosis=Diagnosis("unlocated", unlocated, where))
     if result.status == "hazard":
         found = "; ".join(h.message for h in result.hazards if h.fails_check)
         right = "the gradient's values are right; the code around them is not"
