@@ -15,6 +15,13 @@ Needs the optional extra: ``pip install 'gradcheck[dask]'``.  Run::
 Here the cluster is local (two worker processes on this machine); for a real cluster pass
 ``Client("scheduler-address:8786")`` instead.  The loss must be serialisable by dask
 (cloudpickle handles closures and lambdas as well as module-level functions).
+
+A worker that dies mid-check (killed, out of memory, a loss that ends its process) costs
+only time: dask runs its task again on another worker, and the values, hence the verdict,
+are the same.  When a task loses every worker it is given (dask's
+``distributed.scheduler.allowed-failures``), :func:`gradcheck.check` raises
+:class:`gradcheck.errors.ExecutorError` instead of a verdict: missing values are never
+guessed.  ``tests/test_dask.py`` runs both cases on a ``LocalCluster``.
 """
 
 from __future__ import annotations

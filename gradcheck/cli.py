@@ -12,13 +12,17 @@ adds the traceback).  The options shared with the pytest plugin come from
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gradcheck.errors import GradcheckError, GradientStructureError
 from gradcheck.options import OPTIONS, check_kwargs, parse_option
@@ -34,7 +38,9 @@ _EXIT_TEXT = """exit status:
   0  everything checked is right
   1  something is wrong (the report says what), or no verdict was possible
   2  usage error, unreadable file, a target that cannot be imported, or a
-     user function that raised (one line on stderr; --verbose for the traceback)"""
+     user function that raised (one line on stderr; --verbose for the traceback)
+  130, 143  interrupted by Ctrl-C (SIGINT) or SIGTERM; worker processes are stopped
+with --json, stdout holds one JSON object in every case ("error": type, message)"""
 
 _TARGETS_TEXT = """targets:
   A target names a function as package.module:function or path/to/file.py:function
@@ -108,7 +114,7 @@ _REPORT_HELP = "write a self-contained HTML report to PATH"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gradcheck`` command: one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gradcheck",
         description=(
             "Verify hand-written gradients against independent references (complex step,\n"
@@ -297,9 +303,10 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _structure_failure(args: argparse.Namespace, exc: GradientStructureError) -> int:
-    message = f"gradcheck: FAILED: {exc}"
+    message = f"gradcheck: FAILED: {_one_line(exc)}"
     if args.json:
-        print(json.dumps({"passed": False, "status": "failed", "error": str(exc)}, indent=2))
+        error = _error_object(exc, _one_line(exc))
+        print(json.dumps({"passed": False, "status": "failed", "error": error}, indent=2))
     else:
         print(message)
     return EXIT_FAILED
@@ -462,23 +469,126 @@ def _run_battery(args: argparse.Namespace) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    from gradcheck.results import printable  # control characters escaped, as in names
+
+    return printable(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+#: Exit status of a run stopped by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal's number.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class _UsageError(Exception):
+    """A command line argparse rejects, as an exception (argparse would print and exit)."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that cleanups run (workers, temporary files)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and a JSON object with ``--json``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _error_object(exc: BaseException, message: str) -> dict[str, Any]:
+    name = {"_UsageError": "UsageError", "_Terminated": "Terminated"}.get(
+        type(exc).__name__, type(exc).__name__
+    )
+    return {"type": name, "message": message}
+
+
+def _exit(status: int, exc: BaseException, message: str, args: _Invocation) -> int:
+    """Say why the command stops, on one line of stderr (and as JSON with ``--json``)."""
+    stopped = isinstance(exc, (KeyboardInterrupt, _Terminated))
+    if args.verbose and not stopped and not isinstance(exc, _UsageError):
+        traceback.print_exception(exc)
+    print(f"{args.prog}: {message if stopped else 'error: ' + message}", file=sys.stderr)
+    if args.json:
+        document: dict[str, Any] = {}
+        try:  # what the command printed before it stopped (a result) stays, with the error
+            document = json.loads(args.output.getvalue() or "{}")
+        except ValueError:
+            pass
+        if not isinstance(document, dict):
+            document = {"output": document}
+        document["error"] = _error_object(exc, message)
+        args.output.seek(0)
+        args.output.truncate()
+        print(json.dumps(document, indent=2, allow_nan=False), file=args.output)
+    return status
+
+
+class _Invocation:
+    """What ``main`` knows of the command line before argparse has read it."""
+
+    def __init__(self, argv: list[str]) -> None:
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        self.json = "--json" in options
+        self.verbose = "--verbose" in options
+        command = next((word for word in options if not word.startswith("-")), None)
+        self.prog = f"gradcheck {command}" if command in ("check", "update", "run") else "gradcheck"
+        #: With --json, stdout is held here and printed at the end: one JSON object, always.
+        self.output = io.StringIO()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``gradcheck`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    """Run the ``gradcheck`` command; returns the exit status.
+
+    Every exit is 0, 1 or 2 (130 for Ctrl-C, 143 for SIGTERM) with at most one line on
+    stderr (``--verbose`` adds tracebacks); with ``--json`` stdout holds exactly one JSON
+    object, whose ``error`` (``type``, ``message``) says why when the command could not
+    finish.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    invocation = _Invocation(words)
+    with _terminate_raises():
+        if not invocation.json:
+            return _main(words, invocation)
+        try:
+            with contextlib.redirect_stdout(invocation.output):
+                return _main(words, invocation)
+        finally:
+            with contextlib.suppress(BrokenPipeError):  # a reader that stopped early
+                sys.stdout.write(invocation.output.getvalue())
+                sys.stdout.flush()
+
+
+def _main(words: list[str], invocation: _Invocation) -> int:
     try:
+        parser = build_parser()
+        args = parser.parse_args(words)
+        if args.command is None:
+            usage = " ".join(parser.format_usage().split())  # "usage: gradcheck ... COMMAND ..."
+            raise _UsageError(f"no command given ({usage}; see 'gradcheck --help')")
         return int(args.handler(args))
-    except (GradcheckError, OSError) as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"gradcheck {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("gradcheck: interrupted", file=sys.stderr)
-        return 130
+    except (_UsageError, GradcheckError, OSError) as exc:
+        return _exit(EXIT_USAGE, exc, _one_line(exc), invocation)
+    except KeyboardInterrupt as exc:
+        return _exit(EXIT_INTERRUPTED, exc, "interrupted", invocation)
+    except _Terminated as exc:
+        return _exit(EXIT_TERMINATED, exc, "terminated", invocation)
+    except Exception as exc:  # noqa: BLE001 - a bug in gradcheck or an odd object: one line
+        hint = "" if invocation.verbose else "; --verbose shows the traceback"
+        message = f"{type(exc).__name__}: {_one_line(exc)} (unexpected{hint})"
+        return _exit(EXIT_USAGE, exc, message, invocation)
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` during the command (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(number: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -17,6 +17,8 @@ __all__ = [
     "InvalidLossError",
     "UserFunctionError",
     "GradientMismatchError",
+    "ExecutorError",
+    "GradcheckWarning",
 ]
 
 
@@ -72,3 +74,21 @@ class GradientMismatchError(GradcheckError, AssertionError):
     def __init__(self, result: object) -> None:
         self.result = result
         super().__init__(str(result))
+
+
+class ExecutorError(GradcheckError, RuntimeError):
+    """The executor evaluating the loss lost a task: a worker died, or it shut down.
+
+    Raised instead of a verdict when part of the loss evaluations never came back (a
+    worker killed or out of memory, a loss that ended its process, a cluster gone):
+    gradcheck does not guess the values that are missing.
+    """
+
+
+class GradcheckWarning(UserWarning):
+    """A warning gradcheck issues: it did something other than asked, and says why.
+
+    For example ``workers`` above the number of CPUs available is capped to it (the
+    result's ``notes`` say so too).  Filter it like any warning:
+    ``warnings.simplefilter("ignore", gradcheck.errors.GradcheckWarning)``.
+    """

@@ -25,6 +25,7 @@ asks for the fixture.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import pickle
 import re
@@ -54,6 +55,8 @@ class _SessionState:
     records: list[dict[str, Any]] = field(default_factory=list)
     index: Path | None = None
     html_error: str | None = None
+    #: Page names given in this process, each with the check id it belongs to.
+    pages: dict[str, str] = field(default_factory=dict)
 
 
 _STATE = pytest.StashKey[_SessionState]()
@@ -129,8 +132,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 # -- the fixture ------------------------------------------------------------------------------
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-")[:120] or "check"
+#: Characters of a page name's readable part; a hash of the whole check id follows it.
+SLUG_CHARS = 80
+#: Hex digits of that hash (48 bits: two ids of one session agree by chance ~never).
+HASH_DIGITS = 12
+
+
+def page_name(check_id: str) -> str:
+    """The file name (without ``.html``) of one check's page.
+
+    A readable slug of ``check_id`` cut at :data:`SLUG_CHARS`, then a short hash of the
+    whole id: ids that differ anywhere (``"a b"`` and ``"a-b"``, parametrised ids that
+    differ after 130 characters) get different names.
+    """
+    readable = re.sub(r"[^0-9A-Za-z]+", "-", check_id)[:SLUG_CHARS].strip("-") or "check"
+    digest = hashlib.sha256(check_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable}-{digest[:HASH_DIGITS]}"
 
 
 class GradcheckFixture:
@@ -180,7 +197,13 @@ class GradcheckFixture:
         from gradcheck.report import write_check_report
 
         assert self._state.html_dir is not None
-        name = _slug(f"{self.nodeid}-{record['label']}")
+        check_id = f"{self.nodeid}::{record['label']}"
+        name = page_name(check_id)
+        number = 1
+        while name in self._state.pages:  # the same label twice in a test: a second page
+            number += 1
+            name = page_name(f"{check_id}#{number}")
+        self._state.pages[name] = check_id
         href = f"checks/{name}.html"
         try:
             write_check_report(

@@ -15,6 +15,11 @@ Cost: ~2 s in process; the command-line cases ~1 s each (interpreter start and i
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -427,3 +432,182 @@ def test_hazard_messages_name_parameters_escaped() -> None:
     messages = " ".join(h.message for h in result.hazards)
     assert "w\\r  ok   w" in messages and _only_printable(messages)
     assert _only_printable(str(result))
+
+
+# -- the command line: one line and exit 2, or one JSON object holding the error --------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+USER_CODE = """
+import numpy as np
+
+def loss(p):
+    return float(np.sum(np.sin(p["w"]) ** 2))
+
+def grad(p):
+    return {"w": 2 * np.sin(p["w"]) * np.cos(p["w"])}
+
+def grad_raises(p):
+    raise RuntimeError("boom")
+
+def grad_of_strings(p):
+    return {"w": np.array(["a"] * p["w"].size)}
+
+def grad_missing_w(p):
+    return {"v": p["w"]}
+
+def nan_loss(p):
+    return float("nan")
+
+def array_loss(p):
+    return p["w"]
+
+def params():
+    return {"w": np.array([0.3, -1.2, 2.0])}
+
+def params_none():
+    return None
+
+def params_raise():
+    raise ValueError("no parameters today")
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the user's code, a good parameter file and every bad one."""
+    where = tmp_path_factory.mktemp("cli")
+    (where / "user.py").write_text(textwrap.dedent(USER_CODE))
+    np.savez(where / "good.npz", w=np.array([0.3, -1.2, 2.0]))
+    for write, _ in BAD_FILES.values():
+        write(where)
+    return where
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "gradcheck", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+CHECK = ("check", "user.py:loss", "user.py:grad", "--params")
+
+#: name -> (the command line, the error's type, what its message says)
+CLI_CASES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "the gradient raises": (
+        ("check", "user.py:loss", "user.py:grad_raises", "--params", "good.npz"),
+        "UserFunctionError",
+        "the grad function raised RuntimeError: boom",
+    ),
+    "a gradient of strings": (
+        ("check", "user.py:loss", "user.py:grad_of_strings", "--params", "good.npz"),
+        "ParameterTypeError",
+        "gradient 'w': has dtype <U1",
+    ),
+    "the loss returns NaN": (
+        ("check", "user.py:nan_loss", "user.py:grad", "--params", "good.npz"),
+        "InvalidLossError",
+        "loss: returned nan",
+    ),
+    "the loss returns an array": (
+        ("check", "user.py:array_loss", "user.py:grad", "--params", "good.npz"),
+        "InvalidLossError",
+        "the loss must be one scalar",
+    ),
+    "a missing file": ((*CHECK, "missing.npz"), "TargetError", "'missing.npz' does not exist"),
+    "a missing target": (
+        ("check", "user.py:nothing", "user.py:grad", "--params", "good.npz"),
+        "TargetError",
+        "has no attribute 'nothing'",
+    ),
+    "a bad option": (
+        (*CHECK, "good.npz", "--method", "nope"),
+        "UsageError",
+        "'nope' is not one of auto",
+    ),
+    "a missing argument": (("check", "user.py:loss"), "UsageError", "arguments are required"),
+    "a bad learning rate": (
+        ("update", "user.py:grad", "user.py:loss", "--params", "good.npz", "--lr", "-1"),
+        "UsageError",
+        "--lr: must be finite and > 0",
+    ),
+    "a --params function that raises": (
+        (*CHECK, "user.py:params_raise"),
+        "UserFunctionError",
+        "the --params function raised ValueError: no parameters today",
+    ),
+    "a --params function that returns None": (
+        (*CHECK, "user.py:params_none"),
+        "ParameterTypeError",
+        "parameter 'params': has dtype object",
+    ),
+    **{
+        f"a file with {case}": ((*CHECK, file), "TargetError", message)
+        for case, file, message in [
+            ("an object array", "objects.npz", "it holds Python objects"),
+            ("a corrupted CRC", "crc.npz", "Bad CRC-32"),
+            ("a truncated header", "truncated.npz", "EOF: reading array header"),
+            ("a (1e5, 1e5, 100) header", "huge.npz", "8,000,000,000,000 bytes"),
+            ("keys nested 3000 deep", "deep.npz", "nests more than 100 levels"),
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_the_command_exits_2_with_one_line_and_one_json_object(case: str, workdir: Path) -> None:
+    args, error_type, message = CLI_CASES[case]
+    out = run_cli(*args, "--json", cwd=workdir)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert message in out.stderr
+    document = json.loads(out.stdout)  # exactly one JSON object, nothing else on stdout
+    assert document == {"error": {"type": error_type, "message": document["error"]["message"]}}
+    assert message in document["error"]["message"]
+
+
+def test_without_json_the_error_is_one_line_and_verbose_adds_the_traceback(workdir: Path) -> None:
+    plain = run_cli(*CHECK, "huge.npz", cwd=workdir)
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr.splitlines() == [
+        "gradcheck check: error: --params: 'huge.npz': cannot read member 'w': its header "
+        "declares shape (100000, 100000, 100) of float64 (8,000,000,000,000 bytes) but only 64 "
+        "bytes of data follow"
+    ]
+    verbose = run_cli(*CHECK, "huge.npz", "--verbose", cwd=workdir)
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+    bare = run_cli(cwd=workdir)
+    assert bare.returncode == 2 and len(bare.stderr.splitlines()) == 1, bare.stderr
+
+
+def test_a_gradient_of_the_wrong_structure_is_exit_1_with_the_error_in_the_json(
+    workdir: Path,
+) -> None:
+    out = run_cli(
+        "check", "user.py:loss", "user.py:grad_missing_w", "--params", "good.npz", "--json",
+        cwd=workdir,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    document = json.loads(out.stdout)
+    assert document["passed"] is False and document["status"] == "failed"
+    assert document["error"]["type"] == "GradientStructureError"
+    assert "parameter 'w' is missing from the gradient" in document["error"]["message"]
+
+
+def test_a_report_that_cannot_be_written_keeps_the_result_in_the_one_json_object(
+    workdir: Path,
+) -> None:
+    blocked = workdir / "not-a-directory"
+    blocked.write_text("a file where the report's directory should be")
+    out = run_cli(*CHECK, "good.npz", "--json", "--html", str(blocked / "r.html"), cwd=workdir)
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    document = json.loads(out.stdout)
+    assert document["passed"] is True  # the check ran; the report could not be written
+    assert document["error"]["type"] in ("FileExistsError", "NotADirectoryError")

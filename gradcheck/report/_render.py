@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
 import platform
+import signal
+import stat
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -103,25 +108,91 @@ def atomic_write(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same directory and a rename.
 
     A reader (or a crash) never sees a half-written report: the old file stays
-    in place until :func:`os.replace` swaps the complete new one in.
+    in place until :func:`os.replace` swaps the complete new one in.  SIGINT and
+    SIGTERM arriving meanwhile are held back and delivered once the temporary file
+    is renamed or removed (in the main thread; elsewhere the file is removed on
+    any exception), so an interrupted write leaves no ``.tmp`` file behind.
+
+    The file's mode: a new file gets ``0o666 & ~umask``, as ``open()`` would give it;
+    a file replaced keeps its own mode (a report made private with ``chmod 600``
+    stays private).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
+    with _signals_held():
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
         try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle, _mode_for(path))
+            else:  # pragma: no cover - Windows before Python 3.13
+                os.chmod(temporary, _mode_for(path))
+            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+                stream.write(text)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            raise
     return path
+
+
+#: Signals held back during an atomic write: Ctrl-C and the polite request to stop.
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back for the block, then deliver them to their own handlers.
+
+    Only the main thread may install handlers; in other threads (where Python never
+    runs signal handlers anyway) the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for number in HELD_SIGNALS:
+        handler = signal.getsignal(number)
+        if handler in (signal.SIG_IGN, None):  # ignored, or set outside Python: leave it
+            continue
+        previous[number] = signal.signal(number, lambda n, _frame: received.append(n))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for held in dict.fromkeys(received):
+            signal.raise_signal(held)
+
+
+def _mode_for(path: Path) -> int:
+    """The mode of the file written at ``path``: its current mode, else what umask allows."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # Elsewhere the only way is to set it and put it back (briefly visible to other threads).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _version(name: str) -> str:

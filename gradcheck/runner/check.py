@@ -10,13 +10,14 @@ second reference (Richardson) -> kinks -> the functions watched again for drift 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gradcheck.errors import GradientMismatchError
 from gradcheck.options import CheckOptions
 from gradcheck.references.registry import METHODS
 from gradcheck.results import CheckResult
-from gradcheck.runner.evaluation import usable_workers
+from gradcheck.runner.evaluation import usable_workers, worker_pool
 from gradcheck.runner.phases import (
     accept_kinks,
     assemble,
@@ -92,7 +93,9 @@ def check(
         Run the evaluations in this many worker processes (a
         ``ProcessPoolExecutor`` made and shut down by the check); ``loss`` must
         be picklable (a module-level function, a ``functools.partial``...).
-        Not together with ``executor``.
+        At most the CPUs this process may run on: more are capped, with a
+        :class:`~gradcheck.errors.GradcheckWarning` and a note in the result.
+        Ctrl-C stops the workers at once.  Not together with ``executor``.
     budget : float or int, optional
         What ``mode="auto"`` may spend on a full check: seconds (a float;
         5.0 by default) or loss evaluations (an int).
@@ -144,12 +147,15 @@ def check(
     True
     """
     settings = CheckOptions.from_keywords(options, function="check")
-    if usable_workers(settings.workers, loss) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=settings.workers) as pool:
-            keywords = {**settings.keywords(), "workers": None, "executor": pool}
-            return check(loss, grad, params, **keywords)
+    workers, capped = usable_workers(settings.workers, loss)
+    if workers > 1 or capped:
+        keywords = {**settings.keywords(), "workers": None}
+        if workers > 1:
+            with worker_pool(workers) as pool:
+                result = check(loss, grad, params, **{**keywords, "executor": pool})
+        else:
+            result = check(loss, grad, params, **keywords)
+        return replace(result, notes=(*result.notes, capped)) if capped else result
     run = prepare(loss, grad, params, settings)
     chosen = plan(run)
     state, first, chosen = first_pass(run, chosen)

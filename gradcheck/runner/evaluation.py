@@ -27,9 +27,13 @@ path, so a reference's math does not depend on how it was evaluated.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import signal
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
@@ -39,6 +43,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradcheck.errors import (
+    ExecutorError,
+    GradcheckError,
+    GradcheckWarning,
     InvalidLossError,
     InvalidParameterError,
     UserFunctionError,
@@ -52,8 +59,10 @@ __all__ = [
     "BatchedObjective",
     "CHUNK_BYTES",
     "PROGRESS_DELAY",
+    "available_cpus",
     "choose_mode",
     "usable_workers",
+    "worker_pool",
 ]
 
 #: Largest stack of parameter vectors handed to a vectorized loss at once, in bytes: the
@@ -75,10 +84,29 @@ MIN_TASK = 32
 TIMED_EVALUATIONS = 32
 
 
-def usable_workers(workers: int | None, loss: Any) -> int:
-    """The number of worker processes asked for (1 when none), after checking the loss pickles."""
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the system has one, at least 1."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - no affinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def usable_workers(workers: int | None, loss: Any) -> tuple[int, str | None]:
+    """The worker processes to run (1 when none asked), and a note when fewer than asked.
+
+    More processes than CPUs only compete for them (each with its own copy of the
+    parameters): ``workers`` above :func:`available_cpus` is capped to it, with a
+    :class:`~gradcheck.errors.GradcheckWarning` and the returned note for the result.
+    The loss is checked to pickle first.
+
+    Raises
+    ------
+    InvalidParameterError
+        The loss cannot be pickled.
+    """
     if workers is None:
-        return 1
+        return 1, None
     if workers > 1:
         import pickle
 
@@ -90,7 +118,74 @@ def usable_workers(workers: int | None, loss: Any) -> int:
                 f"module-level function or a functools.partial, not a lambda or closure): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-    return int(workers)
+    cpus = available_cpus()
+    if workers <= cpus:
+        return int(workers), None
+    note = f"workers: {workers} requested, {cpus} used (the CPUs this process may run on)"
+    warnings.warn(note, GradcheckWarning, stacklevel=3)
+    return cpus, note
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[Executor]:
+    """A ``ProcessPoolExecutor`` of ``workers`` processes that an interruption cannot orphan.
+
+    Ctrl-C reaches every process of the terminal's group; the workers ignore SIGINT, so
+    only this process reacts, instead of each worker printing its own traceback, and
+    die quietly on SIGTERM whatever handler they inherited (both signals are blocked
+    from before the workers are forked until their initializer has set them).  When
+    the block is left by an exception (``KeyboardInterrupt`` included) the workers are
+    terminated at once, not awaited: a slow loss cannot hold the exit, and no process
+    outlives the check.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+    try:
+        with _interrupts_blocked():
+            pool.submit(int).result()  # with fork, the workers start now, inheriting the mask
+        yield pool
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+#: Signals a worker sets for itself before it runs anything.
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _ignore_interrupts() -> None:
+    """A worker's initializer: Ctrl-C is for the parent, which stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler inherited from the parent
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
+
+
+def _terminate(pool: Executor) -> None:
+    """Stop a process pool now: pending tasks cancelled, running workers terminated."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():  # pragma: no cover - a worker stuck in uninterruptible code
+            process.kill()
+            process.join()
 
 
 def choose_mode(
@@ -475,11 +570,7 @@ class BatchedObjective(Objective):
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001 - pickling, a dead worker...
-                    raise InvalidParameterError(
-                        f"executor: a task failed ({type(exc).__name__}: {exc}); with processes "
-                        "the loss must be picklable (a module-level function or a "
-                        "functools.partial, not a lambda or closure)"
-                    ) from exc
+                    raise _task_failure(exc) from exc
                 if outcome[0] == "error":
                     _raise_remote(outcome)
                 _, chunk_values, chunk_taken, evaluations = outcome
@@ -609,6 +700,22 @@ def _run_task(payload: tuple[Any, ...]) -> tuple[Any, ...]:
         return ("error", "user", exc.function, exc.context, original)
     except Exception as exc:  # noqa: BLE001
         return ("error", "other", type(exc).__name__, str(exc), None)
+
+
+def _task_failure(exc: BaseException) -> GradcheckError:
+    """The error of an executor task that returned no outcome: unpicklable, or lost."""
+    found = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if isinstance(exc, pickle.PicklingError) or "pickle" in str(exc).lower():
+        return InvalidParameterError(
+            f"executor: a task failed ({found}); with processes the loss must be picklable "
+            "(a module-level function or a functools.partial, not a lambda or closure)"
+        )
+    # No verdict from part of the evaluations: the check stops rather than guess.
+    return ExecutorError(
+        f"executor: a task was lost ({found}): a worker died while evaluating the loss "
+        "(killed, out of memory, or the loss ended its process), or the executor shut down; "
+        "no verdict is given"
+    )
 
 
 def _raise_remote(outcome: tuple[Any, ...]) -> None:
