@@ -18,7 +18,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from gradcheck.errors import (
+    ExecutorError,
     GradcheckError,
+    GradcheckWarning,
     GradientMismatchError,
     GradientStructureError,
     InvalidLossError,
@@ -70,7 +72,9 @@ _LAZY = {
 
 __all__ = [
     *_LAZY,
+    "ExecutorError",
     "GradcheckError",
+    "GradcheckWarning",
     "GradientMismatchError",
     "GradientStructureError",
     "InvalidLossError",

@@ -191,7 +191,11 @@ def validate_budget(value: Any, name: str = "budget") -> Budget:
             f"{name}: expected seconds (a float) or loss evaluations (an int), got "
             f"{type(value).__name__}"
         )
-    if not math.isfinite(value) or value <= 0:
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite or value <= 0:
         raise InvalidParameterError(f"{name}: must be positive and finite, got {value!r}")
     if _is_int(value):
         return Budget(evaluations=int(value))

@@ -611,3 +611,19 @@ def test_a_report_that_cannot_be_written_keeps_the_result_in_the_one_json_object
     document = json.loads(out.stdout)
     assert document["passed"] is True  # the check ran; the report could not be written
     assert document["error"]["type"] in ("FileExistsError", "NotADirectoryError")
+
+
+def test_a_budget_too_large_for_a_float_is_one_clear_error() -> None:
+    with pytest.raises(gradcheck.InvalidParameterError, match="^budget: must be positive"):
+        gradcheck.check(lambda w: float(np.sum(w**2)), lambda w: 2 * w, np.ones(3), budget=10**400)
+
+
+def test_a_loss_that_replaces_a_key_is_named_for_it() -> None:
+    def loss(p):
+        value = float(np.sum(p["w"] ** 2))
+        p["w"] = p["w"] * 1.0  # rebinds the key: a mutation of the tree, not randomness
+        return value
+
+    result = gradcheck.check(loss, lambda p: {"w": 2 * p["w"]}, {"w": np.ones(3)})
+    assert result.status == "hazard"
+    assert "replaced 'w'" in result.hazards[0].message

@@ -172,11 +172,11 @@ def prepare(
 
     objective = objective_of(loss)
     if space.restore():
-        hazards.append(mutation_hazard("loss"))
+        hazards.append(mutation_hazard("loss", change=space.last_change))
         objective = objective_of(on_copies(loss))
     analytic = call_gradient(grad, space, "evaluating the gradient at the given parameters")
     if space.restore():
-        hazards.append(mutation_hazard("gradient"))
+        hazards.append(mutation_hazard("gradient", change=space.last_change))
         grad = on_copies(grad)
     hazards += determinism_hazards(objective, grad, space, analytic)
     # The user's atol/rtol replace the derived tolerance, which alone uses the jitter.
@@ -468,7 +468,8 @@ def watch_the_functions(run: CheckRun, when: str) -> None:
     # loss that writes is caught here, by the calls at the original point: whatever it
     # returns after writing is explained by the writing, not by randomness.
     if wrote or run.space.restore():
-        run.hazards.append(mutation_hazard("loss", during_check=True))
+        change = run.space.last_change
+        run.hazards.append(mutation_hazard("loss", during_check=True, change=change))
     elif drift is not None:
         run.hazards.append(drift)
 
