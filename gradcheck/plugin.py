@@ -5,6 +5,7 @@ enough.  In a test::
 
     def test_backward(gradcheck):
         gradcheck.assert_check(loss, grad, params)   # failure message = the report
+        gradcheck.assert_vjp(forward, backward, (x, w))  # also jvp, jacobian, hessian, hvp
 
     @pytest.mark.gradcheck(method="central", atol=1e-6)
     def test_with_options(gradcheck): ...
@@ -29,6 +30,7 @@ import hashlib
 import json
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,6 +276,95 @@ class GradcheckFixture:
         if not result.passed:
             raise GradientMismatchError(result)
         return result
+
+    def _derivative(
+        self, kind: str, first: Any, second: Any, third: Any, label: Any, overrides: Any
+    ) -> Any:
+        from gradcheck.runner.derivatives import jacobian, second_order, vjp
+
+        checks: dict[str, Callable[..., Any]] = {
+            "vjp": vjp.check_vjp,
+            "jvp": jacobian.check_jvp,
+            "jacobian": jacobian.check_jacobian,
+            "hessian": second_order.check_hessian,
+            "hvp": second_order.check_hvp,
+        }
+        result = checks[kind](first, second, third, **self._options(overrides))
+        self._record(kind, label, result, result)
+        return result
+
+    def _assert(self, result: Any) -> Any:
+        __tracebackhide__ = True
+        from gradcheck.errors import GradientMismatchError
+
+        if not result.passed:
+            raise GradientMismatchError(result)
+        return result
+
+    def vjp(
+        self, f: Any, vjp: Any, inputs: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:func:`gradcheck.check_vjp` with this test's options (keywords override them)."""
+        return self._derivative("vjp", f, vjp, inputs, label, overrides)
+
+    def jvp(
+        self, f: Any, jvp: Any, inputs: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:func:`gradcheck.check_jvp` with this test's options (keywords override them)."""
+        return self._derivative("jvp", f, jvp, inputs, label, overrides)
+
+    def jacobian(
+        self, f: Any, jacobian: Any, inputs: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:func:`gradcheck.check_jacobian` with this test's options."""
+        return self._derivative("jacobian", f, jacobian, inputs, label, overrides)
+
+    def hessian(
+        self, grad: Any, hess: Any, x: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:func:`gradcheck.check_hessian` with this test's options (``args=`` passes through)."""
+        return self._derivative("hessian", grad, hess, x, label, overrides)
+
+    def hvp(
+        self, grad: Any, hvp: Any, params: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:func:`gradcheck.check_hvp` with this test's options (``args=`` passes through)."""
+        return self._derivative("hvp", grad, hvp, params, label, overrides)
+
+    def assert_vjp(
+        self, f: Any, vjp: Any, inputs: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:meth:`vjp`, raising ``GradientMismatchError`` (an AssertionError) with the report."""
+        __tracebackhide__ = True
+        return self._assert(self.vjp(f, vjp, inputs, label=label, **overrides))
+
+    def assert_jvp(
+        self, f: Any, jvp: Any, inputs: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:meth:`jvp`, raising ``GradientMismatchError`` with the report."""
+        __tracebackhide__ = True
+        return self._assert(self.jvp(f, jvp, inputs, label=label, **overrides))
+
+    def assert_jacobian(
+        self, f: Any, jacobian: Any, inputs: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:meth:`jacobian`, raising ``GradientMismatchError`` with the report."""
+        __tracebackhide__ = True
+        return self._assert(self.jacobian(f, jacobian, inputs, label=label, **overrides))
+
+    def assert_hessian(
+        self, grad: Any, hess: Any, x: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:meth:`hessian`, raising ``GradientMismatchError`` with the report."""
+        __tracebackhide__ = True
+        return self._assert(self.hessian(grad, hess, x, label=label, **overrides))
+
+    def assert_hvp(
+        self, grad: Any, hvp: Any, params: Any, *, label: str | None = None, **overrides: Any
+    ) -> Any:
+        """:meth:`hvp`, raising ``GradientMismatchError`` with the report."""
+        __tracebackhide__ = True
+        return self._assert(self.hvp(grad, hvp, params, label=label, **overrides))
 
 
 def _marker_settings(request: pytest.FixtureRequest, settings: dict[str, Any]) -> dict[str, Any]:

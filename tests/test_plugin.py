@@ -222,3 +222,82 @@ def test_xdist_workers_report_to_the_controller(
     assert len(pages) == 4  # written by the workers, linked by the controller's index
     index = (pytester.path / "report" / "index.html").read_text()
     assert all(page.name in index for page in pages)
+
+
+LAYER = """
+import numpy as np
+import pytest
+
+X = np.array([[0.5, -1.2, 0.3], [0.9, 0.4, -0.7]])
+W = np.array([[0.2, -0.5], [0.8, 0.1], [-0.3, 0.6]])
+
+def forward(x, w):
+    return np.tanh(x @ w)
+
+def backward(dout, x, w, bug=False):
+    t = np.tanh(x @ w)
+    d = dout * (1 - t ** 2)
+    dw = x.T @ d
+    if bug:
+        dw = -dw  # sign flip
+    return d @ w.T, dw
+
+def test_vjp_right(gradcheck):
+    assert gradcheck.assert_vjp(forward, backward, (X, W), label="tanh layer").passed
+
+def test_vjp_wrong(gradcheck):
+    gradcheck.assert_vjp(forward, lambda g, x, w: backward(g, x, w, bug=True), (X, W))
+
+def test_jacobian_right(gradcheck):
+    def jac(x):
+        return np.diag(1 - np.tanh(x) ** 2)
+    gradcheck.assert_jacobian(np.tanh, jac, (X[0].copy(),))
+
+def test_jvp_right(gradcheck):
+    def jvp(tangents, x, w):
+        dx, dw = tangents
+        t = np.tanh(x @ w)
+        return (1 - t ** 2) * (dx @ w + x @ dw)
+    gradcheck.assert_jvp(forward, jvp, (X, W))
+
+def quad_grad(x, a):
+    return a @ x + x ** 3
+
+def quad_hess(x, a):
+    return a + np.diag(3 * x ** 2)
+
+A = np.array([[2.0, 0.5], [0.5, 1.0]])
+
+def test_hessian_right(gradcheck):
+    gradcheck.assert_hessian(quad_grad, quad_hess, np.array([0.3, -0.4]), args=(A,))
+
+def test_hvp_wrong(gradcheck):
+    gradcheck.assert_hvp(quad_grad, lambda x, v, a: a @ v, np.array([0.3, -0.4]), args=(A,))
+
+@pytest.mark.gradcheck(method="central", seed=3)
+def test_vjp_marker(gradcheck):
+    result = gradcheck.vjp(forward, backward, (X, W))
+    assert result.passed and result.seed == 3
+"""
+
+
+def test_derivative_checks_through_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_layer=LAYER)
+    result = pytester.runpytest(
+        *plugin_args(), "-p", "no:cacheprovider", "-p", "no:randomly", "--gradcheck-html=report"
+    )
+    result.assert_outcomes(passed=5, failed=2)
+    result.stdout.fnmatch_lines(
+        ["*GradientMismatchError: gradcheck*FAILED*", "*FAIL inputs[[]1[]][[]*[]]: analytic *"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "7 check(s) made through the gradcheck fixture: 5 passed, 2 failed",
+            "  test_layer.py::test_vjp_wrong [[]vjp 1[]]: gradcheck*FAILED*",
+            "  test_layer.py::test_hvp_wrong [[]hvp 1[]]: gradcheck*FAILED*",
+        ]
+    )
+    pages = sorted((pytester.path / "report" / "checks").glob("*.html"))
+    assert len(pages) == 7
+    index = (pytester.path / "report" / "index.html").read_text()
+    assert "tanh layer" in index and "test_vjp_wrong" in index
