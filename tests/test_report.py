@@ -181,6 +181,20 @@ def test_report_is_valid_html(pages: dict[str, Path], kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["bad", "good", "seed", "index"])
+def test_ids_are_unique_and_references_resolve(pages: dict[str, Path], kind: str) -> None:
+    text = _text(pages[kind])
+    attributes = _parse(text).attributes
+    ids = [value for _, name, value in attributes if name == "id"]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1 and i is not None})
+    assert duplicates == []
+    if kind == "seed":
+        assert text.count("<svg") >= 2  # the case the ids collided in: two figures on one page
+    targets = {v[1:] for _, name, v in attributes if name.endswith("href") and v and v[:1] == "#"}
+    targets |= set(re.findall(r"url\(#([^)]+)\)", text))
+    assert targets - set(ids) == set()
+
+
+@pytest.mark.parametrize("kind", ["bad", "good", "seed", "index"])
 def test_report_is_self_contained(pages: dict[str, Path], kind: str) -> None:
     text = _text(pages[kind])
     assert "http://" not in text and "https://" not in text

@@ -10,6 +10,7 @@ escaped for matplotlib's mathtext, and matplotlib escapes it for XML.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import re
 from collections.abc import Callable, Sequence
@@ -117,6 +118,30 @@ _STRIP = [
 ]
 
 
+_ID = re.compile(r'\sid="([^"]+)"')
+
+
+def _unique_ids(svg: str) -> str:
+    """``svg`` with its ids, and the references to them, prefixed by a hash of the figure.
+
+    matplotlib numbers ids per figure (``figure_1``, ``patch_1``...), so two figures on one
+    page would repeat them, which is invalid HTML.  A hash of the content, not a counter,
+    keeps a page byte-for-byte the same from run to run.
+    """
+    ids = set(_ID.findall(svg))
+    if not ids:
+        return svg
+    prefix = "f" + hashlib.sha1(svg.encode("utf-8")).hexdigest()[:10] + "-"
+
+    def rename(match: re.Match[str]) -> str:
+        name = match.group(2)
+        return match.group(1) + (prefix + name if name in ids else name) + match.group(3)
+
+    svg = re.sub(r'(\sid=")([^"]+)(")', rename, svg)
+    svg = re.sub(r'(\s(?:xlink:)?href="#)([^"]+)(")', rename, svg)
+    return re.sub(r"(url\(#)([^)]+)(\))", rename, svg)
+
+
 def to_svg(fig: Figure, *, label: str = "") -> str:
     """``fig`` as an inline ``<svg>`` element (class ``plot``), with an accessible label."""
     buffer = io.StringIO()
@@ -126,7 +151,7 @@ def to_svg(fig: Figure, *, label: str = "") -> str:
     svg = buffer.getvalue()
     for pattern in _STRIP:
         svg = pattern.sub(" " if pattern.pattern.startswith(r"\s+xmlns") else "", svg)
-    svg = svg.strip()
+    svg = _unique_ids(svg.strip())
     from markupsafe import escape
 
     attributes = f' class="plot" role="img" aria-label="{escape(label)}"'
