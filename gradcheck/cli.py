@@ -21,6 +21,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  gradcheck run\n"
             "  gradcheck check model.py:loss model.py:grad --params params.npz\n"
             "  gradcheck update train.py:step train.py:loss --params params.npz --lr 0.1\n"
+            "  gradcheck vjp layer.py:forward layer.py:backward --inputs layer.py:inputs\n"
             "  gradcheck check --help"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_command(commands)
     _add_update_command(commands)
     _add_run_command(commands)
+    for name in DERIVATIVE_COMMANDS:
+        _add_derivative_command(commands, name)
     return parser
 
 
@@ -267,6 +271,103 @@ def _add_run_command(commands: Any) -> None:
     run.set_defaults(handler=_run_battery)
 
 
+@dataclass(frozen=True)
+class _DerivativeCommand:
+    """One derivative check on the command line: its targets, where the point comes from."""
+
+    check: str  # the function's name in gradcheck.runner.derivatives.<module>
+    module: str
+    targets: tuple[tuple[str, str], tuple[str, str]]  # (dest, role) of the two functions
+    point: str  # "inputs" (a tuple/dict of f's arguments) or "params" (grad's x)
+    help: str
+    description: str
+
+
+_INPUTS_HELP = (
+    "the inputs: MODULE:FUNCTION or FILE.py:FUNCTION returning the tuple (or dict) of the "
+    "function's arguments, or FILE.npz / FILE.npy"
+)
+_ARGS_HELP = "extra arguments: MODULE:FUNCTION returning the tuple passed after x (SciPy's args)"
+
+#: the derivative checks, one sub-command each (``gradcheck vjp``, ...)
+DERIVATIVE_COMMANDS: dict[str, _DerivativeCommand] = {
+    "vjp": _DerivativeCommand(
+        "check_vjp",
+        "vjp",
+        (("f", "the function f(*inputs)"), ("derivative", "the VJP vjp(cotangent, *inputs)")),
+        "inputs",
+        "check a vector-Jacobian product (a layer's backward pass)",
+        "Check TARGET_VJP, vjp(cotangent, *inputs) -> one gradient per input, against\n"
+        "TARGET_F, f(*inputs) -> array, at the inputs --inputs returns.",
+    ),
+    "jvp": _DerivativeCommand(
+        "check_jvp",
+        "jacobian",
+        (("f", "the function f(*inputs)"), ("derivative", "the JVP jvp(tangents, *inputs)")),
+        "inputs",
+        "check a Jacobian-vector product",
+        "Check TARGET_JVP, jvp(tangents, *inputs) -> the output tangent, against\n"
+        "TARGET_F, f(*inputs) -> array, at the inputs --inputs returns.",
+    ),
+    "jacobian": _DerivativeCommand(
+        "check_jacobian",
+        "jacobian",
+        (("f", "the function f(*inputs)"), ("derivative", "the Jacobian jacobian(*inputs)")),
+        "inputs",
+        "check a hand-written Jacobian",
+        "Check TARGET_JACOBIAN, jacobian(*inputs) -> one array of shape\n"
+        "out.shape + input.shape per input, against TARGET_F at the inputs --inputs returns.",
+    ),
+    "hessian": _DerivativeCommand(
+        "check_hessian",
+        "second_order",
+        (("f", "the gradient grad(x, *args)"), ("derivative", "the Hessian hess(x, *args)")),
+        "params",
+        "check a Hessian (SciPy's hess=) against its gradient",
+        "Check TARGET_HESS, hess(x, *args) -> (n, n) array, against the derivative of\n"
+        "TARGET_GRAD, grad(x, *args), at x from --params (and --args).",
+    ),
+    "hvp": _DerivativeCommand(
+        "check_hvp",
+        "second_order",
+        (("f", "the gradient grad(x, *args)"), ("derivative", "the HVP hvp(x, v, *args)")),
+        "params",
+        "check a Hessian-vector product (SciPy's hessp=) against its gradient",
+        "Check TARGET_HVP, hvp(x, v, *args) -> H @ v, against the derivative of\n"
+        "TARGET_GRAD, grad(x, *args), at x from --params (and --args).",
+    ),
+}
+
+
+def _add_derivative_command(commands: Any, name: str) -> None:
+    command = DERIVATIVE_COMMANDS[name]
+    (f_dest, f_role), (d_dest, d_role) = command.targets
+    f_meta = "TARGET_GRAD" if command.point == "params" else "TARGET_F"
+    d_meta = "TARGET_" + ("HESS" if name == "hessian" else name.upper())
+    point = f"--{command.point} FILE:inputs" if command.point == "inputs" else "--params FILE:x"
+    parser = _add_command(
+        commands,
+        name,
+        help=command.help,
+        description=command.description,
+        epilog=(
+            f"{_TARGETS_TEXT}\n\n{_EXIT_TEXT}\n\n"
+            f"example:\n  gradcheck {name} FILE.py:{f_dest if f_meta == 'TARGET_F' else 'grad'} "
+            f"FILE.py:{name} {point}"
+        ),
+    )
+    _add_target(parser, f_dest, f_meta, f_role)
+    _add_target(parser, d_dest, d_meta, d_role)
+    if command.point == "inputs":
+        parser.add_argument("--inputs", required=True, metavar="FILE", help=_INPUTS_HELP)
+    else:
+        parser.add_argument("--params", required=True, metavar="FILE", help=_PARAMS_HELP)
+        parser.add_argument("--args", metavar="FILE", help=_ARGS_HELP)
+    _add_shared(parser, list(OPTIONS), html_help=_REPORT_HELP)
+    _add_output(parser)
+    parser.set_defaults(handler=_run_derivative, derivative_command=name)
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -274,18 +375,18 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, OPTIONS[name].dest, None) for name in OPTIONS}
 
 
-def _load_params(spec: str) -> Any:
+def _load_params(spec: str, role: str = "--params") -> Any:
     from gradcheck.targets import load_params, load_target
 
     if spec.endswith((".npz", ".npy")) or ":" not in spec:
         return load_params(spec)
-    factory = load_target(spec, role="--params")
+    factory = load_target(spec, role=role)
     try:
         return factory()
     except Exception as exc:  # noqa: BLE001 - the user's function; one line, chained
         from gradcheck.errors import UserFunctionError
 
-        raise UserFunctionError("--params", "calling it to get the parameters", exc) from exc
+        raise UserFunctionError(role, f"calling it to get the {role[2:]}", exc) from exc
 
 
 def _emit(result: Any, args: argparse.Namespace) -> None:
@@ -364,6 +465,42 @@ def _run_update(args: argparse.Namespace) -> int:
 
             path = write_check_report(result.check, args.html, title="update step: " + args.step)
             _note(args, f"report: {path}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _run_derivative(args: argparse.Namespace) -> int:
+    import importlib
+
+    from gradcheck.targets import load_target
+
+    command = DERIVATIVE_COMMANDS[args.derivative_command]
+    check = getattr(
+        importlib.import_module(f"gradcheck.runner.derivatives.{command.module}"), command.check
+    )
+    (f_dest, _), (d_dest, _) = command.targets
+    f = load_target(getattr(args, f_dest), role=f_dest if command.point == "inputs" else "grad")
+    derivative = load_target(getattr(args, d_dest), role=args.derivative_command)
+    extra: dict[str, Any] = {}
+    if command.point == "inputs":
+        point = _load_params(args.inputs, role="--inputs")
+    else:
+        point = _load_params(args.params)
+        if args.args:
+            extra["args"] = _load_params(args.args, role="--args")
+    try:
+        result = check(f, derivative, point, **extra, **check_kwargs(_values(args)))
+    except GradientStructureError as exc:
+        return _structure_failure(args, exc)
+    if args.verbose and not (args.json or args.quiet):
+        print(result.text(elements=None))
+    else:
+        _emit(result, args)
+    if args.html:
+        from gradcheck.report import write_check_report
+
+        title = f"{args.derivative_command}: {getattr(args, d_dest)}"
+        path = write_check_report(result, args.html, title=title)
+        _note(args, f"report: {path}")
     return EXIT_OK if result.passed else EXIT_FAILED
 
 

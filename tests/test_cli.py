@@ -317,3 +317,69 @@ def test_workers_option_runs_the_check_in_processes() -> None:
     assert wrong.returncode == 1
     bad = gradcheck_cmd(*base, "--workers", "0", cwd=ROOT)
     assert bad.returncode == 2 and "--workers" in bad.stderr
+
+
+LAYERS = ROOT / "examples" / "layer_targets.py"
+
+
+def test_vjp_command_passes_a_correct_backward_and_names_the_wrong_input(tmp_path: Path) -> None:
+    target = f"{LAYERS}:"
+    ok = gradcheck_cmd(
+        "vjp", target + "forward", target + "backward", "--inputs", target + "inputs", cwd=tmp_path
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "gradcheck: PASSED" in ok.stdout
+    bad = gradcheck_cmd(
+        "vjp",
+        target + "forward",
+        target + "backward_sign_flip",
+        "--inputs",
+        target + "inputs",
+        "--html",
+        "vjp.html",
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAIL inputs[1][" in bad.stdout  # dw, the second input, is named
+    assert (tmp_path / "vjp.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "targets", "point", "status"),
+    [
+        ("jvp", ("forward", "jvp"), ("--inputs", "inputs"), 0),
+        ("jacobian", ("np.tanh", "tanh_jacobian"), ("--inputs", "tanh_inputs"), 0),
+        ("hessian", ("grad", "hess"), ("--params", "x0"), 0),
+        ("hessian", ("grad", "hess_no_regulariser"), ("--params", "x0"), 1),
+        ("hvp", ("grad", "hvp"), ("--params", "x0"), 0),
+    ],
+)
+def test_derivative_commands(
+    tmp_path: Path,
+    command: str,
+    targets: tuple[str, str],
+    point: tuple[str, str],
+    status: int,
+) -> None:
+    extra = ["--args", f"{LAYERS}:args"] if point[0] == "--params" else []
+    result = gradcheck_cmd(
+        command,
+        *(f"{LAYERS}:{t}" for t in targets),
+        point[0],
+        f"{LAYERS}:{point[1]}",
+        *extra,
+        "--json",
+        cwd=tmp_path,
+    )
+    assert result.returncode == status, result.stdout + result.stderr
+    assert json.loads(result.stdout)["passed"] is (status == 0)
+
+
+def test_derivative_command_with_a_bad_target_is_a_usage_error(tmp_path: Path) -> None:
+    result = gradcheck_cmd(
+        "vjp", f"{LAYERS}:forward", f"{LAYERS}:nope", "--inputs", f"{LAYERS}:inputs", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "vjp target" in result.stderr and "'nope'" in result.stderr
+    missing = gradcheck_cmd("vjp", f"{LAYERS}:forward", f"{LAYERS}:backward", cwd=tmp_path)
+    assert missing.returncode == 2 and "--inputs" in missing.stderr
