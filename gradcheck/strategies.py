@@ -18,6 +18,19 @@ Examples
 ...     loss, grad = problem.functions()
 ...     assert gradcheck.check(loss, grad, problem.params, rng=0).passed
 >>> test_backward()
+
+:func:`layer_problems` draws single layers (affine, activation, softmax-cross-entropy,
+normalisation) with their inputs and a cotangent, each with a correct ``forward`` and
+``vjp``: swap in your own backward pass and check it with :func:`gradcheck.check_vjp`.
+
+>>> from gradcheck.strategies import layer_problems
+>>> @settings(max_examples=5, deadline=None)
+... @given(layer_problems(kinds=["affine"]))
+... def test_my_affine_backward(problem):
+...     def my_vjp(dout, x, w, b):
+...         return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+...     assert gradcheck.check_vjp(problem.forward, my_vjp, problem.inputs, rng=0).passed
+>>> test_my_affine_backward()
 """
 
 from __future__ import annotations
@@ -47,6 +60,10 @@ __all__ = [
     "parameters",
     "inputs_and_targets",
     "network_problems",
+    "LayerProblem",
+    "LAYER_KINDS",
+    "LAYER_ACTIVATIONS",
+    "layer_problems",
 ]
 
 #: Elementwise activations, in shrinking order (hypothesis prefers the first).
@@ -376,3 +393,192 @@ def network_problems(
         return NetworkProblem(network, params, x, y, is_saturated)
 
     return draw_problem()
+
+
+# -- single layers and their backward passes (vector-Jacobian products) -------------------------
+
+#: Layer kinds :func:`layer_problems` draws, in shrinking order.
+LAYER_KINDS: tuple[str, ...] = ("affine", "activation", "softmax_cross_entropy", "normalisation")
+#: Activations of an ``"activation"`` layer, in shrinking order (relu is drawn off its kink).
+LAYER_ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu")
+#: Variance floor of a normalised feature: ``1/sqrt(var + eps)`` stays well conditioned.
+_NORM_EPS = 1e-5
+_MIN_FEATURE_SPREAD = 1e-2
+
+
+@dataclass(frozen=True, eq=False)
+class LayerProblem:
+    """One drawn layer: its inputs, a cotangent, and a correct ``forward`` and ``vjp``.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`LAYER_KINDS`.
+    name : str
+        ``kind`` with its variant (``"activation:tanh"``).
+    inputs : tuple
+        The positional arguments of ``forward`` (softmax-cross-entropy's integer labels
+        are held fixed by :func:`gradcheck.check_vjp`).
+    cotangent : ndarray
+        An array shaped like ``forward(*inputs)``: the ``dout`` of a backward pass.
+    forward : callable
+        ``forward(*inputs) -> out``.
+    vjp : callable
+        ``vjp(dout, *inputs)``: the correct backward pass, one gradient per
+        floating-point input (a bare array when there is one).
+    """
+
+    kind: str
+    name: str
+    inputs: tuple[Any, ...]
+    cotangent: _ARRAY
+    forward: Any
+    vjp: Any
+
+
+def _affine(x: _ARRAY, w: _ARRAY, b: _ARRAY) -> _ARRAY:
+    return x @ w + b
+
+
+def _affine_vjp(dout: _ARRAY, x: _ARRAY, w: _ARRAY, b: _ARRAY) -> tuple[_ARRAY, ...]:
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+
+def _sigmoid(x: _ARRAY) -> _ARRAY:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+#: name -> (activation, its derivative as a function of the input)
+_ACTIVATION_RULES: dict[str, tuple[Any, Any]] = {
+    "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
+    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1.0 - _sigmoid(x))),
+    "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(x.dtype)),
+}
+
+
+def _softmax_ce(logits: _ARRAY, labels: NDArray[np.intp]) -> _ARRAY:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return np.asarray(-log_p[np.arange(len(labels)), labels].mean())
+
+
+def _softmax_ce_vjp(dout: _ARRAY, logits: _ARRAY, labels: NDArray[np.intp]) -> _ARRAY:
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(labels)), labels] -= 1.0
+    return dout * p / len(labels)
+
+
+def _batch_norm(x: _ARRAY, gamma: _ARRAY, beta: _ARRAY) -> _ARRAY:
+    x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + _NORM_EPS)
+    return gamma * x_hat + beta
+
+
+def _batch_norm_vjp(dout: _ARRAY, x: _ARRAY, gamma: _ARRAY, beta: _ARRAY) -> tuple[_ARRAY, ...]:
+    # The statistics depend on x: the two sums are their terms (a missing one is a classic bug).
+    inv_std = 1.0 / np.sqrt(x.var(axis=0) + _NORM_EPS)
+    x_hat = (x - x.mean(axis=0)) * inv_std
+    d_hat = dout * gamma
+    n = x.shape[0]
+    dx = inv_std / n * (n * d_hat - d_hat.sum(axis=0) - x_hat * (d_hat * x_hat).sum(axis=0))
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+
+
+def _layer(kind: str, variant: str, batch: int, n_in: int, n_out: int, seed: int) -> LayerProblem:
+    rng = np.random.default_rng(seed)
+    if kind == "affine":
+        inputs: tuple[Any, ...] = (
+            rng.normal(size=(batch, n_in)),
+            rng.normal(size=(n_in, n_out)),
+            rng.normal(size=n_out),
+        )
+        return LayerProblem(
+            kind, kind, inputs, rng.normal(size=(batch, n_out)), _affine, _affine_vjp
+        )
+    if kind == "activation":
+        function, derivative = _ACTIVATION_RULES[variant]
+        x = rng.normal(size=(batch, n_in))
+        x = np.sign(x) * (KINK_MARGIN * 10 + np.abs(x)) + (x == 0)  # off relu's kink
+        return LayerProblem(
+            kind,
+            f"{kind}:{variant}",
+            (x,),
+            rng.normal(size=x.shape),
+            function,
+            lambda dout, x: dout * derivative(x),
+        )
+    if kind == "softmax_cross_entropy":
+        n_classes = max(n_out, 2)
+        logits = rng.normal(size=(batch, n_classes))
+        labels = rng.integers(0, n_classes, size=batch)
+        return LayerProblem(
+            kind, kind, (logits, labels), rng.normal(size=()), _softmax_ce, _softmax_ce_vjp
+        )
+    x = rng.normal(size=(max(batch, 2), n_in))
+    inputs = (x, rng.normal(size=n_in), rng.normal(size=n_in))
+    cotangent = rng.normal(size=x.shape)
+    return LayerProblem(
+        kind, "normalisation:batch", inputs, cotangent, _batch_norm, _batch_norm_vjp
+    )
+
+
+def layer_problems(
+    *,
+    kinds: Sequence[str] | None = None,
+    activations: Sequence[str] | None = None,
+    min_batch: int = 1,
+    max_batch: int = 4,
+    min_features: int = 1,
+    max_features: int = 4,
+) -> st.SearchStrategy[LayerProblem]:
+    """Single layers with inputs and a cotangent, as :class:`LayerProblem`.
+
+    Each problem carries a correct ``forward`` and ``vjp`` (backward pass), so a
+    property test can check a user's own backward pass on the drawn inputs, or the
+    checker itself.  Shrinks toward the first kind, the smallest batch and widths, and
+    seed 0.
+
+    Parameters
+    ----------
+    kinds : sequence of str, optional
+        Layer kinds from :data:`LAYER_KINDS` (default: all): ``"affine"``
+        (``x @ w + b``), ``"activation"`` (elementwise), ``"softmax_cross_entropy"``
+        (mean loss over integer labels; a scalar output) and ``"normalisation"``
+        (batch norm with ``gamma`` and ``beta``; a batch of at least 2).
+    activations : sequence of str, optional
+        Activations of an ``"activation"`` layer, from :data:`LAYER_ACTIVATIONS`.
+    min_batch, max_batch : int
+        Rows of the input batch.
+    min_features, max_features : int
+        Input and output widths (classes of softmax-cross-entropy: at least 2).
+
+    Returns
+    -------
+    SearchStrategy of LayerProblem
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown kind or activation, or a ``min_*``/``max_*`` range that is empty.
+    """
+    _check_range("min_batch", min_batch, "max_batch", max_batch, 1)
+    _check_range("min_features", min_features, "max_features", max_features, 1)
+    kind_names = _names("kinds", kinds, LAYER_KINDS, dict.fromkeys(LAYER_KINDS))
+    activation_names = _names(
+        "activations", activations, LAYER_ACTIVATIONS, dict.fromkeys(LAYER_ACTIVATIONS)
+    )
+
+    @st.composite
+    def draw_layer(draw: st.DrawFn) -> LayerProblem:
+        kind = draw(st.sampled_from(kind_names))
+        variant = draw(st.sampled_from(activation_names)) if kind == "activation" else ""
+        batch = draw(st.integers(min_batch, max_batch))
+        n_in = draw(st.integers(min_features, max_features))
+        n_out = draw(st.integers(min_features, max_features))
+        seed = draw(st.integers(0, 2**32 - 1))
+        problem = _layer(kind, variant, batch, n_in, n_out, seed)
+        if kind == "normalisation":
+            assume(float(np.min(problem.inputs[0].std(axis=0))) > _MIN_FEATURE_SPREAD)
+        return problem
+
+    return draw_layer()
