@@ -192,7 +192,9 @@ def wrong(p):
 
 LONG = "x" * 140
 
-@pytest.mark.parametrize("case", [LONG + "-right", LONG + "-wrong"])
+@pytest.mark.parametrize(
+    "case", [LONG + "-right", LONG + "-wrong"], ids=[LONG + "-right", LONG + "-wrong"]
+)
 def test_long_ids(gradcheck, case):
     gradcheck.check(loss, right if case.endswith("right") else wrong, W)
 
