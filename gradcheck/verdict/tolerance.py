@@ -58,6 +58,7 @@ __all__ = [
     "ESTIMATE_SAFETY",
     "ANALYTIC_ROUNDING",
     "JITTER_FACTOR",
+    "FROZEN_ROOM_CAP",
     "passes",
     "derived_tolerance",
     "user_tolerance",
@@ -69,6 +70,10 @@ ESTIMATE_SAFETY = 2.0
 #: Room for the analytic gradient's rounding, in units of ``eps * scale``: backprop sums
 #: a few dozen products of the gradient's size, each rounded once.
 ANALYTIC_ROUNDING = 32.0
+#: Most of a parameter's own gradient scale the frozen-digits room may reach: a parameter
+#: whose gradients all lie inside ``eps**(2/3) * largest_gradient`` (a term ``1e-12 * b``
+#: beside ``w**2``) must still fail when zeroed or sign-flipped.
+FROZEN_ROOM_CAP = 1e-2
 #: Room for the measured jitter of the analytic gradient: a few samples of a spread turned
 #: into a bound.
 JITTER_FACTOR = 4.0
@@ -98,7 +103,10 @@ def derived_tolerance(
     """The derived tolerance of each element (see the module docstring)."""
     # The terms that do not depend on the reference are summed first: with per-parameter
     # scalars (the usual case) that is a few numbers, and the result costs one array.
-    room = ANALYTIC_ROUNDING * eps * scale + underflow + np.cbrt(eps) ** 2 * global_scale
+    # Frozen digits are room at the problem's scale, but never a parameter's own size: a
+    # parameter whose whole gradient is that small is still told from zero and from -g.
+    frozen = np.minimum(np.cbrt(eps) ** 2 * global_scale, FROZEN_ROOM_CAP * np.asarray(scale))
+    room = ANALYTIC_ROUNDING * eps * scale + underflow + frozen
     if np.any(gradient_jitter):
         room = room + JITTER_FACTOR * np.asarray(gradient_jitter)
     tolerance = np.add(reference_error, room, dtype=np.float64)
