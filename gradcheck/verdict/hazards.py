@@ -31,7 +31,6 @@ __all__ = [
     "loss_drift_hazard",
     "mutation_hazard",
     "on_copies",
-    "unresolved_hazards",
     "precision_hazards",
     "zero_loss_hazard",
 ]
@@ -211,37 +210,3 @@ def deduplicated(hazards: list[Hazard]) -> list[Hazard]:
             out.append(hazard)
     return out
 
-
-def unresolved_hazards(results: tuple[ParameterResult, ...]) -> list[Hazard]:
-    """Parameters the references could not resolve at all: no wrong value could have failed.
-
-    A parameter is unresolved when every checked element's tolerance is at least the
-    parameter's largest gradient (analytic or reference): its gradient zeroed, or with its
-    sign flipped, would have passed too (a term ``1e-12 * b`` beside ``w**2`` seen through
-    differences of the whole loss).  Saying so is the honest outcome; when nothing else
-    failed the check is ``inconclusive`` (the hazard blocks), otherwise the failure stands.
-    """
-    unresolved = []
-    for result in results:
-        checked = result.checked & np.isfinite(result.tolerance)
-        if not checked.any():
-            continue
-        magnitude = np.fmax(np.abs(result.reference[checked]), np.abs(result.analytic[checked]))
-        largest = float(np.max(magnitude, initial=0.0))
-        if largest > 0 and float(np.min(result.tolerance[checked])) >= largest:
-            unresolved.append(result)
-    if not unresolved:
-        return []
-    blocking = all(r.passed for r in results)
-    names = ", ".join(r.name for r in unresolved)
-    return [
-        Hazard(
-            "unresolved",
-            f"{names}: every element's tolerance exceeds the parameter's largest gradient, so the "
-            "references cannot tell its gradient from zero or from its negative (it is too small "
-            "to change this loss measurably: a loss that takes complex input, or a separate "
-            "check of that term, can resolve it)",
-            parameter=unresolved[0].name if len(unresolved) == 1 else None,
-            blocking=blocking,
-        )
-    ]
