@@ -59,7 +59,12 @@ def printable(text: str) -> str:
 
 
 def format_index(index: tuple[int, ...]) -> str:
-    """``(2, 0)`` -> ``"[2, 0]"``; a scalar parameter's ``()`` -> ``"[]"``."""
+    """``(2, 0)`` -> ``"[2, 0]"``; a scalar parameter's ``()`` -> ``""`` (it is named alone).
+
+    Appended to a parameter's name, a scalar's element reads ``lr``, not ``lr[]``.
+    """
+    if not len(index):
+        return ""
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
 

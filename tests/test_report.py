@@ -522,3 +522,121 @@ def test_evidence_travels_in_the_result(case: dict[str, Any]) -> None:
     assert json.loads(json.dumps(case["bad"].to_dict()))["evidence"] is None
     text = render_check_report(result)  # rendering uses the evidence, spends nothing
     assert "Not computed" not in text and "SciPy differentiate" in text
+
+
+# -- counts that add up ----------------------------------------------------------------------------
+def _kinked() -> tuple[Any, Any, dict[str, np.ndarray]]:
+    """A loss with kinks (|.|, relu at 0) and a scalar: every counting phase runs."""
+    x = np.random.default_rng(0).normal(size=(8, 4))
+
+    def loss(p: dict[str, np.ndarray]) -> Any:
+        relu = np.sum(np.maximum(p["b"], 0))
+        return np.sum(np.abs(x @ p["w"])) + relu + 0.5 * float(p["s"]) ** 2
+
+    def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {
+            "w": x.T @ np.sign(x @ p["w"]),
+            "b": (p["b"] > 0).astype(float),
+            "s": np.asarray(p["s"], dtype=float),
+        }
+
+    params = {"w": np.linspace(-1, 1, 12).reshape(4, 3), "b": np.array([0.0, 1, -1, 0]), "s": 0.7}
+    return loss, grad, params
+
+
+@pytest.mark.parametrize("mode", ["full", "sampled", "directional"])
+@pytest.mark.parametrize("wrong", [False, True])
+def test_per_parameter_evaluations_add_up_to_at_most_the_total(mode: str, wrong: bool) -> None:
+    loss, grad, params = _kinked()
+    bad = (lambda p: {**grad(p), "w": -grad(p)["w"]}) if wrong else grad
+    tolerances = {"atol": 1e-5, "rtol": 1e-4} if mode == "sampled" else {}
+    result = gradcheck.check(loss, bad, params, mode=mode, **tolerances)  # type: ignore[arg-type]
+    assert not (wrong and result.passed)
+    assert sum(p.n_evaluations for p in result.parameters) <= result.n_evaluations
+
+
+def test_planted_bug_checks_of_the_battery_count_honestly() -> None:
+    """The case the issue saw (345 per parameter against 332 in all): the kink probes were
+    counted as 8 per element, whatever they spent."""
+    from gradcheck.demo.battery import run_battery
+
+    battery = run_battery(rng=0, quick=True)
+    results = [bug.result for bug in battery.bugs]
+    assert results
+    for result in results:
+        assert sum(p.n_evaluations for p in result.parameters) <= result.n_evaluations
+
+
+# -- a scalar parameter is named alone -----------------------------------------------------------
+def test_a_scalar_parameter_is_named_without_brackets() -> None:
+    def loss(p: dict[str, Any]) -> Any:
+        return 0.5 * float(p["scale"]) ** 2 + np.sum(p["w"] ** 2)
+
+    def wrong(p: dict[str, Any]) -> dict[str, Any]:
+        return {"scale": 2.0 * np.asarray(p["scale"], dtype=float), "w": 2 * p["w"]}
+
+    result = gradcheck.check(loss, wrong, {"scale": 0.7, "w": np.ones(3)})
+    assert not result.passed
+    scale = next(p for p in result.parameters if p.name == "scale")
+    text = str(result) + scale.summary_line() + "".join(e.label for e in result.failing_elements())
+    assert "FAIL scale:" in scale.summary_line()
+    assert "scale[]" not in text and "scale" in text
+    page = render_check_report(result)
+    assert "scale[]" not in page
+    assert re.search(r'<span class="mono">scale</span>', page)
+
+
+# -- advice that keeps a check reproducible ------------------------------------------------------
+@pytest.mark.parametrize("rng", [None, 7, "generator"])
+def test_reproduction_advice_names_the_seed_never_rng_none(case: dict[str, Any], rng: Any) -> None:
+    given = np.random.default_rng(3) if rng == "generator" else rng
+    result = gradcheck.check(case["loss"], case["grad"], case["params"], rng=given)
+    page = render_check_report(result)
+    assert "rng=None" not in page
+    if rng == "generator":
+        assert result.seed is None and "no seed was recorded" in page
+    else:
+        assert f"<code>rng={result.seed}</code>" in page
+        assert result.seed == (0 if rng is None else 7)
+
+
+def test_no_page_advises_rng_none(pages: dict[str, Path]) -> None:
+    for path in pages.values():
+        assert "rng=None" not in _text(path)
+
+
+# -- colour scales that say where they stop ------------------------------------------------------
+def _far_off(shape: tuple[int, ...]) -> Any:
+    """A check whose element (0, 1) is about 10^10 times its tolerance off."""
+
+    def loss(p: dict[str, np.ndarray]) -> Any:
+        return 0.5 * np.sum(p["w"] ** 2)
+
+    def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = np.array(p["w"], copy=True)
+        g[0, 1] += 1e10 * 1e-8  # (tolerances here are about 1e-8)
+        return {"w": g}
+
+    params = {"w": np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape)}
+    return gradcheck.check(loss, grad, params)
+
+
+def test_error_map_marks_clipping_and_writes_the_true_exponent() -> None:
+    result = _far_off((2, 3))
+    assert not result.passed
+    w = result["w"]
+    exponent = round(float(np.log10(w.abs_error[0, 1] / w.tolerance[0, 1])))
+    assert exponent >= 8  # far beyond the scale's end at 10^3
+    page = render_check_report(result)
+    assert "≥10<sup>3</sup>" in page and "≤10<sup>−5</sup>" in page
+    labels = re.findall(r'<text [^>]*text-anchor="middle" font-size="10"[^>]*>([^<]*)</text>', page)
+    assert str(exponent) in labels  # the cell's own power of ten, not the clipped "3"
+    assert "3" not in labels
+
+
+def test_large_error_map_marks_clipping_on_its_colour_bar() -> None:
+    from gradcheck.report.plots import error_heatmaps, ratio_tick_labels
+
+    assert ratio_tick_labels()[0] == "≤10⁻⁵" and ratio_tick_labels()[-1] == "≥10³"
+    svg = error_heatmaps([_far_off((40, 60))["w"]])
+    assert svg is not None and "≥10³" in svg and "≤10⁻⁵" in svg

@@ -150,6 +150,7 @@ def _heatmap_panels(result: CheckResult) -> tuple[list[dict[str, Any]], list[Par
             large.append(p)
             continue
         picture = plots.ratio_picture(p)
+        exponents = plots.ratio_exponents(p).ravel()  # the true powers, beyond the clipping
         rows, cols = picture.shape
         cell = float(np.clip(min(30.0, 520.0 / cols, 320.0 / rows), 4.0, 30.0))
         colors = plots.ratio_colors(picture)
@@ -173,7 +174,8 @@ def _heatmap_panels(result: CheckResult) -> tuple[list[dict[str, Any]], list[Par
                     )
             label = ""
             if cell >= 20 and np.isfinite(value) and value > plots.RATIO_RANGE[0]:
-                label = f"{value:.0f}".replace("-", "−")
+                exponent = float(exponents[k])
+                label = "∞" if np.isinf(exponent) else f"{exponent:.0f}".replace("-", "−")
             cells.append(
                 {
                     "x": j * cell,
@@ -296,7 +298,7 @@ def render_check_report(
         env=environment(
             **{
                 "dtype": ", ".join(dtypes),
-                "seed (rng)": result.seed,
+                "seed (rng)": "a Generator (no seed)" if result.seed is None else result.seed,
                 "mode": result.mode,
                 "method requested": result.method,
                 "check time": f"{result.seconds:.3f} s" if np.isfinite(result.seconds) else None,

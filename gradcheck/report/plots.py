@@ -31,6 +31,8 @@ __all__ = [
     "to_svg",
     "mpl_text",
     "ratio_picture",
+    "ratio_exponents",
+    "ratio_tick_labels",
     "ratio_colors",
     "ratio_gradient_css",
     "error_heatmaps",
@@ -211,18 +213,33 @@ def ratio_gradient_css() -> str:
 RATIO_RANGE = (-5.0, 3.0)
 
 
-@_styled
-def ratio_picture(parameter: ParameterResult) -> NDArray[np.float64]:
-    """What a heatmap shows: ``log10(|error| / tolerance)`` as a 2-D array, NaN where unchecked.
+def ratio_exponents(parameter: ParameterResult) -> NDArray[np.float64]:
+    """``log10(|error| / tolerance)`` as :func:`ratio_picture` lays it out, not clipped.
 
-    Clipped to :data:`RATIO_RANGE`; a non-finite error counts as the top of the range.
+    The true power of ten a clipped cell writes in; ``inf`` where the error is not finite.
     """
     p = parameter
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log10(p.abs_error / p.tolerance)
-    ratio = np.where(p.checked & np.isnan(ratio), RATIO_RANGE[1], ratio)
-    ratio = np.clip(ratio, *RATIO_RANGE)
+    ratio = np.where(p.checked & np.isnan(ratio), np.inf, ratio)
     return _matrix(np.where(p.checked, ratio, np.nan))
+
+
+def ratio_picture(parameter: ParameterResult) -> NDArray[np.float64]:
+    """What a heatmap shows: ``log10(|error| / tolerance)`` as a 2-D array, NaN where unchecked.
+
+    Clipped to :data:`RATIO_RANGE` (the scales mark the clipped ends ``≤`` and ``≥``); a
+    non-finite error counts as the top of the range.
+    """
+    return np.clip(ratio_exponents(parameter), *RATIO_RANGE)
+
+
+def ratio_tick_labels() -> list[str]:
+    """The colour scale's powers of ten, the clipped ends marked: ``≤10⁻⁵`` ... ``≥10³``."""
+    low, high = int(RATIO_RANGE[0]), int(RATIO_RANGE[1])
+    powers = range(low, high + 1)
+    labels = ["1" if k == 0 else "10" + str(k).translate(_SUPERSCRIPT) for k in powers]
+    return ["≤" + labels[0], *labels[1:-1], "≥" + labels[-1]]
 
 
 #: Heatmap figure geometry in inches: figure width, usable width, panel title, tick labels,
@@ -304,13 +321,13 @@ def _ratio_colorbar(fig: Any, image: Any, height: float) -> None:
     width, left = _MAP_WIDTH, _MAP_LEFT
     cax = fig.add_axes((left / width, 0.42 / height, 4.2 / width, 0.13 / height))
     bar = fig.colorbar(image, cax=cax, orientation="horizontal")
-    bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1))
+    bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1), labels=ratio_tick_labels())
     bar.ax.tick_params(labelsize=7.5)
     bar.ax.axvline(0.0, color=COLORS["ink"], linewidth=1.5)
     fig.text(
         (left + 4.4) / width,
         0.44 / height,
-        "log10(|error| / tolerance):  below 0 passes, above 0 fails",
+        "|error| / tolerance:  below 1 passes, above 1 fails (the ends are clipped)",
         fontsize=8.5,
         va="bottom",
         color=COLORS["ink"],

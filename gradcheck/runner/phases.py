@@ -69,7 +69,7 @@ from gradcheck.verdict.hazards import (
     zero_loss_hazard,
 )
 from gradcheck.verdict.jitter import GradientJitter
-from gradcheck.verdict.kinks import KINK_EVALUATIONS, accepted_kinks, kink_hazards
+from gradcheck.verdict.kinks import accepted_kinks, kink_hazards
 from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR
 
 __all__ = [
@@ -357,7 +357,7 @@ def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate, Ch
     state = Comparison(run.space, run.analytic, run.jitter.values, sparse=sparse)
     first = first_estimate
     state.record(first)
-    run.cost.add(indices, first.n_evaluations // max(len(indices), 1))
+    run.cost.spend(indices, first.n_evaluations)
     state.judge(options.atol, options.rtol)
     # The jitter only widens the tolerance: measured only once something fails without it.
     if run.jitter.values is None and state.failing(indices).any():
@@ -368,7 +368,7 @@ def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate, Ch
         doubtful = state.failing(indices)
         if doubtful.any():
             widened = with_truncation(run.objective, subset(first, doubtful), sigma=run.noise.sigma)
-            run.cost.add(widened.indices, 2)
+            run.cost.spend(widened.indices, widened.n_evaluations)
             state.record(widened)
             state.judge(options.atol, options.rtol)
     return state, first, plan
@@ -404,7 +404,7 @@ def second_reference(run: CheckRun, plan: CheckPlan, state: Comparison, first: E
             again, first.derivative[pick], first.error[pick], first.step[pick], 0, "central"
         )
     refined = richardson(run.objective, again, sigma=run.noise.sigma, first=base)
-    run.cost.add(again, refined.n_evaluations // max(len(again), 1))
+    run.cost.spend(again, refined.n_evaluations)
     if first.method == "complex":
         disagree = np.abs(refined.derivative - state.reference[again]) > state.derived(
             again, refined.error
@@ -442,8 +442,9 @@ def accept_kinks(run: CheckRun, plan: CheckPlan, state: Comparison) -> None:
         still = np.union1d(still, indices[state.unresolved(indices) & inflatable])
     if not len(still) or options.method not in ("auto", "complex", "richardson"):
         return
+    before = objective.n_evaluations
     accepted = accepted_kinks(objective, state, still, run.noise.sigma)
-    run.cost.add(still, KINK_EVALUATIONS)
+    run.cost.spend(still, objective.n_evaluations - before)
     if accepted.any():
         at = still[accepted]
         state.kink[at] = True

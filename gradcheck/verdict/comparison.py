@@ -67,10 +67,19 @@ class EvaluationCost:
         self.space = space
         self.per_leaf = np.zeros(len(space.leaves), dtype=np.int64)
 
-    def add(self, indices: NDArray[np.intp], each: int) -> None:
-        """``each`` evaluations were spent on every element of ``indices``."""
+    def spend(self, indices: NDArray[np.intp], spent: int) -> None:
+        """``spent`` evaluations (measured) were shared by the elements of ``indices``.
+
+        Split between the parameters in proportion to their elements, rounded so that
+        the parts add up to ``spent`` exactly: the per-parameter counts never exceed
+        the objective's own counter, as assumed evaluations per element could.
+        """
         leaves = self.space.leaf_of(np.asarray(indices, dtype=np.intp))
-        self.per_leaf += each * np.bincount(leaves, minlength=len(self.per_leaf))
+        if not len(leaves) or spent <= 0:
+            return
+        counts = np.bincount(leaves, minlength=len(self.per_leaf))
+        shares = np.rint(np.cumsum(counts) * (spent / len(leaves))).astype(np.int64)
+        self.per_leaf += np.diff(shares, prepend=0)
 
 
 class SparseVector:
