@@ -640,3 +640,16 @@ def test_large_error_map_marks_clipping_on_its_colour_bar() -> None:
     assert ratio_tick_labels()[0] == "≤10⁻⁵" and ratio_tick_labels()[-1] == "≥10³"
     svg = error_heatmaps([_far_off((40, 60))["w"]])
     assert svg is not None and "≥10³" in svg and "≤10⁻⁵" in svg
+
+
+def test_battery_overview_marks_ratios_beyond_its_axis() -> None:
+    from gradcheck.report.plots import battery_overview
+
+    svg = battery_overview(
+        ["fine", "far off", "not finite", "unknown"],
+        [1e-3, 1.8e10, float("inf"), float("nan")],
+        ["passed", "failed", "failed", "passed"],
+        [True, False, False, None],
+    )
+    assert "≥10⁶" in svg and "≤10⁻⁶" in svg  # the axis says where it stops
+    assert "10¹⁰" in svg and "∞" in svg  # and the dots beyond it carry their true size

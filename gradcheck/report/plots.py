@@ -513,9 +513,10 @@ def battery_overview(
         )[0, 0]
     )
     y = np.arange(n)[::-1]
-    values = np.clip(
-        np.nan_to_num(np.asarray(ratios, dtype=float), nan=1e-6, posinf=1e6), 1e-6, 1e6
-    )
+    low, high = OVERVIEW_RANGE
+    raw = np.nan_to_num(np.asarray(ratios, dtype=float), nan=low, posinf=np.inf)
+    values = np.clip(raw, low, high)
+    beyond = raw > high  # drawn at the axis' end as a triangle, with the true power beside
     colors = [
         COLORS["pass"] if s == "passed" else COLORS["fail"] if s == "failed" else COLORS["warn"]
         for s in statuses
@@ -523,7 +524,23 @@ def battery_overview(
     ax.axvspan(1.0, 1e7, color="#ffebe9", zorder=0)
     ax.axvline(1.0, color=COLORS["ink"], linewidth=1)
     ax.hlines(y, 1e-6, values, color="#d0d7de", linewidth=1, zorder=1)
-    ax.scatter(values, y, c=colors, s=38, zorder=3, edgecolors="white", linewidths=0.6)
+    for mask, marker in ((~beyond, "o"), (beyond, ">")):
+        ax.scatter(
+            values[mask],
+            y[mask],
+            c=[c for c, m in zip(colors, mask, strict=True) if m],
+            s=38 if marker == "o" else 48,
+            marker=marker,
+            zorder=3,
+            edgecolors="white",
+            linewidths=0.6,
+        )
+    for yi, value in zip(y[beyond], raw[beyond], strict=True):
+        power = "∞" if np.isinf(value) else _power_of_ten(10.0 ** np.floor(np.log10(value)))
+        ax.annotate(
+            power, (high, yi), xytext=(-7, 0), textcoords="offset points", ha="right",
+            va="center", fontsize=7.5, color=COLORS["ink"],
+        )  # fmt: skip
     for yi, value, want, status in zip(y, values, expected, statuses, strict=True):
         if want is not None and want != (status == "passed"):
             ax.annotate(
@@ -543,7 +560,18 @@ def battery_overview(
     ax.set_xlabel("worst |error| / tolerance  (right of the line: the gradient is wrong)")
     ax.tick_params(axis="y", length=0)
     ax.grid(True, axis="x", which="major", color="#eaeef2", linewidth=0.6)
+    powers = range(int(np.log10(low)), int(np.log10(high)) + 1, 2)
+    ax.set_xticks(
+        [10.0**k for k in powers],
+        [("≤" if k == powers[0] else "≥" if k == powers[-1] else "") + _power_of_ten(10.0**k)
+         for k in powers],
+    )  # fmt: skip
+    ax.minorticks_off()
     return to_svg(fig, label="overview of the battery of checks")
+
+
+#: The battery overview's axis: worst ratios outside it are drawn at its ends, marked.
+OVERVIEW_RANGE = (1e-6, 1e6)
 
 
 @_styled
