@@ -173,3 +173,13 @@ def test_every_verdict_states_its_tolerance_and_where_it_came_from() -> None:
     assert "tolerance:" in str(result)  # the failed report says where its tolerance came from
     user = gradcheck.check(loss, grad, params, rng=0, atol=1e-9, rtol=1e-6)
     assert user.parameters[0].tolerance_source.startswith("user: atol=1e-09")
+
+
+def test_a_kink_in_a_scalar_parameter_is_named_without_an_index() -> None:
+    result = gradcheck.check(
+        lambda p: float(np.maximum(p["s"], 0.0)),
+        lambda p: {"s": np.array(float(p["s"] > 0))},
+        {"s": np.array(0.0)},
+    )
+    assert result.passed
+    assert "kink) in s:" in result.hazards[0].message
