@@ -209,4 +209,3 @@ def deduplicated(hazards: list[Hazard]) -> list[Hazard]:
             seen.add(key)
             out.append(hazard)
     return out
-

@@ -90,11 +90,11 @@ def kink_hazards(space: ParameterSpace, at: NDArray[np.intp]) -> list[Hazard]:
         where = tuple(space.leaf_index(int(i))[1] for i in mine)
         listed = ", ".join(format_index(w) for w in where[:KINKS_LISTED])
         more = " ..." if len(where) > KINKS_LISTED else ""
-        at = f"at element(s) {listed}{more} of " if leaf.shape else "in "
+        place = f"at element(s) {listed}{more} of " if leaf.shape else "in "
         hazards.append(
             Hazard(
                 "kink",
-                f"non-differentiable point (kink) {at}{leaf.name}: "
+                f"non-differentiable point (kink) {place}{leaf.name}: "
                 "the one-sided slopes differ and the analytic value lies between them (accepted)",
                 parameter=leaf.name,
                 indices=where,
