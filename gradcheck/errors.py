@@ -9,6 +9,8 @@ keeps working.  A gradient that does not match is *data* (a
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "GradcheckError",
     "InvalidParameterError",
@@ -17,6 +19,7 @@ __all__ = [
     "InvalidLossError",
     "UserFunctionError",
     "GradientMismatchError",
+    "raise_unless_passed",
     "ExecutorError",
     "GradcheckWarning",
 ]
@@ -74,6 +77,18 @@ class GradientMismatchError(GradcheckError, AssertionError):
     def __init__(self, result: object) -> None:
         self.result = result
         super().__init__(str(result))
+
+
+def raise_unless_passed(result: Any) -> Any:
+    """``result`` when it passed; else :class:`GradientMismatchError` with its report.
+
+    The one body of every ``assert_*`` helper (checks, update checks, derivative checks,
+    the pytest fixture).
+    """
+    __tracebackhide__ = True  # pytest shows the caller's line, not this one
+    if not result.passed:
+        raise GradientMismatchError(result)
+    return result
 
 
 class ExecutorError(GradcheckError, RuntimeError):

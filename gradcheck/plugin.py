@@ -234,12 +234,9 @@ class GradcheckFixture:
     ) -> Any:
         """:meth:`check`, raising ``GradientMismatchError`` (an AssertionError) with the report."""
         __tracebackhide__ = True
-        from gradcheck.errors import GradientMismatchError
+        from gradcheck.errors import raise_unless_passed
 
-        result = self.check(loss, grad, params, label=label, **overrides)
-        if not result.passed:
-            raise GradientMismatchError(result)
-        return result
+        return raise_unless_passed(self.check(loss, grad, params, label=label, **overrides))
 
     def check_update(
         self,
@@ -270,12 +267,11 @@ class GradcheckFixture:
     ) -> Any:
         """:meth:`check_update`, raising ``GradientMismatchError`` unless the step is descent."""
         __tracebackhide__ = True
-        from gradcheck.errors import GradientMismatchError
+        from gradcheck.errors import raise_unless_passed
 
-        result = self.check_update(step, loss, params, lr, label=label, **overrides)
-        if not result.passed:
-            raise GradientMismatchError(result)
-        return result
+        return raise_unless_passed(
+            self.check_update(step, loss, params, lr, label=label, **overrides)
+        )
 
     def _derivative(
         self, kind: str, first: Any, second: Any, third: Any, label: Any, overrides: Any
@@ -295,11 +291,9 @@ class GradcheckFixture:
 
     def _assert(self, result: Any) -> Any:
         __tracebackhide__ = True
-        from gradcheck.errors import GradientMismatchError
+        from gradcheck.errors import raise_unless_passed
 
-        if not result.passed:
-            raise GradientMismatchError(result)
-        return result
+        return raise_unless_passed(result)
 
     def vjp(
         self, f: Any, vjp: Any, inputs: Any, *, label: str | None = None, **overrides: Any

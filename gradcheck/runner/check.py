@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from gradcheck.errors import GradientMismatchError
+from gradcheck.errors import raise_unless_passed
 from gradcheck.options import CheckOptions
 from gradcheck.references.registry import METHODS
 from gradcheck.results import CheckResult
@@ -181,7 +181,4 @@ def assert_check(
     GradientMismatchError
         An ``AssertionError`` whose message is the readable report.
     """
-    result = check(loss, grad, params, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check(loss, grad, params, **options))

@@ -37,11 +37,11 @@ from gradcheck.diagnosis.factors import (
     within_tolerance,
 )
 from gradcheck.errors import (
-    GradientMismatchError,
     GradientStructureError,
     InvalidParameterError,
     ParameterTypeError,
     UserFunctionError,
+    raise_unless_passed,
 )
 from gradcheck.options import CheckOptions
 from gradcheck.problem.calls import require_callable
@@ -754,7 +754,4 @@ def assert_update(
     GradientMismatchError
         An ``AssertionError`` whose message is the readable report.
     """
-    result = check_update(step, loss, params, lr, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check_update(step, loss, params, lr, **options))

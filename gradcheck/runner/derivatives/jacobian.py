@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gradcheck.errors import GradientMismatchError, GradientStructureError, InvalidParameterError
+from gradcheck.errors import GradientStructureError, InvalidParameterError, raise_unless_passed
 from gradcheck.problem.calls import require_callable
 from gradcheck.results import CheckResult, JacobianEntry
 from gradcheck.runner.derivatives.columns import (
@@ -389,10 +389,7 @@ def assert_jacobian(
     f: Callable[..., Any], jacobian: Callable[..., Any], inputs: Any, **options: Any
 ) -> CheckResult:
     """Like :func:`check_jacobian`, but raise ``GradientMismatchError`` on failure."""
-    result = check_jacobian(f, jacobian, inputs, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check_jacobian(f, jacobian, inputs, **options))
 
 
 # -- check_jvp -------------------------------------------------------------------------
@@ -544,7 +541,4 @@ def assert_jvp(
     f: Callable[..., Any], jvp: Callable[..., Any], inputs: Any, **options: Any
 ) -> CheckResult:
     """Like :func:`check_jvp`, but raise ``GradientMismatchError`` on failure."""
-    result = check_jvp(f, jvp, inputs, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check_jvp(f, jvp, inputs, **options))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.errors import GradientMismatchError, InvalidParameterError
+from gradcheck.errors import InvalidParameterError, raise_unless_passed
 from gradcheck.problem.calls import require_callable
 from gradcheck.results import CheckResult, Diagnosis
 from gradcheck.runner.derivatives.binding import WithArguments, require_accepts
@@ -179,10 +179,7 @@ def assert_hessian(
     grad: Callable[..., Any], hess: Callable[..., Any], x: Any, **options: Any
 ) -> CheckResult:
     """Like :func:`check_hessian`, but raise ``GradientMismatchError`` on failure."""
-    result = check_hessian(grad, hess, x, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check_hessian(grad, hess, x, **options))
 
 
 def check_hvp(
@@ -279,7 +276,4 @@ def assert_hvp(
     grad: Callable[..., Any], hvp: Callable[..., Any], params: Any, **options: Any
 ) -> CheckResult:
     """Like :func:`check_hvp`, but raise ``GradientMismatchError`` on failure."""
-    result = check_hvp(grad, hvp, params, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check_hvp(grad, hvp, params, **options))

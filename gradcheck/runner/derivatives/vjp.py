@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from gradcheck.errors import GradientMismatchError
+from gradcheck.errors import raise_unless_passed
 from gradcheck.problem.calls import require_callable
 from gradcheck.results import CheckResult, JacobianEntry
 from gradcheck.runner.derivatives.locate import (
@@ -150,7 +150,4 @@ def assert_vjp(
     GradientMismatchError
         An ``AssertionError`` whose message is the readable report.
     """
-    result = check_vjp(f, vjp, inputs, **options)
-    if not result.passed:
-        raise GradientMismatchError(result)
-    return result
+    return raise_unless_passed(check_vjp(f, vjp, inputs, **options))
