@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from gradcheck.errors import InvalidLossError
 from gradcheck.problem.calls import call_user
-from gradcheck.problem.space import ParameterSpace
+from gradcheck.problem.space import ParameterSpace, step_taken
 
 __all__ = ["Objective", "as_real_scalar"]
 
@@ -99,7 +99,7 @@ class Objective:
         flat, local = self.space.element(index)
         original = flat[local]
         flat[local] = original + flat.dtype.type(step)
-        taken = float(flat[local]) - float(original)
+        taken = float(step_taken(flat[local], original))
         try:
             value = self._value(self.space.tree, f"evaluating the loss with element {index} moved")
         finally:

@@ -34,7 +34,15 @@ from gradcheck.errors import (
 )
 from gradcheck.results import printable
 
-__all__ = ["Leaf", "MAX_DEPTH", "ParameterSpace", "ROOT_NAME", "walk_leaves"]
+__all__ = [
+    "Leaf",
+    "MAX_DEPTH",
+    "ParameterSpace",
+    "ROOT_NAME",
+    "step_taken",
+    "walk_leaves",
+    "working_eps",
+]
 
 #: The name given to the parameters when they are one bare array.
 ROOT_NAME = "params"
@@ -43,6 +51,30 @@ ROOT_NAME = "params"
 MAX_DEPTH = 100
 #: Longest name quoted whole in a message; longer ones are cut in the middle.
 SHOWN_NAME = 80
+
+
+def working_eps(dtype: Any) -> float:
+    """The precision the references resolve a parameter of ``dtype`` to: its own machine
+    epsilon, but never finer than float64's.
+
+    Loss values, steps and derivatives travel through the references as float64 (and
+    complex128) numbers, so a parameter wider than float64 (``longdouble``) is known to
+    float64's precision: step sizes, noise floors and rounding bounds sized for its own
+    epsilon would promise digits that the float64 arithmetic has already rounded away.
+    """
+    return float(max(np.finfo(dtype).eps, np.finfo(np.float64).eps))
+
+
+def step_taken(moved: Any, original: Any) -> Any:
+    """``moved - original`` exactly, as float64: the step an element really took.
+
+    The difference is formed in the wider of the elements' dtype and float64 (exact for
+    nearby values, by Sterbenz's lemma) and only then rounded: rounding both to float64
+    first would lose a longdouble step's low bits before they cancel.
+    """
+    wide = np.result_type(np.asarray(moved).dtype, np.float64)
+    difference = np.asarray(moved, dtype=wide) - np.asarray(original, dtype=wide)
+    return difference.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -253,7 +285,7 @@ class ParameterSpace:
         # Leaf k holds flat indices [offset_k, offset_k + size_k): a sorted search over the
         # offsets finds an element's leaf without an N-sized lookup table.
         self._offsets = np.array([leaf.offset for leaf in leaves], dtype=np.intp)
-        self._leaf_eps = np.array([np.finfo(leaf.dtype).eps for leaf in leaves], dtype=np.float64)
+        self._leaf_eps = np.array([working_eps(leaf.dtype) for leaf in leaves], dtype=np.float64)
 
     # -- the tree handed to the user's functions --------------------------------------
     @property
@@ -345,14 +377,12 @@ class ParameterSpace:
         return np.searchsorted(self._offsets, flat_index, side="right") - 1
 
     def eps_at(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
-        """Machine epsilon of the dtype of each element in ``indices``."""
+        """:func:`working_eps` of the dtype of each element in ``indices``."""
         return self._leaf_eps[self.leaf_of(np.asarray(indices, dtype=np.intp))]
 
     def eps(self) -> NDArray[np.float64]:
-        """Machine epsilon of each element's own dtype, as a flat vector."""
-        return np.concatenate(
-            [np.full(leaf.size, np.finfo(leaf.dtype).eps, dtype=np.float64) for leaf in self.leaves]
-        )
+        """:func:`working_eps` of each element's own dtype, as a flat vector."""
+        return np.repeat(self._leaf_eps, [leaf.size for leaf in self.leaves])
 
     def restore(self, *, force: bool = False) -> bool:
         """Put the original values back into the working copies; True if any had changed.

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from gradcheck.errors import InvalidLossError, UserFunctionError
 from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import working_eps
 from gradcheck.references.base import Estimate
 from gradcheck.references.finite_difference import ROUNDOFF_SIGMAS
 
@@ -88,7 +89,7 @@ def complex_step_capability(
     # x0 + t u = x0 + (t / |direction|) direction.
     unit = 1.0 / (float(np.linalg.norm(direction)) or 1.0)
     scale = max(float(np.max(np.abs(x0), initial=0.0)), 1.0)
-    eps = float(np.finfo(x0.dtype).eps)
+    eps = working_eps(x0.dtype)
     h = float(complex_step_size(eps)) * scale
     try:
         value = objective.complex_value(None, h * unit, direction)

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import working_eps
 
 __all__ = ["NoiseEstimate", "NoiseOnDemand", "difference_table_noise", "estimate_noise"]
 
@@ -181,7 +182,7 @@ def estimate_noise(
     scale (a saturated ``1 - a``) is seen.
     """
     x0 = objective.x0
-    eps = float(loss_eps if loss_eps is not None else np.finfo(x0.dtype).eps)
+    eps = float(loss_eps if loss_eps is not None else working_eps(x0.dtype))
     f0 = float(objective.value0)
     floor = eps * abs(f0)
     direction = rng.standard_normal(x0.shape)
@@ -248,5 +249,5 @@ class NoiseOnDemand:
     @property
     def lower_bound(self) -> float:
         """``eps * |f(x0)|`` (no evaluation is more exact), known without measuring."""
-        eps = float(np.finfo(self._objective.x0.dtype).eps)
+        eps = working_eps(self._objective.x0.dtype)
         return max(eps * abs(float(self._objective.value0)), np.finfo(np.float64).tiny)

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gradcheck.errors import InvalidParameterError, ParameterTypeError
 from gradcheck.problem.objective import Objective
+from gradcheck.problem.space import working_eps
 from gradcheck.references.base import Estimate
 
 __all__ = [
@@ -377,7 +378,7 @@ def scipy_check_grad(
             return vector
 
     if epsilon is None:
-        epsilon = float(np.sqrt(np.finfo(objective.x0.dtype).eps))
+        epsilon = float(np.sqrt(working_eps(objective.x0.dtype)))
     return float(scipy.optimize.check_grad(objective, grad, x0, epsilon=epsilon))
 
 
@@ -550,7 +551,7 @@ def _stopping_tolerances(
     function: str,
 ) -> dict[str, float]:
     """SciPy's ``tolerances``: the given ones checked, the defaults sized to the dtype."""
-    eps = float(np.finfo(objective.x0.dtype).eps)
+    eps = working_eps(objective.x0.dtype)
     tiny = float(np.finfo(objective.x0.dtype).tiny)
     if atol is None:
         # Successive estimates cannot agree better than the noise of the first stencil,

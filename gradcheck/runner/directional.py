@@ -64,7 +64,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gradcheck.problem.objective import Objective
-from gradcheck.problem.space import ParameterSpace
+from gradcheck.problem.space import ParameterSpace, step_taken, working_eps
 from gradcheck.references.complex_step import COMPLEX_ROUNDING, complex_step_size
 from gradcheck.references.finite_difference import richardson
 from gradcheck.results import json_float
@@ -408,7 +408,7 @@ class _Lines:
                 dtype = space.leaves[int(space.leaf_of(block.start))].dtype  # one per block
                 original = x0[block.start : block.stop]
                 moved = (original + steps[k] * unit).astype(dtype)
-                delta = moved.astype(np.float64) - original.astype(np.float64)
+                delta = step_taken(moved, original)
                 along = float(delta @ unit)
                 taken[k] = along
                 off = float(np.linalg.norm(delta - along * unit))
@@ -521,7 +521,7 @@ class _Context:
         part = self.objective.x0[block.start : block.stop]
         scale = max(_largest_magnitude(part), 1.0)
         first = self.leaves(block)[0]  # a block's parameters share one dtype
-        eps = float(np.finfo(self.space.leaves[first].dtype).eps)
+        eps = working_eps(self.space.leaves[first].dtype)
         largest = max(_largest_magnitude(v), 1e-300)
         h = float(complex_step_size(eps)) * scale / largest
         value = self.objective.complex_value(None, h, v, start=block.start)
@@ -550,7 +550,7 @@ class _Context:
         x0 = self.objective.x0
         base = np.array(
             [
-                np.cbrt(np.finfo(self.space.leaves[self.leaves(b)[0]].dtype).eps)
+                np.cbrt(working_eps(self.space.leaves[self.leaves(b)[0]].dtype))
                 * max(float(np.max(np.abs(x0[b.start : b.stop]), initial=0.0)), 1.0)
                 for b in blocks
             ]
@@ -660,7 +660,7 @@ def directional_check(
     finite = np.isfinite(analytic)
     if not finite.all():
         analytic = np.where(finite, analytic, 0.0)  # non-finite elements are reported, not probed
-    eps = np.array([np.finfo(leaf.dtype).eps for leaf in space.leaves])
+    eps = np.array([working_eps(leaf.dtype) for leaf in space.leaves])
     scale = np.array(
         [float(np.max(np.abs(analytic[leaf.slice]), initial=0.0)) for leaf in space.leaves]
     )

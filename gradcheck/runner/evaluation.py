@@ -53,7 +53,7 @@ from gradcheck.errors import (
 from gradcheck.options import Budget, validate_executor, validate_flag, validate_progress
 from gradcheck.problem.calls import call_user
 from gradcheck.problem.objective import Objective, as_real_scalar
-from gradcheck.problem.space import ParameterSpace, walk_leaves
+from gradcheck.problem.space import ParameterSpace, step_taken, walk_leaves
 
 __all__ = [
     "BatchedObjective",
@@ -449,7 +449,7 @@ class BatchedObjective(Objective):
             original = self.x0[indices[mine]].astype(leaf.dtype)
             new = original + steps[mine].astype(leaf.dtype)
             moved[mine] = new
-            taken[mine] = new.astype(np.float64) - original.astype(np.float64)
+            taken[mine] = step_taken(new, original)
         return moved, taken
 
     # -- batches ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gradcheck.problem.space import ParameterSpace
+from gradcheck.problem.space import ParameterSpace, working_eps
 from gradcheck.references.base import Estimate
 from gradcheck.verdict.tolerance import (
     derived_tolerance,
@@ -266,7 +266,7 @@ class Comparison:
             jitter = 0.0 if self.gradient_jitter is None else self.gradient_jitter[indices[run]]
             out[run] = derived_tolerance(
                 error[run],
-                float(np.finfo(leaf.dtype).eps),
+                working_eps(leaf.dtype),
                 float(scales[k]),
                 jitter,
                 float(self._tiny[k]),
