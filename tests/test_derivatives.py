@@ -17,6 +17,7 @@ import gradcheck
 from gradcheck.errors import (
     GradientMismatchError,
     GradientStructureError,
+    InvalidLossError,
     InvalidParameterError,
     ParameterTypeError,
     UserFunctionError,
@@ -38,6 +39,24 @@ def layer_vjp(dout, x, w, b):
 
 
 # -- VJP --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan, complex(1.0, np.inf)])
+def test_an_output_that_turns_non_finite_mid_check_is_named(bad: complex) -> None:
+    # f's value at a perturbed point takes the single-array fast path: a non-finite element
+    # (a complex step's imaginary part too) is still named, never summed into the loss.
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        out = np.sin(x)
+        if len(calls) > 3:
+            out = out.astype(np.result_type(out, type(bad)))
+            out[1] = bad
+        return out
+
+    with pytest.raises(InvalidLossError, match=r"f: out\[1\] is .*not finite"):
+        gradcheck.check_vjp(f, lambda dout, x: dout * np.cos(x), (np.linspace(0.1, 1, 5),))
 
 
 def test_a_correct_vjp_passes_with_every_input_named() -> None:

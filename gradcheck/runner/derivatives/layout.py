@@ -360,6 +360,19 @@ class Outputs:
             renamed = Outputs.__new__(Outputs)
             renamed.__dict__.update(self.__dict__, role=role)
             return renamed.flatten(value, context)
+        if (
+            type(value) is np.ndarray
+            and value.dtype.kind in "fc"
+            and len(self.shapes) == 1
+            and self.names[0] == self.prefix
+            and value.shape == self.shapes[0]
+        ):
+            # One array, as f first returned (the common case, called once per evaluation):
+            # no tree walk; a finite sum proves every element finite (inf and nan propagate).
+            flat = value.reshape(-1)
+            if not np.isfinite(flat.sum()):
+                self._finite(flat, context)
+            return flat
         named = self._leaves(value, context)
         if tuple(n for n, _ in named) != self.names or tuple(a.shape for _, a in named) != (
             self.shapes
