@@ -471,20 +471,27 @@ def test_the_callers_arrays_are_never_modified() -> None:
     assert np.array_equal(x3, X3) and np.array_equal(xv, XV)
 
 
-# -- the README's examples ----------------------------------------------------------------
+# -- the documentation's examples (moved there from the README) -----------------------------
 
 
-def test_the_readme_derivative_examples_run_and_say_what_they_claim(capsys) -> None:
+def test_the_documented_derivative_examples_run_and_say_what_they_claim(capsys) -> None:
     import re
+    import textwrap
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Check any derivative", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 2
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    pages = [docs / "tutorial" / "layer-backward.rst", docs / "howto" / "derivatives.rst"]
+    blocks = [
+        textwrap.dedent(block)
+        for page in pages
+        for block in re.findall(
+            r"\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", page.read_text()
+        )
+    ]
+    assert len(blocks) == 4
     namespace: dict = {}
     for block in blocks:
-        exec(block, namespace)  # noqa: S102 - our own README
+        exec(block, namespace)  # noqa: S102 - our own documentation
     out = capsys.readouterr().out
     assert out.count("True") == 6
     assert "FAILED" in out and "wrong entry d out[" in out

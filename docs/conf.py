@@ -1,0 +1,63 @@
+"""Sphinx configuration: ``python -m sphinx -W -b html docs docs/_build``.
+
+The API reference is generated from the docstrings (numpydoc format). Every page is
+self-contained: the formulas are plain text, so no MathJax is loaded from the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+
+import gradcheck
+from gradcheck.cli import build_parser
+
+project = "gradcheck"
+author = "the gradcheck developers"
+copyright = "2026, the gradcheck developers"
+version = release = gradcheck.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+]
+
+root_doc = "index"
+exclude_patterns = ["_build"]
+templates_path: list[str] = []
+
+# numpydoc renders the Parameters/Returns/... sections; autosummary writes one page per
+# documented name into api/generated (rebuilt on every build, not kept in git).
+autosummary_generate = True
+autodoc_default_options = {"members": True, "member-order": "bysource"}
+autodoc_typehints = "none"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_validation_checks: set[str] = set()
+
+html_theme = "alabaster"
+html_title = f"gradcheck {release}"
+html_static_path: list[str] = []
+html_theme_options = {"description": "Is your hand-written gradient right?"}
+
+
+class CommandHelp(Directive):
+    """``.. gradcheck-help:: [SUBCOMMAND]``: the command's ``--help`` text, as it prints it."""
+
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        os.environ["COLUMNS"] = "92"  # argparse wraps at the terminal's width
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+            build_parser().parse_args([*self.arguments, "--help"])
+        return [nodes.literal_block(text.getvalue(), text.getvalue())]
+
+
+def setup(app: object) -> None:
+    app.add_directive("gradcheck-help", CommandHelp)  # type: ignore[attr-defined]
