@@ -5,6 +5,8 @@ Cost: ~30 small checks, ~3 s.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,59 @@ def test_a_gradient_with_an_sgd_step_inside_fails_as_a_hazard() -> None:
     assert np.array_equal(params["w"], W["w"])  # the caller's arrays are never modified
     flipped = gradcheck.check(loss, lambda p: {"w": -grad_that_steps(p)["w"]}, params)
     assert flipped.status == "failed"  # a wrong gradient is still called wrong
+
+
+# -- the complex step's own rounding, measured where its bound decides -------------------------
+def _tiny_parameter_problem() -> tuple[Any, dict[str, np.ndarray]]:
+    """``b``'s gradient is 1e-18, ``w``'s up to 4: the complex step's bound (8 eps x 4)
+    would cover all of ``b``'s gradient; its measured rounding does not."""
+    params = {"w": np.array([1.0, 2.0]), "b": np.array([0.5, -0.3])}
+
+    def loss(p: dict[str, np.ndarray]) -> Any:
+        return np.sum(p["w"] ** 2) + 1e-18 * np.sum(np.sin(p["b"]))
+
+    return loss, params
+
+
+@pytest.mark.parametrize(
+    ("b_gradient", "passed"),
+    [
+        (lambda b: 1e-18 * np.cos(b), True),
+        (np.zeros_like, False),
+        (lambda b: -1e-18 * np.cos(b), False),
+    ],
+    ids=["correct", "zeroed", "sign-flipped"],
+)
+def test_a_parameter_1e18_below_the_largest_gradient_is_still_checked(b_gradient, passed) -> None:
+    loss, params = _tiny_parameter_problem()
+
+    def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"w": 2 * p["w"], "b": b_gradient(p["b"])}
+
+    result = gradcheck.check(loss, grad, params, mode="full")
+    assert result.passed is passed, str(result)
+    assert result.status == ("passed" if passed else "failed")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_small_difference_of_huge_terms_is_judged_by_the_complex_steps_measured_rounding(
+    seed: int,
+) -> None:
+    """``1e9 w**2 - (1e9 w) w`` is zero in exact arithmetic; the complex step rounds its
+    imaginary part at ~1e9 eps, far above ``8 eps |d|``: a correct gradient passes (it was
+    failed before the rounding was measured), a 1e-4 factor still fails."""
+    params = {"w": np.random.default_rng(1).standard_normal(20)}
+
+    def loss(p: dict[str, np.ndarray]) -> Any:
+        w = p["w"]
+        return np.sum(1e9 * w**2) - np.sum((1e9 * w) * w) + np.sum(np.sin(w))
+
+    def correct(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"w": np.cos(p["w"])}
+
+    def factor(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"w": np.cos(p["w"]) * (1 + 1e-4)}
+
+    for mode in ("auto", "full"):
+        assert gradcheck.check(loss, correct, params, rng=seed, mode=mode).passed
+        assert gradcheck.check(loss, factor, params, rng=seed, mode=mode).status == "failed"

@@ -38,6 +38,7 @@ from gradcheck.references.complex_step import (
     COMPLEX_ROUNDING,
     complex_step,
     complex_step_capability,
+    complex_step_rounding,
 )
 from gradcheck.references.finite_difference import (
     ROUNDOFF_SIGMAS,
@@ -364,6 +365,8 @@ def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate, Ch
         if run.jitter.measure() is not None:
             state.gradient_jitter = run.jitter.values
             state.judge(options.atol, options.rtol)
+    if first.method == "complex" and plan.mode != "directional":
+        _measure_complex_rounding(run, plan, state, first)
     if options.method == "central":
         doubtful = state.failing(indices)
         if doubtful.any():
@@ -372,6 +375,40 @@ def first_pass(run: CheckRun, plan: CheckPlan) -> tuple[Comparison, Estimate, Ch
             state.record(widened)
             state.judge(options.atol, options.rtol)
     return state, first, plan
+
+
+def _measure_complex_rounding(
+    run: CheckRun, plan: CheckPlan, state: Comparison, first: Estimate
+) -> None:
+    """Measure the complex step's rounding where its bound decides the verdict.
+
+    The first pass bounds the complex step's rounding by ``COMPLEX_ROUNDING * eps`` times
+    the problem's largest derivative.  That bound can be too coarse: beside gradients of
+    order 1 it can exceed a whole parameter's gradient (1e-18 in the first layer of a
+    saturated network), so that a zeroed or sign-flipped gradient of it would pass.  And
+    it can be too fine: a loss that is a small difference of huge terms rounds its
+    imaginary part at the terms' size, not the derivative's.  So the elements that fail,
+    and those whose tolerance is too coarse to resolve them (:meth:`Comparison.unresolved`)
+    *because of that bound*, get their rounding measured at three more steps
+    (:func:`complex_step_rounding`).  float64 and wider only: below it Richardson, which
+    sees what the loss sees, decides failures (see :func:`second_reference`).
+    """
+    if run.options.user_tolerance:
+        return
+    indices = plan.indices
+    error = state.error[indices]
+    room = state.tolerance[indices] / ESTIMATE_SAFETY - error  # the tolerance's other terms
+    pick = (
+        (state.failing(indices) | (state.unresolved(indices) & (error > room)))
+        & (state.eps(indices) <= np.finfo(np.float64).eps)
+        & (state.scale(indices) > 0)
+    )
+    if not pick.any():
+        return
+    measured = complex_step_rounding(run.objective, subset(first, pick))
+    run.cost.spend(measured.indices, measured.n_evaluations)
+    state.record(measured)
+    state.judge()
 
 
 def second_reference(run: CheckRun, plan: CheckPlan, state: Comparison, first: Estimate) -> None:
