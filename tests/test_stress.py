@@ -499,11 +499,6 @@ def chunk_indices(chunk: int) -> range:
 
 
 # -- known failures of the core: each a strict xfail, with its minimal reproducer below ---------
-#: The complex step's error estimate, ``COMPLEX_ROUNDING * eps`` times the *largest* derivative
-#: of the problem (gradcheck/references/complex_step.py), is as large as a whole parameter's
-#: gradient when that parameter's gradients are ~1e-17 of the largest: a bug in it passes.
-#: (The thorough set's other nine float64 misses were fixed by FROZEN_ROOM_CAP.)
-_HIDDEN = "core: the complex step's global rounding bound covers this parameter's whole gradient"
 #: A textbook derivative whose rounding is frozen (``a`` does not move along the jitter's lines)
 #: fails at some seeds.  Reproduced by
 #: test_a_textbook_tanh_output_at_saturation_passes_at_every_seed.
@@ -521,9 +516,7 @@ KNOWN_FALSE_ALARMS: dict[int, str] = {
     9227: f"{_STRADDLED} (analytic -4.2e-7, reference -5.6e-7, tolerance 3.5e-8)",
     9392: f"{_STRADDLED} (analytic 1.95, reference 1.52, tolerance 0.062)",
 }
-KNOWN_MISSES: dict[int, str] = {
-    2215: f"{_HIDDEN} (zeroed weight1: gradients 4.1e-18, tolerance 4.4e-15)",
-}
+KNOWN_MISSES: dict[int, str] = {}
 
 
 # -- the tests ----------------------------------------------------------------------------------
