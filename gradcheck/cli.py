@@ -288,6 +288,21 @@ _INPUTS_HELP = (
     "function's arguments, or FILE.npz / FILE.npy"
 )
 _ARGS_HELP = "extra arguments: MODULE:FUNCTION returning the tuple passed after x (SciPy's args)"
+_WRT_HELP = (
+    "the differentiated inputs, comma-separated: positions (0,2) or, for a dict of inputs, "
+    "keywords (x,w); by default every floating-point array, the others held fixed. Extra "
+    "arguments of the function belong in --inputs (held fixed unless named here)"
+)
+
+
+def _wrt(text: str) -> Any:
+    """``--wrt 0,2`` -> ``(0, 2)``, ``--wrt x`` -> ``"x"``: what ``wrt=`` takes."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"an empty input name in {text!r}")
+    keys = tuple(int(item) if re.fullmatch(r"[+-]?\d+", item) else item for item in items)
+    return keys[0] if len(keys) == 1 else keys
+
 
 #: the derivative checks, one sub-command each (``gradcheck vjp``, ...)
 DERIVATIVE_COMMANDS: dict[str, _DerivativeCommand] = {
@@ -360,6 +375,7 @@ def _add_derivative_command(commands: Any, name: str) -> None:
     _add_target(parser, d_dest, d_meta, d_role)
     if command.point == "inputs":
         parser.add_argument("--inputs", required=True, metavar="FILE", help=_INPUTS_HELP)
+        parser.add_argument("--wrt", type=_wrt, metavar="INPUTS", help=_WRT_HELP)
     else:
         parser.add_argument("--params", required=True, metavar="FILE", help=_PARAMS_HELP)
         parser.add_argument("--args", metavar="FILE", help=_ARGS_HELP)
@@ -483,6 +499,8 @@ def _run_derivative(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {}
     if command.point == "inputs":
         point = _load_params(args.inputs, role="--inputs")
+        if args.wrt is not None:
+            extra["wrt"] = args.wrt
     else:
         point = _load_params(args.params)
         if args.args:

@@ -383,3 +383,33 @@ def test_derivative_command_with_a_bad_target_is_a_usage_error(tmp_path: Path) -
     assert "vjp target" in result.stderr and "'nope'" in result.stderr
     missing = gradcheck_cmd("vjp", f"{LAYERS}:forward", f"{LAYERS}:backward", cwd=tmp_path)
     assert missing.returncode == 2 and "--inputs" in missing.stderr
+
+
+def test_vjp_command_wrt_picks_the_differentiated_inputs(tmp_path: Path) -> None:
+    target = f"{LAYERS}:"
+    base = ("vjp", target + "forward", target + "backward_sign_flip", "--inputs", target + "inputs")
+    # dw is the wrong one: held fixed, the check passes; differentiated alone, it fails.
+    without_w = gradcheck_cmd(*base, "--wrt", "0,2", "--json", cwd=tmp_path)
+    assert without_w.returncode == 0, without_w.stdout + without_w.stderr
+    document = json.loads(without_w.stdout)
+    assert document["passed"] is True
+    assert [p["name"] for p in document["parameters"]] == ["inputs[0]", "inputs[2]"]
+    only_w = gradcheck_cmd(*base, "--wrt", "1", cwd=tmp_path)
+    assert only_w.returncode == 1, only_w.stdout + only_w.stderr
+    assert "FAIL inputs[1][" in only_w.stdout
+
+
+@pytest.mark.parametrize(
+    ("wrt", "message"),
+    [("5", "wrt: inputs[5] does not exist"), ("0,,1", "--wrt: an empty input name")],
+)
+def test_vjp_command_bad_wrt_is_a_usage_error(
+    wrt: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gradcheck.cli import main
+
+    target = f"{LAYERS}:"
+    inputs = ("--inputs", target + "inputs")
+    status = main(["vjp", target + "forward", target + "backward", *inputs, "--wrt", wrt])
+    assert status == 2
+    assert message in capsys.readouterr().err
