@@ -13,9 +13,9 @@ enough.  In a test::
 Options (command line ``--gradcheck-NAME``, ini ``gradcheck_NAME``, marker
 keyword ``NAME``; the definitions are shared with the ``gradcheck`` command
 through :mod:`gradcheck.options`): ``method``, ``atol``, ``rtol``, ``seed``,
-``elements``, ``html`` (a directory: every check made through the fixture gets
-an HTML page there, plus ``index.html``) and ``quiet``.  Precedence: keyword
-of the call > marker > command line > ini > default.
+``elements``, ``mode``, ``budget``, ``workers``, ``html`` (a directory: every
+check made through the fixture gets an HTML page there, plus ``index.html``) and
+``quiet``.  Precedence: keyword of the call > marker > command line > ini > default.
 
 The plugin's state lives in ``config.stash``; under pytest-xdist each worker
 sends its records to the controller, which prints the summary and writes the
