@@ -43,6 +43,7 @@ numpydoc_validation_checks: set[str] = set()
 html_theme = "alabaster"
 html_title = f"gradcheck {release}"
 html_static_path: list[str] = []
+html_show_sphinx = False  # no footer links out of the pages
 html_theme_options = {"description": "Is your hand-written gradient right?"}
 
 
