@@ -247,9 +247,10 @@ def test_bad_options_name_the_argument(options, error, name):
         gradcheck.check(loss, grad, params, **options)
 
 
-def test_richardson_probes_of_a_plain_loss_go_one_point_at_a_time(monkeypatch):
-    # A plain loss is evaluated point by point, so stacking probe points would only cost
-    # memory (a stack of K full parameter vectors); a vectorized loss gets stacks.
+def test_richardson_probes_of_a_plain_loss_move_the_working_copies_in_place(monkeypatch):
+    # A plain loss is evaluated point by point: each probe point is written into gradcheck's
+    # working copies and put back, so no point is built (a stack of K full parameter vectors,
+    # or even one, would only cost memory); a vectorized loss gets stacks.
     net, params, loss, grad = _network()
     heights = []
     original = BatchedObjective.values_at
@@ -259,8 +260,16 @@ def test_richardson_probes_of_a_plain_loss_go_one_point_at_a_time(monkeypatch):
         return original(self, points)
 
     monkeypatch.setattr(BatchedObjective, "values_at", spy)
-    result = gradcheck.check(loss, grad, params, mode="directional", method="richardson", rng=0)
-    assert result.passed and heights and max(heights) == 1
+    seen = []
+
+    def watching(p):
+        seen.append(p["weight1"])
+        return loss(p)
+
+    result = gradcheck.check(watching, grad, params, mode="directional", method="richardson", rng=0)
+    assert result.passed and not heights
+    assert len({id(w) for w in seen}) == 1  # one working array, moved and put back each time
+    assert np.array_equal(seen[0], params["weight1"])  # put back bitwise
     heights.clear()
     x, y = random_data(net, 16, rng=1)
     vloss = net.vectorized_loss(x, y)

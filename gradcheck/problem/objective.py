@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gradcheck.errors import InvalidLossError
+from gradcheck.errors import InvalidLossError, UserFunctionError
 from gradcheck.problem.calls import call_user
 from gradcheck.problem.space import ParameterSpace, step_taken
 
@@ -71,12 +71,19 @@ class Objective:
         self.x0: NDArray[Any] = space.x0  # read-only: the original values, flat
         self.value0 = self._value(space.tree, "evaluating the loss at the given parameters")
         self._complex_tree: Any = None
-        self._complex_arrays: tuple[NDArray[Any], ...] = ()
-        self._complex_flat: tuple[NDArray[Any], ...] = ()
+        self._complex_buffers: tuple[NDArray[Any], ...] = ()
 
     def _value(self, tree: Any, context: str, *, allow_complex: bool = False) -> Any:
         self.n_evaluations += 1
-        value = call_user(self.loss, "loss", context, tree)
+        try:
+            value = call_user(self.loss, "loss", context, tree)
+        except UserFunctionError:
+            # A call that raised after an entry of the tree was replaced (which the cheap
+            # check before each call does not see): the full check renews the tree, and the
+            # call is made again on the whole tree; restore() reports the mutation.
+            if tree is not self.space.handed or not self.space.structure_changed():
+                raise
+            value = call_user(self.loss, "loss", context, self.space.tree)
         return as_real_scalar(value, context=context, allow_complex=allow_complex)
 
     def value_again(self, context: str) -> Any:
@@ -109,22 +116,41 @@ class Objective:
     def along(self, direction: NDArray[Any], t: float) -> float:
         """``loss`` at ``x0 + t * direction``, each element rounded to its own dtype.
 
-        The point is written into gradcheck's working copies (one parameter at a time,
-        so no full-size temporary) and they are put back afterwards.
+        The point is written into gradcheck's working copies (in chunks, so no full-size
+        temporary) and they are put back afterwards.
         """
-        for leaf, flat in zip(self.space.leaves, self.space.flat_views, strict=True):
-            np.add(self.x0[leaf.slice], t * direction[leaf.slice], out=flat, casting="unsafe")
+        return self.along_block(0, direction, t)[0]
+
+    def along_block(
+        self, start: int, direction: NDArray[Any], t: float
+    ) -> tuple[float, float, float]:
+        """``loss`` with ``[start, start + len(direction))`` moved to ``x0 + t * direction``.
+
+        The elements are moved in gradcheck's working copies, in place, each rounded to its
+        own dtype, and put back bitwise afterwards: no point is built, whatever the
+        parameters' size.  Returns the value, the step really taken along the direction's
+        unit vector ``u`` (``delta . u`` for the rounded move ``delta``), and a bound on the
+        part of ``delta`` off that line (``|delta - t |v| u|``).
+        """
+        norm = float(np.linalg.norm(direction)) or 1.0
+        along, off = 0.0, 0.0
+        stop = start + len(direction)
         try:
+            for at, moved, original in self.space.move(start, direction, t):
+                unit = direction[at : at + len(moved)] / norm
+                delta = step_taken(moved, original)
+                along += float(delta @ unit)
+                delta -= (t * norm) * unit
+                off += float(delta @ delta)
             value = self._value(self.space.tree, "evaluating the loss at a perturbed point")
         finally:
-            self.space.restore(force=True)
-        return float(value)
+            self.space.put_back(start, stop)
+        return float(value), along, math.sqrt(off)
 
     def release_complex(self) -> None:
         """Drop the complex working copies (rebuilt on the next complex evaluation)."""
         self._complex_tree = None
-        self._complex_arrays = ()
-        self._complex_flat = ()
+        self._complex_buffers = ()
 
     # -- batches (overridden by runner.evaluation.BatchedObjective: chunks, vectorized, executor)
     def perturbed_many(
@@ -164,34 +190,31 @@ class Objective:
         ``direction`` covers the flat indices ``[start, start + len(direction))``: a probe
         over one parameter touches only that parameter's imaginary parts.
         """
+        space = self.space
         if self._complex_tree is None:
-            arrays = tuple(
-                np.array(a, dtype=np.result_type(a.dtype, np.complex64)) for a in self.space.arrays
+            # Laid out as the real working copies: one flat buffer (views per leaf) or one each.
+            self._complex_buffers = tuple(
+                np.array(b, dtype=np.result_type(b.dtype, np.complex64)) for b in space.buffers
             )
-            self._complex_arrays = arrays
-            self._complex_flat = tuple(a.reshape(-1) for a in arrays)
-            self._complex_tree = self.space.build(arrays)
+            self._complex_tree = space.build(space.views(self._complex_buffers))
         context = "evaluating the loss at a complex-step point"
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             if direction is not None:
-                stop = start + len(direction)
                 touched = []
-                for leaf, flat in zip(self.space.leaves, self._complex_flat, strict=True):
-                    low, high = max(start, leaf.offset), min(stop, leaf.offset + leaf.size)
-                    if low < high:
-                        part = flat.imag[low - leaf.offset : high - leaf.offset]
-                        np.multiply(direction[low - start : high - start], step, out=part)
-                        touched.append(part)
+                for k, low, high in space.pieces(start, start + len(direction)):
+                    part = self._complex_buffers[k].imag[low:high]
+                    at = int(space.buffer_offsets[k]) + low - start
+                    np.multiply(direction[at : at + high - low], step, out=part)
+                    touched.append(part)
                 try:
                     return complex(self._value(self._complex_tree, context, allow_complex=True))
                 finally:
                     for part in touched:
                         part[...] = 0
             assert index is not None
-            k = int(self.space.leaf_of(index))
-            flat = self._complex_flat[k]
-            local = index - self.space.leaves[k].offset
+            k, local = space.locate(index)
+            flat = self._complex_buffers[k]
             flat[local] = flat[local].real + 1j * step
             try:
                 return complex(self._value(self._complex_tree, context, allow_complex=True))

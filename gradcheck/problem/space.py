@@ -10,9 +10,15 @@ perturb.  The user's arrays are copied on the way in and never written to.
 A tree nests at most :data:`MAX_DEPTH` levels and may not contain itself; names
 are made printable (control characters escaped as ``repr`` does) once, here, so
 nothing that prints a name can be made to overwrite a terminal line.  The tree
-handed to the user's functions is checked before each call: a function that
+handed to the user's functions is checked before each call (cheaply: the lengths
+of its containers) and in full at the pipeline's watch points: a function that
 replaced, deleted or added an entry gets a fresh tree, and :meth:`restore`
 reports the change as a mutation.
+
+The working copies are views of one flat buffer when the leaves share a dtype (one
+buffer per leaf otherwise): a model of thousands of small arrays costs a view per
+array, not a buffer and its bookkeeping, and moving, restoring or comparing the
+copies is one numpy call whatever the number of arrays.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from gradcheck.results import printable
 __all__ = [
     "Leaf",
     "MAX_DEPTH",
+    "MOVE_CHUNK",
     "ParameterSpace",
     "ROOT_NAME",
     "step_taken",
@@ -77,7 +84,12 @@ def step_taken(moved: Any, original: Any) -> Any:
     return difference.astype(np.float64)
 
 
-@dataclass(frozen=True)
+#: Elements moved per numpy call when a direction is written into the working copies: the
+#: temporaries (``t * v``, the step taken) stay at a few MB whatever the parameters' size.
+MOVE_CHUNK = 2**18
+
+
+@dataclass(frozen=True, slots=True)
 class Leaf:
     """One parameter array of a tree: its path, shape, dtype and place in the flat index."""
 
@@ -241,16 +253,16 @@ class ParameterSpace:
         if not named:
             raise InvalidParameterError("parameters: no parameter arrays were given")
         leaves: list[Leaf] = []
-        arrays: list[NDArray[Any]] = []
+        values: list[NDArray[Any]] = []
         offset = 0
         seen: set[str] = set()
         for name, value in named:
             if name in seen:
                 raise InvalidParameterError(f"parameters: two parameters are both named {name!r}")
             seen.add(name)
-            array = np.array(_as_float_array(name, value, role="parameter"), order="C", copy=True)
+            array = _as_float_array(name, value, role="parameter")
             leaves.append(Leaf(name, tuple(array.shape), array.dtype, offset))
-            arrays.append(array)
+            values.append(array)
             offset += array.size
         if offset == 0:
             shapes = ", ".join(f"{shortened(leaf.name)!r} {leaf.shape}" for leaf in leaves[:3])
@@ -261,45 +273,137 @@ class ParameterSpace:
         self._structure = params
         self.leaves: tuple[Leaf, ...] = tuple(leaves)
         self.size = offset
-        # The original values, once: as one flat read-only vector in the widest dtype, whose
-        # pieces are the per-leaf originals when every leaf has that dtype (the usual case).
-        dtype = np.result_type(*(leaf.dtype for leaf in leaves))
-        self.x0: NDArray[Any] = np.concatenate([a.reshape(-1) for a in arrays], dtype=dtype)
-        #: The original value of each leaf (read-only; restore() copies them back).
-        self.originals: tuple[NDArray[Any], ...]
-        if all(leaf.dtype == dtype for leaf in leaves):
-            self.originals = tuple(self.x0[leaf.slice].reshape(leaf.shape) for leaf in leaves)
-        else:
-            self.originals = tuple(a.copy() for a in arrays)
-        self.x0.setflags(write=False)
-        #: Working copies handed to the user's functions; perturbed in place.
-        self.arrays: tuple[NDArray[Any], ...] = tuple(arrays)
-        #: The working copies as flat views (one element moved in place per evaluation).
-        self.flat_views = tuple(a.reshape(-1) for a in self.arrays)
-        self._tree: Any = None
-        self._containers: list[tuple[Any, tuple[Any, ...] | None, tuple[Any, ...]]] = []
-        #: What the user's functions last changed in the tree's structure (for messages).
-        self.last_change: str | None = None
-        self._structure_changed = False
-        self._renew_tree()
         # Leaf k holds flat indices [offset_k, offset_k + size_k): a sorted search over the
         # offsets finds an element's leaf without an N-sized lookup table.
         self._offsets = np.array([leaf.offset for leaf in leaves], dtype=np.intp)
         self._leaf_eps = np.array([working_eps(leaf.dtype) for leaf in leaves], dtype=np.float64)
+        self._init_buffers(values)
+        self._tree: Any = None
+        self._containers: list[tuple[Any, tuple[Any, ...] | None, tuple[Any, ...]]] = []
+        self._lengths: list[tuple[Any, int]] = []
+        #: What the user's functions last changed in the tree's structure (for messages).
+        self.last_change: str | None = None
+        self._structure_changed = False
+        self._renew_tree()
+
+    def _init_buffers(self, values: list[NDArray[Any]]) -> None:
+        """The original values and the working copies, as few flat buffers as the dtypes allow.
+
+        When every leaf has one dtype (the usual case) the working copies are views of one
+        flat buffer, and the originals are ``x0`` itself: moving, restoring and comparing
+        them is one numpy call whatever the number of arrays, and an array costs a view,
+        not a buffer.  Leaves of mixed dtypes get one buffer each.
+        """
+        dtype = np.result_type(*(leaf.dtype for leaf in self.leaves))
+        #: The original values, flat and read-only, in the widest dtype.
+        self.x0: NDArray[Any] = np.concatenate([v.reshape(-1) for v in values], dtype=dtype)
+        self.x0.setflags(write=False)
+        if all(leaf.dtype == dtype for leaf in self.leaves):
+            self._original_buffers: tuple[NDArray[Any], ...] = (self.x0,)
+            self.buffer_offsets = np.zeros(1, dtype=np.intp)
+        else:
+            self._original_buffers = tuple(
+                np.array(v, dtype=leaf.dtype, copy=True).reshape(-1)
+                for leaf, v in zip(self.leaves, values, strict=True)
+            )
+            self.buffer_offsets = self._offsets
+        #: The working copies, flat: one buffer, or one per leaf (starting at
+        #: :attr:`buffer_offsets`); moved in place and put back after each evaluation.
+        self.buffers: tuple[NDArray[Any], ...] = tuple(b.copy() for b in self._original_buffers)
+        #: Working copies handed to the user's functions (views of :attr:`buffers`).
+        self.arrays: tuple[NDArray[Any], ...] = self.views(self.buffers)
+
+    def views(self, buffers: tuple[NDArray[Any], ...]) -> tuple[NDArray[Any], ...]:
+        """Each leaf's array, of its shape, as a view of ``buffers`` (laid out as
+        :attr:`buffers`: one flat buffer, or one per leaf)."""
+        if len(buffers) == 1:
+            whole = buffers[0]
+            return tuple(whole[leaf.slice].reshape(leaf.shape) for leaf in self.leaves)
+        return tuple(b.reshape(leaf.shape) for leaf, b in zip(self.leaves, buffers, strict=True))
+
+    @property
+    def originals(self) -> tuple[NDArray[Any], ...]:
+        """The original value of each leaf (read-only views; built when asked)."""
+        return self.views(self._original_buffers)
+
+    def pieces(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """``(buffer, low, high)`` for the buffers holding flat indices ``[start, stop)``:
+        buffer number, and the local range in it; the pieces follow each other in order."""
+        first = int(np.searchsorted(self.buffer_offsets, start, side="right")) - 1
+        for k in range(first, len(self.buffer_offsets)):
+            begin = int(self.buffer_offsets[k])
+            if begin >= stop:
+                break
+            end = begin + len(self._original_buffers[k])
+            low, high = max(start, begin), min(stop, end)
+            if low < high:
+                yield k, low - begin, high - begin
+
+    def locate(self, flat_index: int) -> tuple[int, int]:
+        """The working buffer holding ``flat_index`` (its number) and the index within it."""
+        if len(self.buffers) == 1:
+            return 0, int(flat_index)
+        k = int(self.leaf_of(flat_index))
+        return k, int(flat_index) - self.leaves[k].offset
+
+    def move(
+        self, start: int, direction: NDArray[Any], t: float
+    ) -> Iterator[tuple[int, NDArray[Any], NDArray[Any]]]:
+        """Write ``x0 + t * direction`` into the working copies of ``[start, start + len)``.
+
+        Each element is rounded to its own dtype.  The work is done :data:`MOVE_CHUNK`
+        elements at a time, so the temporaries stay small whatever the parameters' size;
+        each chunk is yielded as ``(position in direction, moved values, original values)``
+        (views, valid until the next chunk) for the caller to measure the step taken.
+        """
+        for k, low, high in self.pieces(start, start + len(direction)):
+            buffer, begin = self.buffers[k], int(self.buffer_offsets[k])
+            original = self._original_buffers[k]
+            for a in range(low, high, MOVE_CHUNK):
+                b = min(a + MOVE_CHUNK, high)
+                at = begin + a - start
+                part = buffer[a:b]
+                np.add(original[a:b], t * direction[at : at + b - a], out=part, casting="unsafe")
+                yield at, part, original[a:b]
+
+    def put_back(self, start: int, stop: int) -> None:
+        """Restore the working copies of flat indices ``[start, stop)``, bitwise."""
+        for k, low, high in self.pieces(start, stop):
+            self.buffers[k][low:high] = self._original_buffers[k][low:high]
 
     # -- the tree handed to the user's functions --------------------------------------
     @property
     def tree(self) -> Any:
         """The working copies in the user's structure, as handed to the user's functions.
 
-        Checked on every access: when a function replaced, deleted or added an entry
-        (``p["w"] = ...``, ``del p["b"]``), a fresh tree is built, so the next call sees
-        every parameter, and :meth:`restore` reports the change.
+        Checked on every access, cheaply: when a function deleted or added an entry
+        (``del p["b"]``, ``p["x"] = ...``), a container's length changed, and a fresh tree
+        is built, so the next call sees every parameter.  An entry *replaced* in place
+        (``p["w"] = ...``) keeps the lengths: it is found by the full check of
+        :meth:`structure_changed`, which :meth:`restore` runs at the pipeline's watch
+        points and the objective runs when a call raises.  Either way :meth:`restore`
+        reports the change.  (The full check compares every entry, O(arrays): too slow
+        for every call of a model with thousands of arrays.)
         """
-        if not self._tree_intact():
-            self._structure_changed = True
-            self._renew_tree()
+        for container, length in self._lengths:
+            if len(container) != length:
+                self.structure_changed()
+                break
         return self._tree
+
+    @property
+    def handed(self) -> Any:
+        """The tree last handed to the user's functions, unchecked."""
+        return self._tree
+
+    def structure_changed(self) -> bool:
+        """Whether any dict or list of the tree was changed since it was built (a full check:
+        replaced entries too); if so a fresh tree is built and :meth:`restore` reports it."""
+        if self._tree_intact():
+            return False
+        self._structure_changed = True
+        self._renew_tree()
+        return True
 
     def _renew_tree(self) -> None:
         self._tree = self.build(self.arrays)
@@ -316,6 +420,7 @@ class ParameterSpace:
                 if isinstance(node, list):
                     self._containers.append((node, None, tuple(node)))
                 stack.extend(v for v in node if isinstance(v, (dict, list, tuple)))
+        self._lengths = [(container, len(values)) for container, _, values in self._containers]
 
     def _tree_intact(self) -> bool:
         """Whether every dict and list of the tree still holds what was handed over."""
@@ -342,7 +447,7 @@ class ParameterSpace:
     @property
     def dtype(self) -> np.dtype[Any]:
         """The widest floating dtype among the leaves."""
-        return np.result_type(*(leaf.dtype for leaf in self.leaves))
+        return self.x0.dtype
 
     def build(self, arrays: tuple[NDArray[Any], ...] | list[NDArray[Any]]) -> Any:
         """Return a tree of the user's structure whose leaves are ``arrays`` (in leaf order)."""
@@ -367,9 +472,9 @@ class ParameterSpace:
         return self.build(arrays)
 
     def element(self, flat_index: int) -> tuple[NDArray[Any], int]:
-        """The flat view of the working leaf holding ``flat_index`` and the local index."""
-        k = int(self.leaf_of(flat_index))
-        return self.flat_views[k], int(flat_index) - self.leaves[k].offset
+        """The working buffer holding ``flat_index`` and the element's index in it."""
+        k, local = self.locate(flat_index)
+        return self.buffers[k], local
 
     def leaf_of(self, flat_index: Any) -> Any:
         """The position in :attr:`leaves` of the leaf holding each flat index."""
@@ -388,19 +493,20 @@ class ParameterSpace:
         """Put the original values back into the working copies; True if any had changed.
 
         With ``force`` they are copied back without comparing (after gradcheck itself
-        moved them), and the return value is False.
+        moved them), and the return value is False.  Without it the tree's structure is
+        checked too (entries replaced, deleted or added), in full.
         """
         if force:
-            for array, original in zip(self.arrays, self.originals, strict=True):
-                array[...] = original
+            for buffer, original in zip(self.buffers, self._original_buffers, strict=True):
+                buffer[...] = original
             return False
-        self.tree  # noqa: B018 - the access checks the tree's structure and renews it
+        self.structure_changed()  # the full check
         structural, self._structure_changed = self._structure_changed, False
         wrote = False
-        for array, original in zip(self.arrays, self.originals, strict=True):
-            if not _same_values(array, original):
+        for buffer, original in zip(self.buffers, self._original_buffers, strict=True):
+            if not _same_values(buffer, original):
                 wrote = True
-                array[...] = original
+                buffer[...] = original
         if wrote:
             self.last_change = "wrote into its input arrays" + (
                 f" and {self.last_change}" if structural else ""

@@ -394,6 +394,26 @@ class _Lines:
     def perturbed_many(
         self, indices: NDArray[np.intp], steps: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        if self.chunk == 1:  # a plain loss: each point moved in place, nothing built
+            values = np.empty(len(indices))
+            taken = np.empty(len(indices))
+            for k, (probe, step) in enumerate(zip(indices, steps, strict=True)):
+                block, norm = self.blocks[int(probe)], self.norms[int(probe)]
+                values[k], taken[k], off = self.objective.along_block(
+                    block.start, self.directions[int(probe)], float(step) / norm
+                )
+                self._off_line(int(probe), taken[k], off)
+            return values, taken
+        return self._stacked(indices, steps)
+
+    def _off_line(self, probe: int, along: float, off: float) -> None:
+        if along != 0:
+            self.residual[probe] = max(self.residual[probe], off / abs(along))
+
+    def _stacked(
+        self, indices: NDArray[np.intp], steps: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Points as rows of a stack, for a loss that takes stacks or an executor."""
         space = self.objective.space
         x0 = self.objective.x0
         values = np.empty(len(indices))
@@ -409,11 +429,8 @@ class _Lines:
                 original = x0[block.start : block.stop]
                 moved = (original + steps[k] * unit).astype(dtype)
                 delta = step_taken(moved, original)
-                along = float(delta @ unit)
-                taken[k] = along
-                off = float(np.linalg.norm(delta - along * unit))
-                if along != 0:
-                    self.residual[probe] = max(self.residual[probe], off / abs(along))
+                taken[k] = float(delta @ unit)
+                self._off_line(probe, taken[k], float(np.linalg.norm(delta - steps[k] * unit)))
                 points[row, block.start : block.stop] = moved
             values[start:stop] = self.objective.values_at(points)
         return values, taken
