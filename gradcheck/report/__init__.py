@@ -121,7 +121,8 @@ def write_seed_report(
     path : str or Path, optional
         Default ``reports/seed.html``.
     **options
-        ``title`` and ``back_link``, as for :func:`write`.
+        ``title``, and ``back_link`` (default ``"index.html"``, the index of the run
+        written beside it; None for none), as for :func:`write`.
 
     Returns
     -------

@@ -12,15 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup
 
 from gradcheck.errors import ParameterTypeError
-from gradcheck.report import plots
+from gradcheck.report import errormap, plots
 from gradcheck.report._render import environment, render
 from gradcheck.results import (
     FAILING_LIMIT,
     CheckEvidence,
     CheckResult,
-    ParameterResult,
     format_index,
 )
 
@@ -37,16 +37,20 @@ STATUS_TEXT = {
 def _evidence_context(evidence: CheckEvidence | None) -> dict[str, Any]:
     """What the step-size and agreement sections show of ``result.evidence`` (None if absent)."""
     if evidence is None or not evidence.labels:
-        return {"gathered": evidence is not None, "curves_svg": None, "agreement": []}
-    curves = None
+        return {"gathered": evidence is not None, "curves": [], "agreement": []}
+    curves = []
     if evidence.sweep is not None:
-        curves = plots.step_curves(
-            evidence.sweep,
-            evidence.labels,
-            evidence.analytic,
-            evidence.tolerance,
-            evidence.used_step,
-        )
+        curves = [
+            plots.step_curve(
+                evidence.sweep,
+                i,
+                label,
+                float(evidence.analytic[i]),
+                float(evidence.tolerance[i]),
+                float(evidence.used_step[i]),
+            )
+            for i, label in enumerate(evidence.labels)
+        ]
     estimates = evidence.agreement.estimates if evidence.agreement is not None else {}
     far = evidence.far_from_consensus
     rows = []
@@ -71,7 +75,8 @@ def _evidence_context(evidence: CheckEvidence | None) -> dict[str, Any]:
         )
     return {
         "gathered": True,
-        "curves_svg": curves,
+        "curves": curves,
+        "legend": plots.STEP_CURVE_LEGEND,
         "agreement": rows,
         "reference_names": list(evidence.reference_names),
         "skipped": evidence.agreement.skipped if evidence.agreement is not None else {},
@@ -132,83 +137,6 @@ def _failing_context(result: CheckResult) -> dict[str, Any]:
     return {"rows": rows, "count": result.n_failing_elements, "cap": FAILING_LIMIT}
 
 
-#: Parameters up to this many elements are drawn cell by cell as SVG by the template (fast,
-#: crisp, with a tooltip per element); larger ones as a matplotlib image.
-SVG_CELLS_MAX = 4096
-#: Up to this many elements each cell gets a tooltip with its numbers.
-TOOLTIPS_MAX = 1024
-
-
-def _heatmap_panels(result: CheckResult) -> tuple[list[dict[str, Any]], list[ParameterResult]]:
-    """Cell-by-cell heatmaps for the template, and the parameters too large for them."""
-    panels = []
-    large = []
-    for p in result.parameters:
-        if p.analytic.size == 0:
-            continue
-        if p.analytic.size > SVG_CELLS_MAX:
-            large.append(p)
-            continue
-        picture = plots.ratio_picture(p)
-        exponents = plots.ratio_exponents(p).ravel()  # the true powers, beyond the clipping
-        rows, cols = picture.shape
-        cell = float(np.clip(min(30.0, 520.0 / cols, 320.0 / rows), 4.0, 30.0))
-        colors = plots.ratio_colors(picture)
-        abs_error = p.abs_error.ravel()
-        cells = []
-        tooltips = p.analytic.size <= TOOLTIPS_MAX
-        for k, value in enumerate(picture.ravel()):
-            i, j = divmod(k, cols)
-            index = tuple(int(v) for v in np.unravel_index(k, p.shape)) if p.shape else ()
-            title = ""
-            if tooltips:
-                title = f"{p.name}{format_index(index)}: "
-                if np.isnan(value):
-                    title += "not compared"
-                else:
-                    title += (
-                        f"analytic {float(p.analytic.ravel()[k]):.6g}, reference "
-                        f"{float(p.reference.ravel()[k]):.6g}, |error| "
-                        f"{float(abs_error[k]):.2g}, tolerance "
-                        f"{float(p.tolerance.ravel()[k]):.2g}"
-                    )
-            label = ""
-            if cell >= 20 and np.isfinite(value) and value > plots.RATIO_RANGE[0]:
-                exponent = float(exponents[k])
-                label = "∞" if np.isinf(exponent) else f"{exponent:.0f}".replace("-", "−")
-            cells.append(
-                {
-                    "x": j * cell,
-                    "y": i * cell,
-                    "color": colors[k],
-                    "title": title,
-                    "label": label,
-                    "dark": bool(np.isfinite(value) and value > 1.5),
-                }
-            )
-        worst = None
-        if p.checked.any():
-            flat = int(np.ravel_multi_index(p.worst_index, p.shape)) if p.shape else 0
-            worst = ((flat % cols) * cell, (flat // cols) * cell)
-        panels.append(
-            {
-                "name": p.name,
-                "shape": "×".join(str(v) for v in p.shape) or "scalar",
-                "passed": p.passed,
-                "verdict": "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail",
-                "rows": rows,
-                "cols": cols,
-                "cell": cell,
-                "width": cols * cell,
-                "height": rows * cell,
-                "cells": cells,
-                "worst": worst,
-                "row_ticks": rows > 1 or p.analytic.ndim > 1,
-            }
-        )
-    return panels, large
-
-
 #: The page's title per kind of check (:attr:`CheckResult.kind`).
 TITLES = {
     "gradient": "Gradient check",
@@ -220,26 +148,50 @@ TITLES = {
 }
 
 
+#: What each kind checks, in the user's own convention (the functions as they are called).
+CONVENTIONS = {
+    "vjp": (
+        "vector-Jacobian product",
+        "vjp(dout, *inputs) returns J<sup>T</sup> dout, one gradient per input (as a "
+        "backward pass returns dx, dw, db)",
+        "checked as the gradient of ⟨u, out⟩ for a random cotangent u, then entry by entry "
+        "d out[j] / d input[i] with one-hot cotangents",
+    ),
+    "jvp": (
+        "Jacobian-vector product",
+        "jvp(tangents, *inputs) returns J v, one tangent per input, in the output's shape",
+        "checked entry by entry, d out[j] / d input[i], against reference columns of f",
+    ),
+    "jacobian": (
+        "Jacobian",
+        "jacobian(*inputs) returns d out / d input of shape out.shape + input.shape, per input",
+        "checked entry by entry, d out[j] / d input[i], against reference columns of f",
+    ),
+    "hessian": (
+        "Hessian",
+        "SciPy's hess(x, *args): H[i, j] = d grad[i] / d x[j], the derivative of your grad",
+        "checked entry by entry against reference columns of grad",
+    ),
+    "hvp": (
+        "Hessian-vector product",
+        "SciPy's hessp(x, p, *args) returns H p, the derivative of your grad along p",
+        "checked entry by entry, d grad[i] / d x[j], against reference columns of grad",
+    ),
+}
+
+
 def _derivative_context(result: CheckResult) -> dict[str, Any] | None:
-    """What a derivative check (not a plain gradient) was of, and its wrong entries named."""
+    """What a derivative check (not a plain gradient) was of, in which convention."""
     if result.kind == "gradient":
         return None
+    what, convention, how = CONVENTIONS.get(result.kind, (result.kind, "", ""))
     return {
         "kind": result.kind,
+        "what": what,
+        "convention": Markup(convention),
+        "how": how,
         "outputs": list(result.outputs),
         "inputs": list(result.inputs),
-        "entries": [
-            {
-                "output": e.output,
-                "input": e.input,
-                "analytic": e.analytic,
-                "reference": e.reference,
-                "method": e.method,
-                "error": abs(e.analytic - e.reference),
-                "tolerance": e.tolerance,
-            }
-            for e in result.entries
-        ],
     }
 
 
@@ -273,7 +225,6 @@ def render_check_report(
             f"result: expected a gradcheck CheckResult, not {type(result).__name__}"
         )
     rows = _parameter_rows(result)
-    panels, large = _heatmap_panels(result)
     sources = sorted({row["source"] for row in rows})
     dtypes = sorted({p.dtype for p in result.parameters})
     n_elements = sum(p.analytic.size for p in result.parameters)
@@ -290,8 +241,9 @@ def render_check_report(
         n_elements=n_elements,
         n_checked=sum(p.n_checked for p in result.parameters),
         failing=_failing_context(result),
-        heatmap_panels=panels,
-        heatmaps=plots.error_heatmaps(large) if large else None,
+        top=errormap.top_failing(result),
+        heatmap_panels=errormap.heatmap_panels(result),
+        map_cells_max=plots.MAP_CELLS_MAX,
         ratio_gradient=plots.ratio_gradient_css(),
         evidence=_evidence_context(result.evidence),
         back_link=back_link,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradcheck.errors import ParameterTypeError
-from gradcheck.report import plots
 from gradcheck.report._render import environment, render
 from gradcheck.results import CheckResult
 
@@ -31,6 +30,11 @@ class IndexEntry:
         catch, None when there is no expectation.
     description : str
         One line on what was checked.
+    row, column : str, optional
+        Where the check sits in the index's matrix of the battery (network x
+        reference).  By default read from the label ``"row / column"``; checks
+        whose column no other row shares (the planted bugs) are listed, not put
+        in the matrix.
     """
 
     label: str
@@ -38,6 +42,18 @@ class IndexEntry:
     href: str | None = None
     expect_pass: bool | None = None
     description: str = ""
+    row: str | None = None
+    column: str | None = None
+
+    @property
+    def place(self) -> tuple[str, str] | None:
+        """``(row, column)`` in the battery's matrix: given, or read from the label."""
+        if self.row is not None and self.column is not None:
+            return self.row, self.column
+        if " / " in self.label:
+            row, column = self.label.rsplit(" / ", 1)
+            return row, column
+        return None
 
     @property
     def as_expected(self) -> bool | None:
@@ -65,6 +81,52 @@ def _seed_numbers(demo: Any) -> list[tuple[str, str]]:
     return headline_facts(demo)
 
 
+def _urgency(row: dict[str, Any]) -> int:
+    """Sort key: unexpected verdicts first, then failed (or inconclusive) checks, then the rest."""
+    if row["as_expected"] is False:
+        return 0
+    return 1 if row["status"] != "passed" else 2
+
+
+def _row(k: int, entry: IndexEntry) -> dict[str, Any]:
+    result = entry.result
+    return {
+        "anchor": f"check-{k}",
+        "label": entry.label,
+        "place": entry.place,
+        "description": entry.description,
+        "href": entry.href,
+        "status": result.status,
+        "expect": entry.expect_pass,
+        "as_expected": entry.as_expected,
+        "ratio": max((p.worst_ratio for p in result.parameters), default=0.0),
+        "n_parameters": len(result.parameters),
+        "n_elements": sum(p.analytic.size for p in result.parameters),
+        "evaluations": result.n_evaluations,
+        "seconds": result.seconds,
+        "diagnosis": result.diagnosis.summary if result.diagnosis else "",
+    }
+
+
+def _matrix(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The battery as a compact matrix (network x reference): columns shared by two rows or
+    more; the rows with an unexpected or failed check first.  None when there is none."""
+    placed = [row for row in rows if row["place"] is not None]
+    owners: dict[str, set[str]] = {}
+    for row in placed:
+        owners.setdefault(row["place"][1], set()).add(row["place"][0])
+    columns = [column for column, names in owners.items() if len(names) > 1]
+    if not columns:
+        return None
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in placed:
+        name, column = row["place"]
+        if column in columns:
+            cells.setdefault(name, {})[column] = row
+    ordered = sorted(cells, key=lambda name: min(_urgency(r) for r in cells[name].values()))
+    return {"columns": columns, "rows": [(name, cells[name]) for name in ordered]}
+
+
 def render_index(
     entries: Sequence[IndexEntry] = (),
     *,
@@ -75,26 +137,7 @@ def render_index(
 ) -> str:
     """The HTML text of :func:`gradcheck.report.write_index`."""
     entries = _validate(entries)
-    rows = []
-    for entry in entries:
-        result = entry.result
-        rows.append(
-            {
-                "label": entry.label,
-                "description": entry.description,
-                "href": entry.href,
-                "status": result.status,
-                "expect": entry.expect_pass,
-                "as_expected": entry.as_expected,
-                "ratio": max((p.worst_ratio for p in result.parameters), default=0.0),
-                "n_parameters": len(result.parameters),
-                "n_elements": sum(p.analytic.size for p in result.parameters),
-                "evaluations": result.n_evaluations,
-                "seconds": result.seconds,
-                "diagnosis": result.diagnosis.summary if result.diagnosis else "",
-                "worst": next((p.summary_line() for p in result.failed_parameters), ""),
-            }
-        )
+    rows = sorted((_row(k, entry) for k, entry in enumerate(entries)), key=_urgency)
     unexpected = [row for row in rows if row["as_expected"] is False]
     if not rows:
         status, say = "passed", "No checks in this run"
@@ -104,23 +147,14 @@ def render_index(
     else:
         status = "passed"
         say = f"All {len(rows)} checks gave the expected verdict"
-    overview = (
-        plots.battery_overview(
-            [row["label"] for row in rows],
-            [row["ratio"] for row in rows],
-            [row["status"] for row in rows],
-            [row["expect"] for row in rows],
-        )
-        if rows
-        else None
-    )
     return render(
         "index.html.j2",
         title=title or "gradcheck: reports of this run",
         rows=rows,
+        attention=[row for row in rows if _urgency(row) < 2],
+        matrix=_matrix(rows),
         status=status,
         say=say,
-        overview=overview,
         n_expected_fail=sum(1 for row in rows if row["expect"] is False),
         n_caught=sum(1 for row in rows if row["expect"] is False and row["status"] != "passed"),
         n_expected_pass=sum(1 for row in rows if row["expect"] is True),

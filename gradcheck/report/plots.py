@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,9 +36,10 @@ __all__ = [
     "ratio_tick_labels",
     "ratio_colors",
     "ratio_gradient_css",
-    "error_heatmaps",
-    "step_curves",
-    "battery_overview",
+    "BlockMap",
+    "block_map",
+    "MAP_CELLS_MAX",
+    "step_curve",
     "line_plot",
 ]
 
@@ -56,7 +58,9 @@ COLORS = {
 _RC: dict[str, Any] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
-    "font.size": 9.5,
+    "font.size": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
     "axes.edgecolor": "#8c959f",
     "axes.labelcolor": "#1f2328",
     "axes.spines.top": False,
@@ -66,7 +70,7 @@ _RC: dict[str, Any] = {
     "xtick.color": "#57606a",
     "ytick.color": "#57606a",
     "legend.frameon": False,
-    "legend.fontsize": 8.5,
+    "legend.fontsize": 9,
 }
 
 
@@ -160,13 +164,14 @@ def to_svg(fig: Figure, *, label: str = "") -> str:
     return svg.replace("<svg ", "<svg" + attributes + " ", 1)
 
 
-def _matrix(values: NDArray[Any]) -> NDArray[Any]:
-    """Any parameter as a 2-D picture: rows of the first axis (a vector is one row)."""
+def _matrix(values: NDArray[Any], rows: int | None = None) -> NDArray[Any]:
+    """Any parameter as a 2-D picture: ``rows`` rows (default: its first axis; a vector is one
+    row, a scalar one cell), the remaining axes flattened into the columns."""
     if values.ndim == 0:
         return values.reshape(1, 1)
-    if values.ndim == 1:
-        return values.reshape(1, -1)
-    return values.reshape(values.shape[0], -1)
+    if rows is None:
+        rows = 1 if values.ndim == 1 else values.shape[0]
+    return values.reshape(rows, -1)
 
 
 #: Calm blues well below the tolerance, white near it, red beyond it (position, colour).
@@ -180,12 +185,6 @@ RATIO_STOPS = (
 )
 #: Colour of elements that were not compared.
 UNCHECKED = "#eaeef2"
-
-
-def _ratio_cmap() -> Any:
-    from matplotlib.colors import LinearSegmentedColormap
-
-    return LinearSegmentedColormap.from_list("gradcheck_ratio", list(RATIO_STOPS))
 
 
 def ratio_colors(values: NDArray[np.float64]) -> list[str]:
@@ -213,7 +212,7 @@ def ratio_gradient_css() -> str:
 RATIO_RANGE = (-5.0, 3.0)
 
 
-def ratio_exponents(parameter: ParameterResult) -> NDArray[np.float64]:
+def ratio_exponents(parameter: ParameterResult, rows: int | None = None) -> NDArray[np.float64]:
     """``log10(|error| / tolerance)`` as :func:`ratio_picture` lays it out, not clipped.
 
     The true power of ten a clipped cell writes in; ``inf`` where the error is not finite.
@@ -222,16 +221,88 @@ def ratio_exponents(parameter: ParameterResult) -> NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log10(p.abs_error / p.tolerance)
     ratio = np.where(p.checked & np.isnan(ratio), np.inf, ratio)
-    return _matrix(np.where(p.checked, ratio, np.nan))
+    return _matrix(np.where(p.checked, ratio, np.nan), rows)
 
 
-def ratio_picture(parameter: ParameterResult) -> NDArray[np.float64]:
+def ratio_picture(parameter: ParameterResult, rows: int | None = None) -> NDArray[np.float64]:
     """What a heatmap shows: ``log10(|error| / tolerance)`` as a 2-D array, NaN where unchecked.
 
     Clipped to :data:`RATIO_RANGE` (the scales mark the clipped ends ``≤`` and ``≥``); a
-    non-finite error counts as the top of the range.
+    non-finite error counts as the top of the range.  ``rows`` as for the layout of
+    :func:`block_map`.
     """
-    return np.clip(ratio_exponents(parameter), *RATIO_RANGE)
+    return np.clip(ratio_exponents(parameter, rows), *RATIO_RANGE)
+
+
+#: Most cells along each side of an error map: larger parameters are shown in blocks.  64 keeps
+#: a cell at least 5 px wide on a 390 px phone, and a map of at most 4096 SVG cells.
+MAP_CELLS_MAX = 64
+
+
+@dataclass(frozen=True, eq=False)
+class BlockMap:
+    """An error map of one parameter, aggregated to blocks of ``block`` elements when large.
+
+    Attributes
+    ----------
+    exponent : ndarray
+        Per cell, the unclipped ``log10(|error| / tolerance)`` of the block's worst element
+        (NaN where no element of the block was compared, ``inf`` for a non-finite error).
+    worst : ndarray of int
+        Per cell, the flat index (in the parameter) of that worst element, -1 if none.
+    failing : ndarray of bool
+        Per cell, whether any element of the block fails.
+    block : tuple of int
+        Elements per cell, ``(rows, columns)``; ``(1, 1)`` when not aggregated.
+    layout : tuple of int
+        The parameter as a matrix, ``(rows, columns)``, before aggregation.
+    """
+
+    exponent: NDArray[np.float64]
+    worst: NDArray[np.intp]
+    failing: NDArray[np.bool_]
+    block: tuple[int, int]
+    layout: tuple[int, int]
+
+    @property
+    def aggregated(self) -> bool:
+        return self.block != (1, 1)
+
+    def cell_of(self, flat_index: int) -> tuple[int, int]:
+        """The cell ``(row, column)`` that shows the parameter's element ``flat_index``."""
+        i, j = divmod(int(flat_index), self.layout[1])
+        return i // self.block[0], j // self.block[1]
+
+
+def block_map(
+    parameter: ParameterResult, rows: int | None = None, *, max_cells: int = MAP_CELLS_MAX
+) -> BlockMap:
+    """The error map of ``parameter`` as a matrix of ``rows`` rows, in at most ``max_cells``
+    cells a side: each cell keeps its block's WORST element (largest error / tolerance), so a
+    single wrong element among 100,000 still colours its cell red."""
+    exponent = ratio_exponents(parameter, rows)
+    n_rows, n_cols = exponent.shape
+    block = (-(-n_rows // max_cells), -(-n_cols // max_cells))
+    shape = (-(-n_rows // block[0]), -(-n_cols // block[1]))
+    padded = np.full((shape[0] * block[0], shape[1] * block[1]), np.nan)
+    padded[:n_rows, :n_cols] = exponent
+    failed = np.zeros(padded.shape, dtype=bool)
+    failed[:n_rows, :n_cols] = _matrix(np.asarray(parameter.failed), rows)
+    flat = np.full(padded.shape, -1, dtype=np.intp)
+    flat[:n_rows, :n_cols] = np.arange(n_rows * n_cols).reshape(n_rows, n_cols)
+
+    def blocks(values: NDArray[Any]) -> NDArray[Any]:  # (cell rows, cell cols, elements)
+        tiles = values.reshape(shape[0], block[0], shape[1], block[1]).swapaxes(1, 2)
+        return tiles.reshape(shape[0], shape[1], block[0] * block[1])
+
+    # Unchecked elements rank below every compared one (even an exact one, log10(0) = -inf).
+    ranked = blocks(np.where(np.isnan(padded), -np.inf, np.maximum(padded, -1e300)))
+    at = np.argmax(ranked, axis=2)[..., None]
+    compared = blocks(~np.isnan(padded)).any(axis=2)
+    worst_exponent = np.where(compared, np.take_along_axis(ranked, at, 2)[..., 0], np.nan)
+    worst = np.where(compared, np.take_along_axis(blocks(flat), at, 2)[..., 0], -1)
+    failing = np.asarray(blocks(failed).any(axis=2), dtype=bool)
+    return BlockMap(worst_exponent, worst, failing, block, (n_rows, n_cols))
 
 
 def ratio_tick_labels() -> list[str]:
@@ -240,140 +311,6 @@ def ratio_tick_labels() -> list[str]:
     powers = range(low, high + 1)
     labels = ["1" if k == 0 else "10" + str(k).translate(_SUPERSCRIPT) for k in powers]
     return ["≤" + labels[0], *labels[1:-1], "≥" + labels[-1]]
-
-
-#: Heatmap figure geometry in inches: figure width, usable width, panel title, tick labels,
-#: gap between panels, left margin, colour-bar strip.
-_MAP_WIDTH, _MAP_USABLE, _MAP_TITLE, _MAP_TICKS, _MAP_GAP, _MAP_LEFT, _MAP_BAR = (
-    8.6, 8.0, 0.42, 0.32, 0.45, 0.35, 0.75
-)  # fmt: skip
-
-
-def _flow_layout(sizes: list[tuple[float, float, float]]) -> list[list[int]]:
-    """Panels flowed left to right like words: the panel indices of each row."""
-    rows: list[list[int]] = [[]]
-    x = _MAP_LEFT
-    for k, (w, _, _) in enumerate(sizes):
-        if rows[-1] and x + w > _MAP_USABLE:
-            rows.append([])
-            x = _MAP_LEFT
-        rows[-1].append(k)
-        x += w + _MAP_GAP + _MAP_LEFT
-    return rows
-
-
-def _heatmap_panel(
-    ax: Any, p: ParameterResult, picture: NDArray[Any], cell: float, image_args: dict[str, Any]
-) -> Any:
-    """One parameter's panel: the map, its title, ticks, the worst element outlined."""
-    from matplotlib.patches import Rectangle
-
-    image = ax.imshow(picture, aspect="auto", interpolation="nearest", **image_args)
-    verdict = "ok" if p.passed else f"{p.n_failed} of {p.n_checked} fail"
-    color = COLORS["pass"] if p.passed else COLORS["fail"]
-    shape = "×".join(str(s) for s in p.shape) or "scalar"
-    ax.set_title(
-        f"{mpl_text(_short(p.name))}\n{shape} · {verdict}",
-        color=color,
-        loc="left",
-        fontsize=9,
-        linespacing=1.3,
-    )
-    r, c = picture.shape
-    ax.set_xticks(range(c) if c <= 10 else np.linspace(0, c - 1, 5).round().astype(int))
-    ax.set_yticks(range(r) if r <= 10 else np.linspace(0, r - 1, 5).round().astype(int))
-    ax.tick_params(labelsize=7.5, length=2)
-    if r == 1 and p.analytic.ndim <= 1:
-        ax.set_yticks([])
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(True)
-    if p.checked.any():
-        order = _matrix(np.arange(p.analytic.size).reshape(p.shape))
-        target = np.ravel_multi_index(p.worst_index, p.shape) if p.shape else 0
-        where = np.argwhere(order == target)[0]
-        ax.add_patch(
-            Rectangle(
-                (where[1] - 0.5, where[0] - 0.5),
-                1,
-                1,
-                fill=False,
-                edgecolor=COLORS["ink"],
-                linewidth=1.6,
-            )
-        )
-    if cell >= 0.22:
-        for (i, j), value in np.ndenumerate(picture):
-            if np.isfinite(value) and value > RATIO_RANGE[0]:
-                ax.text(
-                    j,
-                    i,
-                    f"{value:.0f}".replace("-", "−"),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if value > 1.5 else "#24292f",
-                )
-    return image
-
-
-def _ratio_colorbar(fig: Any, image: Any, height: float) -> None:
-    """The shared colour scale under the panels, with the pass/fail line at 0."""
-    width, left = _MAP_WIDTH, _MAP_LEFT
-    cax = fig.add_axes((left / width, 0.42 / height, 4.2 / width, 0.13 / height))
-    bar = fig.colorbar(image, cax=cax, orientation="horizontal")
-    bar.set_ticks(range(int(RATIO_RANGE[0]), int(RATIO_RANGE[1]) + 1), labels=ratio_tick_labels())
-    bar.ax.tick_params(labelsize=7.5)
-    bar.ax.axvline(0.0, color=COLORS["ink"], linewidth=1.5)
-    fig.text(
-        (left + 4.4) / width,
-        0.44 / height,
-        "|error| / tolerance:  below 1 passes, above 1 fails (the ends are clipped)",
-        fontsize=8.5,
-        va="bottom",
-        color=COLORS["ink"],
-    )
-
-
-def error_heatmaps(parameters: Sequence[ParameterResult], *, max_panels: int = 16) -> str | None:
-    """One heatmap of ``log10(|error| / tolerance)`` per parameter, in one figure.
-
-    Above 0 (red) an element fails.  Unchecked elements are grey; the worst
-    element of each parameter is outlined.  Small matrices get square cells
-    with the power of ten written in; panels flow left to right like words.
-    Returns None when there is nothing to draw.
-    """
-    from matplotlib.colors import Normalize
-
-    shown = [p for p in parameters if p.analytic.size > 0][:max_panels]
-    if not shown:
-        return None
-    pictures = [ratio_picture(p) for p in shown]
-    sizes = []
-    for picture in pictures:
-        r, c = picture.shape
-        cell = min(0.34, 6.8 / c, 3.2 / r)
-        sizes.append((max(c * cell, 0.5), max(r * cell, 0.3), cell))
-    rows = _flow_layout(sizes)
-    row_heights = [max(sizes[k][1] for k in row) + _MAP_TITLE + _MAP_TICKS for row in rows]
-    width, height = _MAP_WIDTH, 0.1 + sum(row_heights) + _MAP_BAR
-    fig = figure(width, height)
-    image_args = {
-        "cmap": _ratio_cmap().with_extremes(bad="#eaeef2"),
-        "norm": Normalize(*RATIO_RANGE),
-    }
-    image = None
-    top = height - 0.1
-    for row, row_height in zip(rows, row_heights, strict=True):
-        x = _MAP_LEFT
-        for k in row:
-            w, h, cell = sizes[k]
-            box = (x / width, (top - _MAP_TITLE - h) / height, w / width, h / height)
-            image = _heatmap_panel(fig.add_axes(box), shown[k], pictures[k], cell, image_args)
-            x += w + _MAP_GAP + _MAP_LEFT
-        top -= row_height
-    if image is not None:
-        _ratio_colorbar(fig, image, height)
-    return to_svg(fig, label="heatmaps of error relative to tolerance per element")
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -397,181 +334,79 @@ def _short(name: str, limit: int = 30) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-@_styled
-def step_curves(
-    sweep: StepSweep,
-    labels: Sequence[str],
-    analytic: NDArray[np.float64],
-    tolerance: NDArray[np.float64],
-    used_step: NDArray[np.float64],
-) -> str:
-    """Error of a central difference against the step, one small panel per element.
+#: Width of every matplotlib figure, in inches, and the smallest font in it, in points.  The
+#: pages scale a figure to the column's width (at most ``PLOT_MAX_PX``, the CSS of the
+#: templates): on a 390 px phone the column is 362 px, so 4.8 in (345.6 pt) is drawn at
+#: 1.05 px per point and 9 pt text stays 9.4 px high.  Chosen over a horizontally scrolled
+#: plot at its natural size: a whole plot in view reads better than a panning window.
+FIGURE_WIDTH, FONT_MIN = 4.8, 9.0
 
-    Each panel shows the V (truncation falling as ``h**2`` to the right,
-    roundoff rising as ``1/h`` to the left), the roundoff bound, the step
-    gradcheck uses, and, as a horizontal line, how far the user's gradient
-    is from the same truth, with its tolerance.
+#: What each line of a step-curve panel is, in the order drawn (the page prints the legend
+#: once, in HTML, for all panels): label, colour, line style.
+STEP_CURVE_LEGEND = (
+    ("|central(h) − truth|", COLORS["blue"], "solid"),
+    ("roundoff bound 3σ/h", COLORS["grey"], "dotted"),
+    ("|your gradient − truth| (green within tolerance, red not)", COLORS["fail"], "solid"),
+    ("tolerance", COLORS["warn"], "dashed"),
+    ("gradcheck's central step", COLORS["purple"], "solid"),
+    ("the step that decided, when another", COLORS["purple"], "dashed"),
+)
+
+
+@_styled
+def step_curve(
+    sweep: StepSweep,
+    i: int,
+    label: str,
+    analytic: float,
+    tolerance: float,
+    used_step: float,
+) -> str:
+    """Error of a central difference against the step, for the ``i``-th swept element.
+
+    The V (truncation falling as ``h**2`` to the right, roundoff rising as ``1/h``
+    to the left), the roundoff bound, the step gradcheck uses, and, as a horizontal
+    line, how far the user's gradient is from the same truth, with its tolerance.
+    One small figure per element, so the page can lay them out in as many columns
+    as the screen holds.
     """
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    k = len(sweep.indices)
-    columns = min(k, 2)
-    rows = -(-k // columns)
-    fig = figure(8.6, 0.5 + 2.6 * rows)
-    grid = fig.add_gridspec(
-        rows,
-        columns,
-        hspace=0.55,
-        wspace=0.22,
-        **margins(fig, left=0.8, right=0.15, top=0.75, bottom=0.5),
-    )
-    error = sweep.error
-    floor = np.finfo(np.float64).tiny
-    for i in range(k):
-        ax = fig.add_subplot(grid[i // columns, i % columns])
-        h = sweep.absolute_steps[i]
-        e = np.maximum(error[i], 1e-18)
-        ax.loglog(
-            h,
-            e,
-            "o-",
-            color=COLORS["blue"],
-            markersize=3,
-            linewidth=1.4,
-            label="|central(h) − truth|",
-        )
-        ax.loglog(
-            h,
-            np.maximum(sweep.roundoff[i], floor),
-            ":",
-            color=COLORS["grey"],
-            linewidth=1,
-            label="roundoff bound 3σ/h",
-        )
-        gradient_error = abs(float(analytic[i]) - float(sweep.truth[i]))
-        ok = gradient_error <= float(tolerance[i])
-        ax.axhline(
-            max(gradient_error, 1e-18),
-            color=COLORS["pass"] if ok else COLORS["fail"],
-            linewidth=1.6,
-            label="|your gradient − truth|",
-        )
-        if np.isfinite(tolerance[i]):
-            ax.axhline(
-                float(tolerance[i]),
-                color=COLORS["warn"],
-                linewidth=1,
-                linestyle="--",
-                label="tolerance",
-            )
-        ax.axvline(
-            float(sweep.default_step[i]),
-            color=COLORS["purple"],
-            linewidth=1.2,
-            label="gradcheck's central step",
-        )
-        if np.isfinite(used_step[i]) and not np.isclose(used_step[i], sweep.default_step[i]):
-            ax.axvline(
-                float(used_step[i]),
-                color=COLORS["purple"],
-                linewidth=1,
-                linestyle="--",
-                label="step that decided",
-            )
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(FuncFormatter(_power_of_ten))
-            axis.set_minor_formatter(NullFormatter())
-        ax.set_title(mpl_text(_short(labels[i], 40)), loc="left")
-        ax.set_xlabel("step h")
-        if i % columns == 0:
-            ax.set_ylabel("absolute error")
-        ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
-        if i == 0:
-            handles, names = ax.get_legend_handles_labels()
-            fig.legend(
-                handles, names, loc="upper center", ncol=3, fontsize=8.5, bbox_to_anchor=(0.5, 1.0)
-            )
-    return to_svg(fig, label="central-difference error against step size")
-
-
-@_styled
-def battery_overview(
-    labels: Sequence[str],
-    ratios: Sequence[float],
-    statuses: Sequence[str],
-    expected: Sequence[bool | None],
-) -> str:
-    """A dot per check: its worst ``|error| / tolerance`` on a log axis, the pass line at 1."""
-    n = len(labels)
-    fig = figure(8.6, 0.8 + (0.28 if n <= 16 else 0.19) * n)
-    width = max((len(str(label)) for label in labels), default=4)
+    fig = figure(FIGURE_WIDTH, 2.9)
     ax = fig.add_subplot(
-        fig.add_gridspec(
-            1,
-            1,
-            **margins(fig, left=min(0.3 + 0.075 * width, 4.0), right=0.3, top=0.15, bottom=0.55),
-        )[0, 0]
+        fig.add_gridspec(1, 1, **margins(fig, left=0.62, right=0.12, top=0.3, bottom=0.5))[0, 0]
     )
-    y = np.arange(n)[::-1]
-    low, high = OVERVIEW_RANGE
-    raw = np.nan_to_num(np.asarray(ratios, dtype=float), nan=low, posinf=np.inf)
-    values = np.clip(raw, low, high)
-    beyond = raw > high  # drawn at the axis' end as a triangle, with the true power beside
-    colors = [
-        COLORS["pass"] if s == "passed" else COLORS["fail"] if s == "failed" else COLORS["warn"]
-        for s in statuses
-    ]
-    ax.axvspan(1.0, 1e7, color="#ffebe9", zorder=0)
-    ax.axvline(1.0, color=COLORS["ink"], linewidth=1)
-    ax.hlines(y, 1e-6, values, color="#d0d7de", linewidth=1, zorder=1)
-    for mask, marker in ((~beyond, "o"), (beyond, ">")):
-        ax.scatter(
-            values[mask],
-            y[mask],
-            c=[c for c, m in zip(colors, mask, strict=True) if m],
-            s=38 if marker == "o" else 48,
-            marker=marker,
-            zorder=3,
-            edgecolors="white",
-            linewidths=0.6,
-        )
-    for yi, value in zip(y[beyond], raw[beyond], strict=True):
-        power = "∞" if np.isinf(value) else _power_of_ten(10.0 ** np.floor(np.log10(value)))
-        ax.annotate(
-            power, (high, yi), xytext=(-7, 0), textcoords="offset points", ha="right",
-            va="center", fontsize=7.5, color=COLORS["ink"],
-        )  # fmt: skip
-    for yi, value, want, status in zip(y, values, expected, statuses, strict=True):
-        if want is not None and want != (status == "passed"):
-            ax.annotate(
-                "unexpected",
-                (value, yi),
-                xytext=(6, -3),
-                textcoords="offset points",
-                color=COLORS["fail"],
-                fontsize=8,
-                fontweight="bold",
-            )
-    ax.set_xscale("log")
-    ax.set_xlim(1e-6, 1e7)
-    ax.set_yticks(y, [mpl_text(_short(label, 48)) for label in labels])
-    ax.tick_params(axis="y", labelsize=9 if n <= 16 else 7.5)
-    ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("worst |error| / tolerance  (right of the line: the gradient is wrong)")
-    ax.tick_params(axis="y", length=0)
-    ax.grid(True, axis="x", which="major", color="#eaeef2", linewidth=0.6)
-    powers = range(int(np.log10(low)), int(np.log10(high)) + 1, 2)
-    ax.set_xticks(
-        [10.0**k for k in powers],
-        [("≤" if k == powers[0] else "≥" if k == powers[-1] else "") + _power_of_ten(10.0**k)
-         for k in powers],
-    )  # fmt: skip
-    ax.minorticks_off()
-    return to_svg(fig, label="overview of the battery of checks")
+    h = sweep.absolute_steps[i]
+    ax.loglog(h, np.maximum(sweep.error[i], 1e-18), "o-", color=COLORS["blue"], markersize=3,
+              linewidth=1.4)  # fmt: skip
+    ax.loglog(h, np.maximum(sweep.roundoff[i], np.finfo(np.float64).tiny), ":",
+              color=COLORS["grey"], linewidth=1)  # fmt: skip
+    gradient_error = abs(float(analytic) - float(sweep.truth[i]))
+    ok = gradient_error <= float(tolerance)
+    ax.axhline(max(gradient_error, 1e-18), color=COLORS["pass"] if ok else COLORS["fail"],
+               linewidth=1.6)  # fmt: skip
+    if np.isfinite(tolerance):
+        ax.axhline(float(tolerance), color=COLORS["warn"], linewidth=1, linestyle="--")
+    ax.axvline(float(sweep.default_step[i]), color=COLORS["purple"], linewidth=1.2)
+    if np.isfinite(used_step) and not np.isclose(used_step, sweep.default_step[i]):
+        ax.axvline(float(used_step), color=COLORS["purple"], linewidth=1, linestyle="--")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(_power_of_ten))
+        axis.set_minor_formatter(NullFormatter())
+    # Every other power of ten: ten labels at 9 pt do not fit across 4 inches.
+    ax.xaxis.set_major_locator(_every_other_decade())
+    ax.yaxis.set_major_locator(_every_other_decade())
+    ax.set_title(mpl_text(_short(label, 44)), loc="left")
+    ax.set_xlabel("step h")
+    ax.set_ylabel("absolute error")
+    ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
+    return to_svg(fig, label=f"central-difference error against step size, {label}")
 
 
-#: The battery overview's axis: worst ratios outside it are drawn at its ends, marked.
-OVERVIEW_RANGE = (1e-6, 1e6)
+def _every_other_decade() -> Any:
+    from matplotlib.ticker import LogLocator
+
+    return LogLocator(base=100.0, numticks=8)
 
 
 @_styled
@@ -589,10 +424,10 @@ def line_plot(
     legend_above: bool = False,
 ) -> str:
     """A plain line plot: ``series`` are ``(legend, x, y, matplotlib style kwargs)``."""
-    fig = figure(8.6, height)
-    rows_of_legend = -(-len(series) // 2) if legend_above else 0
-    top = (0.35 if title else 0.15) + 0.2 * rows_of_legend
-    grid = fig.add_gridspec(1, 1, **margins(fig, top=top))
+    rows_of_legend = len(series) + len(hlines) if legend_above else 0
+    top = (0.35 if title else 0.15) + 0.19 * rows_of_legend
+    fig = figure(FIGURE_WIDTH, height + top)
+    grid = fig.add_gridspec(1, 1, **margins(fig, left=0.7, right=0.15, top=top))
     ax: Axes = fig.add_subplot(grid[0, 0])
     for name, x, y, style in series:
         ax.plot(x, y, label=mpl_text(name), **style)
@@ -606,7 +441,7 @@ def line_plot(
         ax.set_title(mpl_text(title), loc="left")
     ax.grid(True, which="major", color="#eaeef2", linewidth=0.6)
     if legend_above:
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, fontsize=8.5)
+        ax.legend(loc="lower left", bbox_to_anchor=(-0.12, 1.01), ncol=1, borderaxespad=0.2)
     else:
         ax.legend(loc="best")
     if ax_callback is not None:

@@ -20,7 +20,7 @@ from gradcheck.report._render import environment, render
 if TYPE_CHECKING:  # pragma: no cover - the type only: the report never runs demo code
     from gradcheck.demo.seed import SeedDemonstration
 
-__all__ = ["SEED_CODE", "headline_facts", "render_seed_report"]
+__all__ = ["POST_URL", "SEED_CODE", "headline_facts", "render_seed_report"]
 
 #: The post's code, as its author wrote it (after iamtrask's "A neural network in 11 lines").
 SEED_CODE = """\
@@ -119,23 +119,23 @@ def _step_plot(demo: SeedDemonstration) -> str:
             "machine epsilon 2.2e−16 ",
             ha="right",
             va="bottom",
-            fontsize=8,
+            fontsize=9,
             color="#9a6700",
         )
         ax.set_ylim(floor / 3, 3.0)
         ticks = [floor, 1e-16, 1e-13, 1e-10, 1e-7, 1e-4, 1e-1]
         ax.set_yticks(ticks, ["exactly 0"] + [f"1e{int(np.log10(t))}" for t in ticks[1:]])
         ax.set_xlim(0, demo.iterations)
-        ax.legend(loc="center right", fontsize=8)
 
     return plots.line_plot(
         series,
         xlabel="iteration",
         ylabel="max |step − (−lr · dL/dW)|",
         log_y=True,
-        height=3.6,
+        height=2.9,
         label="difference between each update and gradient descent",
         ax_callback=decorate,
+        legend_above=True,
     )
 
 
@@ -168,7 +168,7 @@ def _training_plot(demo: SeedDemonstration) -> str:
         xlabel="iteration",
         ylabel="loss  L = ½ Σ (a2 − y)²",
         log_y=True,
-        height=3.8,
+        height=2.9,
         label="training curves of the update rules",
         legend_above=True,
     )
@@ -184,10 +184,18 @@ def _is_demonstration(demo: Any) -> bool:
     return module is not None and isinstance(demo, module.SeedDemonstration)
 
 
+#: The post the seed page answers, cited by its address (a link to follow, nothing loaded).
+POST_URL = "https://ai.stackexchange.com/questions/26920"
+
+
 def render_seed_report(
-    demo: SeedDemonstration, *, title: str | None = None, back_link: str | None = None
+    demo: SeedDemonstration, *, title: str | None = None, back_link: str | None = "index.html"
 ) -> str:
-    """The HTML text of :func:`gradcheck.report.write_seed_report`."""
+    """The HTML text of :func:`gradcheck.report.write_seed_report`.
+
+    ``back_link`` defaults to the index ``gradcheck run`` writes beside the page; None
+    leaves the link out (a seed page written on its own).
+    """
     if not _is_demonstration(demo):
         raise ParameterTypeError(
             f"demo: expected the SeedDemonstration of gradcheck.demo.seed.demonstrate(), not "
@@ -200,6 +208,7 @@ def render_seed_report(
     return render(
         "seed.html.j2",
         title=title or "Why a_prev.T @ delta, and why +?",
+        post_url=POST_URL,
         demo=demo,
         claims=list(demo.claims.items()),
         passed=demo.passed,
