@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
+from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
@@ -34,6 +36,8 @@ templates_path: list[str] = []
 # numpydoc renders the Parameters/Returns/... sections; autosummary writes one page per
 # documented name into api/generated (rebuilt on every build, not kept in git).
 autosummary_generate = True
+# Stubs of names no longer documented would warn (-W): start from none.
+shutil.rmtree(Path(__file__).parent / "api" / "generated", ignore_errors=True)
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "none"
 numpydoc_show_class_members = False
