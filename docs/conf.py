@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
+from sphinx.util import logging
 
 import gradcheck
 from gradcheck.cli import build_parser
@@ -64,5 +66,19 @@ class CommandHelp(Directive):
         return [nodes.literal_block(text.getvalue(), text.getvalue())]
 
 
+#: A script, style sheet, image or frame fetched from another host.
+REMOTE_ASSET = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=[\"'](?:https?:)?//")
+
+
+def refuse_remote_assets(app: object, exception: Exception | None) -> None:
+    """Every page opens offline: a build whose pages load anything from the network warns."""
+    if exception is not None:
+        return
+    for page in sorted(Path(app.outdir).rglob("*.html")):  # type: ignore[attr-defined]
+        if REMOTE_ASSET.search(page.read_text(encoding="utf-8")):
+            logging.getLogger(__name__).warning("%s loads an asset from the network", page)
+
+
 def setup(app: object) -> None:
     app.add_directive("gradcheck-help", CommandHelp)  # type: ignore[attr-defined]
+    app.connect("build-finished", refuse_remote_assets)  # type: ignore[attr-defined]
