@@ -9,8 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import gradcheck
+from gradcheck.verdict.jitter import float32_cell_ends
 
 W = {"w": np.array([0.3, -0.7, 1.1, 2.0])}
 
@@ -198,3 +202,26 @@ def test_a_small_difference_of_huge_terms_is_judged_by_the_complex_steps_measure
     for mode in ("auto", "full"):
         assert gradcheck.check(loss, correct, params, rng=seed, mode=mode).passed
         assert gradcheck.check(loss, factor, params, rng=seed, mode=mode).status == "failed"
+
+
+# -- the float32 probe of the jitter: two points in one float32 rounding cell, far apart -------
+@given(
+    values=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(max_dims=2, max_side=5),
+        elements=st.floats(-1e30, 1e30, allow_nan=False, allow_subnormal=False),
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_float32_cell_ends_round_alike_and_lie_most_of_an_ulp_apart(values, seed) -> None:
+    before = values.copy()
+    low, high = float32_cell_ends(values, np.random.default_rng(seed))
+    assert np.array_equal(values, before)  # the caller's array is not modified
+    assert low.dtype == high.dtype == values.dtype
+    assert np.array_equal(low.astype(np.float32), high.astype(np.float32))
+    center = high.astype(np.float32)
+    ulp = np.minimum(
+        center - np.nextafter(center, np.float32(-np.inf)),
+        np.nextafter(center, np.float32(np.inf)) - center,
+    ).astype(np.float64)
+    assert np.all(high - low >= 0.8 * ulp)

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from gradcheck.diagnosis.failed_check import FailedCheck
 from gradcheck.problem.calls import call_user
 from gradcheck.references.noise import difference_table_noise
+from gradcheck.verdict.jitter import float32_cell_ends
 
 __all__ = [
     "StaleProbe",
@@ -41,7 +42,6 @@ __all__ = [
     "NOISE_LINE_POINTS",
     "NOISE_STEP",
     "NOISE_NODE_SPREAD",
-    "FLOAT32_PROBE_MOVE",
 ]
 
 _F64 = NDArray[np.float64]
@@ -74,9 +74,6 @@ NOISE_STEP = float(np.cbrt(np.finfo(np.float64).eps))
 #: How far each point of that line strays from equal spacing, in steps (a rounding sawtooth
 #: must not look linear along the line).
 NOISE_NODE_SPREAD = 0.35
-#: Relative move of the point at which a float32-only gradient is looked for: large enough
-#: that the moved parameters are not float32 numbers, small enough to stay local.
-FLOAT32_PROBE_MOVE = 1e-6
 
 
 def _gradient_at(failed_check: FailedCheck, x: NDArray[Any]) -> _F64:
@@ -212,19 +209,18 @@ def gradient_rounding_noise(failed_check: FailedCheck) -> _F64 | None:
 def sees_float32_parameters(failed_check: FailedCheck) -> bool:
     """True when the gradient of a wider-than-float32 problem only sees float32 copies.
 
-    The gradient is evaluated at a point ``p`` near ``x0`` (moved by
-    :data:`FLOAT32_PROBE_MOVE`, so it is not made of float32 numbers) and at ``p`` rounded to
-    float32: a backward pass that casts its parameters to float32 gets the same numbers both
-    times and returns the same gradient, bit for bit; a wider one does not.
+    The gradient is evaluated at two points near ``x0`` whose elements round to the same
+    float32 numbers, ~0.9 float32 ulp apart (:func:`~gradcheck.verdict.jitter.float32_cell_ends`):
+    a backward pass that casts its parameters to float32 gets the same numbers both times
+    and returns the same gradient, bit for bit; a wider one does not.
     """
     x0 = failed_check.objective.x0
     if np.finfo(x0.dtype).eps >= np.finfo(np.float32).eps:
         return False
-    rng = np.random.default_rng(PROBE_SEED)
-    point = x0 * (1 + rng.uniform(-FLOAT32_PROBE_MOVE, FLOAT32_PROBE_MOVE, x0.shape))
+    low, high = float32_cell_ends(x0, np.random.default_rng(PROBE_SEED))
     try:
-        wide = _gradient_at(failed_check, point)
-        narrow = _gradient_at(failed_check, point.astype(np.float32).astype(x0.dtype))
+        wide = _gradient_at(failed_check, low)
+        narrow = _gradient_at(failed_check, high)
     except Exception:  # noqa: BLE001 - a probe that cannot run is no evidence
         return False
     same = np.isfinite(wide) & np.isfinite(narrow)

@@ -29,7 +29,9 @@ __all__ = [
     "NODE_SPREAD",
     "CountedCalls",
     "GradientJitter",
+    "float32_cell_ends",
     "float32_valued",
+    "sees_float32_parameters",
     "measure_gradient_jitter",
 ]
 
@@ -49,9 +51,12 @@ JITTER_STEP = 1.0
 JITTER_LINES = 2
 #: How far each point's position on the line strays from the equal spacing (in steps).
 NODE_SPREAD = 0.35
-#: Relative move of the point at which a float32 backward pass is looked for: large enough
-#: that the moved parameters are not float32 numbers, small enough to stay local.
+#: Relative move of the float32 number around which a float32 backward pass is looked for
+#: (:func:`float32_cell_ends`): off the parameters' own values, small enough to stay local.
 FLOAT32_PROBE_MOVE = 1e-6
+#: How far into its float32 rounding cell each end of the float32 probe lies, in float32
+#: ulps on its side: the two ends round to the same float32 number and lie 0.9 ulp apart.
+FLOAT32_CELL_REACH = 0.45
 #: Largest jitter accepted as rounding, relative to the element's own gradient: above it
 #: the gradient is not rounding but jumping (a relu mask flipping along the line), and a
 #: jump must not become room that could absorb an error of the gradient's size.
@@ -90,12 +95,31 @@ def measure_gradient_jitter(
         Per element, the standard deviation of the gradient's rounding noise.
     """
     reference = analytic.astype(np.float64)
-    if float32_valued(analytic, space) or _sees_float32_parameters(grad, space, rng):
+    if float32_valued(analytic, space) or sees_float32_parameters(grad, space, rng):
         return np.zeros(space.size)
     noise = np.zeros(space.size)
     for _ in range(JITTER_LINES):
         noise = np.fmax(noise, _line_noise(grad, space, reference, rng))
-    return noise
+    return _pooled(noise, space)
+
+
+def _pooled(noise: NDArray[np.float64], space: ParameterSpace) -> NDArray[np.float64]:
+    """Each element's noise, at least the median noise of its parameter's elements.
+
+    The elements of one parameter round through the same intermediates (a saturated
+    unit's ``1 - a`` feeds a whole column of its weight), so their noise levels are alike,
+    while each element's own estimate comes from a few differences on two lines and can
+    fall several times short (seen: 4x, on an element whose textbook derivative was off
+    by 2.7 of its true standard deviations).  The parameter's median is a steadier level;
+    it only widens, and it stays at the size of the rounding, far below a bug's.
+    """
+    pooled = noise.copy()
+    for leaf in space.leaves:
+        part = noise[leaf.slice]
+        measured = part[part > 0]
+        if measured.size:
+            pooled[leaf.slice] = np.maximum(part, np.median(measured))
+    return pooled
 
 
 def _line_noise(
@@ -131,29 +155,49 @@ def _line_noise(
     return np.where(accepted & finite & ~jump, noise, 0.0)
 
 
-def _sees_float32_parameters(
+def float32_cell_ends(
+    values: NDArray[Any], rng: np.random.Generator
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Two points, in ``values``' dtype, whose elements round to the same float32 numbers.
+
+    Around ``values`` moved by up to :data:`FLOAT32_PROBE_MOVE` (relative) and rounded to
+    float32, one end lies ``FLOAT32_CELL_REACH`` of a float32 ulp below, the other as far
+    above: ~0.9 float32 ulp apart, as far as the rounding cell allows.  A function that
+    only sees float32 copies of its input gets the same numbers at both ends; a wider one
+    sees inputs that differ by ~1e-7 relative, enough to move even a saturated unit's
+    ``a`` (``1 - a = 1e-10``) by an ulp.  (Two points only half an ulp apart at random,
+    as once used here, were often too close for a saturated gradient to tell apart, and
+    a correct float64 backward pass was taken for a float32 one.)  Elements beyond
+    float32's range are left as they are, at both ends.
+    """
+    moved = values * (1 + rng.uniform(-FLOAT32_PROBE_MOVE, FLOAT32_PROBE_MOVE, values.shape))
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: left as they are
+        center = moved.astype(np.float32)
+        below = (center - np.nextafter(center, np.float32(-np.inf))).astype(values.dtype)
+        above = (np.nextafter(center, np.float32(np.inf)) - center).astype(values.dtype)
+        wide = center.astype(values.dtype)
+        inside = np.isfinite(center) & np.isfinite(below) & np.isfinite(above)
+        low = np.where(inside, wide - FLOAT32_CELL_REACH * below, values)
+        high = np.where(inside, wide + FLOAT32_CELL_REACH * above, values)
+    return low.astype(values.dtype), high.astype(values.dtype)
+
+
+def sees_float32_parameters(
     grad: Callable[[Any], Any], space: ParameterSpace, rng: np.random.Generator
 ) -> bool:
     """True when the gradient of a wider-than-float32 problem only sees float32 copies.
 
-    The gradient is evaluated at a point ``p`` and at ``p`` rounded to float32 (kept in
-    the parameters' dtype).  A backward pass that casts its parameters to float32 gets
-    the same float32 numbers both times and returns the same gradient, bit for bit; a
-    wider one sees parameters that differ by up to half a float32 ulp and does not.
-    ``p`` is the point moved by ``FLOAT32_PROBE_MOVE`` (relative), so that it is not
-    already made of float32 numbers.
+    The gradient is evaluated at the two ends of :func:`float32_cell_ends`: a backward
+    pass that casts its parameters to float32 gets the same float32 numbers both times
+    and returns the same gradient, bit for bit; a wider one does not.
     """
     if np.finfo(space.dtype).eps >= np.finfo(np.float32).eps:
         return False
-    moves = [
-        rng.uniform(-FLOAT32_PROBE_MOVE, FLOAT32_PROBE_MOVE, size=leaf.shape)
-        for leaf in space.leaves
-    ]
+    ends = [float32_cell_ends(array, rng) for array in space.arrays]
     gradients = []
-    for rounded in (False, True):
-        for array, move in zip(space.arrays, moves, strict=True):
-            point = array * (1 + move)
-            array[...] = point.astype(np.float32) if rounded else point
+    for side in (0, 1):
+        for array, pair in zip(space.arrays, ends, strict=True):
+            array[...] = pair[side]
         try:
             gradients.append(
                 call_gradient(grad, space, "evaluating the gradient at slightly moved parameters")
