@@ -50,7 +50,9 @@ html_theme = "alabaster"
 html_title = f"gradcheck {release}"
 html_static_path: list[str] = []
 html_show_sphinx = False  # no footer links out of the pages
-html_theme_options = {"description": "Is your hand-written gradient right?"}
+html_theme_options = {"description": "Is your hand-written gradient right?", "page_width": "1140px"}
+# ``::`` blocks are output and shell lines; Python examples say ``.. code-block:: python``.
+highlight_language = "text"
 
 
 class CommandHelp(Directive):
