@@ -224,6 +224,18 @@ def test_report_is_self_contained(pages: dict[str, Path], kind: str) -> None:
     assert kind == "index" or "<svg" in text  # the figures are inline (the index has none)
 
 
+@pytest.mark.parametrize("kind", ["bad", "good", "seed", "index"])
+def test_every_table_scrolls_in_its_own_box(pages: dict[str, Path], kind: str) -> None:
+    """A table wider than a phone scrolls inside its box, never the page (issue 14, item 1)."""
+    text = _text(pages[kind])
+    tables = [m.start() for m in re.finditer(r"<table\b", text)]
+    assert tables
+    for start in tables:
+        before = text[max(0, start - 40) : start]
+        assert re.search(r'<div class="scroll">\s*$', before), text[start - 80 : start + 40]
+    assert "white-space: nowrap; }" not in text.split("code {", 1)[1].split("}", 1)[0] + "}"
+
+
 def test_hostile_names_are_escaped(pages: dict[str, Path]) -> None:
     for kind in ("bad", "good", "index"):
         text = _text(pages[kind])

@@ -206,6 +206,8 @@ def test_jacobian_block_elements_are_named_as_entries(kinds: dict[str, CheckResu
     assert [row[:2] for row in rows] == [["inputs[0][1]", "out[2]"]]  # once, not twice
     page = render_check_report(kinds["jacobian"])
     assert "rows: output elements, columns: input elements" in page
+    worst = re.search(r'<td><span class="mono">([^<]*)</span>', page)  # the parameters table
+    assert worst is not None and unescape(worst[1]) == "d out[2] / d inputs[0][1]"
 
 
 # -- the index ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from gradcheck.results import (
     FAILING_LIMIT,
     CheckEvidence,
     CheckResult,
+    ParameterResult,
     format_index,
 )
 
@@ -86,6 +87,14 @@ def _evidence_context(evidence: CheckEvidence | None) -> dict[str, Any]:
     }
 
 
+def _worst_name(result: CheckResult, p: ParameterResult, index: tuple[int, ...]) -> str:
+    """The worst element's name: ``w[2, 0]``, or a Jacobian block's entry ``d out[1] / d x[0]``."""
+    output, element = errormap.element_names(result, p, index)
+    if output is None or output.startswith("<"):
+        return p.name + format_index(index)
+    return f"d {output} / d {element}"
+
+
 def _parameter_rows(result: CheckResult) -> list[dict[str, Any]]:
     rows = []
     for p in result.parameters:
@@ -102,7 +111,7 @@ def _parameter_rows(result: CheckResult) -> list[dict[str, Any]]:
                 "step_range": (float(steps.min()), float(steps.max())) if steps.size else None,
                 "max_abs": p.max_abs_error if has else None,
                 "max_rel": p.max_rel_error if has else None,
-                "worst": p.name + format_index(index) if has else "",
+                "worst": _worst_name(result, p, index) if has else "",
                 "worst_analytic": float(p.analytic[index]) if has else None,
                 "worst_reference": float(p.reference[index]) if has else None,
                 "tolerance": float(p.tolerance[index]) if has else None,

@@ -19,7 +19,7 @@ import numpy as np
 from gradcheck.report import plots
 from gradcheck.results import CheckResult, ParameterResult, format_index
 
-__all__ = ["TOP_FAILING", "heatmap_panels", "top_failing", "block_naming"]
+__all__ = ["TOP_FAILING", "heatmap_panels", "top_failing", "block_naming", "element_names"]
 
 #: Rows of the top-failing table (the full list, in index order, follows it).
 TOP_FAILING = 20
@@ -59,8 +59,10 @@ def block_naming(result: CheckResult, parameter: ParameterResult) -> Any:
     return match["output"], match["input"], shape
 
 
-def _names(result: CheckResult, parameter: ParameterResult, index: tuple[int, ...]) -> Any:
-    """``(output element, input element)`` of one element, as ``str(result)`` names them."""
+def element_names(result: CheckResult, parameter: ParameterResult, index: tuple[int, ...]) -> Any:
+    """``(output element, input element)`` of one element, as ``str(result)`` names them: an
+    entry ``d out[j] / d x[i]`` of a Jacobian block as ``("out[j]", "x[i]")``, an element of a
+    gradient as ``(None, "w[i]")``, an input's element of a VJP as ``("<u, out>", "x[i]")``."""
     block = block_naming(result, parameter)
     if block is not None:
         output, name, shape = block
@@ -86,7 +88,7 @@ def top_failing(result: CheckResult, limit: int = TOP_FAILING) -> dict[str, Any]
         keep = np.argsort(-ratio, kind="stable")[:limit]
         for k in keep:
             index = tuple(int(i) for i in np.unravel_index(int(flat[k]), p.shape))
-            output, element = _names(result, p, index)
+            output, element = element_names(result, p, index)
             rows.append(
                 {
                     "output": output,
@@ -178,7 +180,7 @@ def _tooltip(result: CheckResult, p: ParameterResult, flat: int) -> str:
     if flat < 0:
         return "not compared"
     index = tuple(int(i) for i in np.unravel_index(flat, p.shape)) if p.shape else ()
-    output, element = _names(result, p, index)
+    output, element = element_names(result, p, index)
     name = f"d {output} / d {element}" if output and not output.startswith("<") else element
     if not p.checked.reshape(-1)[flat]:
         return f"{name}: not compared"

@@ -427,7 +427,7 @@ def line_plot(
     rows_of_legend = len(series) + len(hlines) if legend_above else 0
     top = (0.35 if title else 0.15) + 0.19 * rows_of_legend
     fig = figure(FIGURE_WIDTH, height + top)
-    grid = fig.add_gridspec(1, 1, **margins(fig, left=0.7, right=0.15, top=top))
+    grid = fig.add_gridspec(1, 1, **margins(fig, left=0.85, right=0.15, top=top))
     ax: Axes = fig.add_subplot(grid[0, 0])
     for name, x, y, style in series:
         ax.plot(x, y, label=mpl_text(name), **style)

@@ -124,7 +124,7 @@ def _step_plot(demo: SeedDemonstration) -> str:
         )
         ax.set_ylim(floor / 3, 3.0)
         ticks = [floor, 1e-16, 1e-13, 1e-10, 1e-7, 1e-4, 1e-1]
-        ax.set_yticks(ticks, ["exactly 0"] + [f"1e{int(np.log10(t))}" for t in ticks[1:]])
+        ax.set_yticks(ticks, ["0"] + [f"1e{int(np.log10(t))}" for t in ticks[1:]])
         ax.set_xlim(0, demo.iterations)
 
     return plots.line_plot(
