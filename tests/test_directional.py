@@ -334,7 +334,8 @@ def test_a_loss_that_slows_down_is_re_planned_within_about_twice_the_budget():
         return 2 * np.sin(w) * np.cos(w)
 
     w = np.random.default_rng(0).standard_normal(2000)
-    result = gradcheck.check(loss, grad, w, budget=0.5, progress=False)
+    # 1 s: room for the directional probes (~50 evaluations at 20 ms) on a loaded machine.
+    result = gradcheck.check(loss, grad, w, budget=1.0, progress=False)
     assert result.passed, str(result)
     assert result.mode == "directional"
     if any(note.startswith("mode full (auto)") for note in result.notes):  # (a loaded machine
@@ -343,5 +344,47 @@ def test_a_loss_that_slows_down_is_re_planned_within_about_twice_the_budget():
     # A full check would have needed ~4,000 evaluations at 20 ms: ~80 s.
     assert result.n_evaluations < 400
     calls["n"] = 0
-    flipped = gradcheck.check(loss, lambda w: -grad(w), w, budget=0.5, progress=False)
+    flipped = gradcheck.check(loss, lambda w: -grad(w), w, budget=1.0, progress=False)
     assert flipped.status == "failed"
+
+
+def _slow_problem(seconds: float):
+    def loss(p):
+        time.sleep(seconds)
+        return float(sum(np.sum(np.sin(np.real(w)) ** 2) for w in p.values()))
+
+    def grad(p):
+        return {k: 2 * np.sin(w) * np.cos(w) for k, w in p.items()}
+
+    rng = np.random.default_rng(0)
+    return loss, grad, {f"p{i}": rng.standard_normal(500) for i in range(3)}
+
+
+def test_directional_probes_stop_within_about_twice_the_budget():
+    # Each Richardson probe costs 14 evaluations (0.14 s here): three parameters with three
+    # probes each would take ~1.5 s; the check stops near twice its budget of 0.2 s instead.
+    loss, grad, params = _slow_problem(0.01)
+    started = time.perf_counter()
+    result = gradcheck.check(loss, grad, params, budget=0.2, mode="auto", progress=False)
+    elapsed = time.perf_counter() - started
+    assert result.mode == "directional"
+    assert elapsed < 2 * 0.2 + 0.45, (elapsed, str(result))  # + one probe's overshoot
+    assert "probing stopped after" in result.directional["summary"]
+    if result.status == "inconclusive":  # the parameters not reached are named, no verdict
+        (budget,) = [h for h in result.hazards if h.kind == "budget"]
+        assert budget.blocking and "p2" in budget.message
+    else:  # the probes that fit reached every parameter: their weaker guarantee is stated
+        assert result.passed, str(result)
+    # A wrong gradient is not passed for lack of time: failed, or no verdict.
+    wrong = gradcheck.check(
+        loss, lambda p: {k: -g for k, g in grad(p).items()}, params, budget=0.2, progress=False
+    )
+    assert wrong.status in ("failed", "inconclusive"), str(wrong)
+
+
+def test_an_evaluation_budget_caps_the_directional_probes():
+    loss, grad, params = _slow_problem(0.0)
+    result = gradcheck.check(loss, grad, params, budget=20, progress=False)
+    assert result.mode == "directional"
+    assert result.n_evaluations <= 2 * 20 + 16, str(result)  # + the illustrating elements
+    assert result.status in ("passed", "inconclusive"), str(result)

@@ -81,12 +81,12 @@ def step_taken(moved: Any, original: Any) -> Any:
     """
     wide = np.result_type(np.asarray(moved).dtype, np.float64)
     difference = np.asarray(moved, dtype=wide) - np.asarray(original, dtype=wide)
-    return difference.astype(np.float64)
+    return difference.astype(np.float64, copy=False)
 
 
 #: Elements moved per numpy call when a direction is written into the working copies: the
-#: temporaries (``t * v``, the step taken) stay at a few MB whatever the parameters' size.
-MOVE_CHUNK = 2**18
+#: scratch vectors (``t * v``, the step taken) stay in cache whatever the parameters' size.
+MOVE_CHUNK = 2**16
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,23 +348,26 @@ class ParameterSpace:
 
     def move(
         self, start: int, direction: NDArray[Any], t: float
-    ) -> Iterator[tuple[int, NDArray[Any], NDArray[Any]]]:
+    ) -> Iterator[tuple[int, NDArray[Any], NDArray[Any], NDArray[np.float64]]]:
         """Write ``x0 + t * direction`` into the working copies of ``[start, start + len)``.
 
         Each element is rounded to its own dtype.  The work is done :data:`MOVE_CHUNK`
-        elements at a time, so the temporaries stay small whatever the parameters' size;
-        each chunk is yielded as ``(position in direction, moved values, original values)``
-        (views, valid until the next chunk) for the caller to measure the step taken.
+        elements at a time, in two reused scratch vectors, so nothing full-size is
+        allocated whatever the parameters' size; each chunk is yielded as ``(position in
+        direction, moved values, original values, t * direction there)`` (views, valid
+        until the next chunk) for the caller to measure the step really taken.
         """
+        scratch = np.empty(min(MOVE_CHUNK, len(direction)))
         for k, low, high in self.pieces(start, start + len(direction)):
             buffer, begin = self.buffers[k], int(self.buffer_offsets[k])
             original = self._original_buffers[k]
             for a in range(low, high, MOVE_CHUNK):
                 b = min(a + MOVE_CHUNK, high)
                 at = begin + a - start
+                intended = np.multiply(direction[at : at + b - a], t, out=scratch[: b - a])
                 part = buffer[a:b]
-                np.add(original[a:b], t * direction[at : at + b - a], out=part, casting="unsafe")
-                yield at, part, original[a:b]
+                np.add(original[a:b], intended, out=part, casting="unsafe")
+                yield at, part, original[a:b], intended
 
     def put_back(self, start: int, stop: int) -> None:
         """Restore the working copies of flat indices ``[start, stop)``, bitwise."""

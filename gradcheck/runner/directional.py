@@ -83,6 +83,7 @@ __all__ = [
     "LEAF_BLOCK",
     "MAX_FRONTIER",
     "MAX_TOP_GROUPS",
+    "OutOfTime",
 ]
 
 
@@ -131,6 +132,12 @@ ZERO_GRADIENT_WEIGHT = 2.0**-26
 #: Rungs of the Richardson ladder along a probe: top-level probes, bisection probes.
 TOP_RUNGS = 7
 BISECTION_RUNGS = 4
+#: Loss evaluations an illustrating sample element costs the elementwise pipeline, about.
+SAMPLE_COST = 3
+
+#: ``out_of_time(evaluations)``: would that many more loss evaluations take the check past
+#: its budget?
+OutOfTime = Callable[[int], bool]
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,9 @@ class DirectionalOutcome:
         Loss evaluations spent on probes.
     non_finite : int
         Analytic elements that are NaN or infinite (left out of the probes; they fail).
+    unreached : tuple of str
+        Parameters no probe reached before the check's budget ran out (their verdict is
+        withheld: the caller reports them).
     """
 
     probes: tuple[Probe, ...]
@@ -313,6 +323,7 @@ class DirectionalOutcome:
     method: str
     n_evaluations: int
     non_finite: int = 0
+    unreached: tuple[str, ...] = ()
 
     @property
     def top(self) -> tuple[Probe, ...]:
@@ -331,7 +342,8 @@ class DirectionalOutcome:
             f"{self.n_evaluations} loss evaluations)"
         )
         if self.passed:
-            return f"{head}: all agree; {self.guarantee.sentence()}"
+            stopped = "".join(f"; {note}" for note in self.located)
+            return f"{head}: all agree; {self.guarantee.sentence()}{stopped}"
         failed = [p for p in top if not p.passed]
         if not failed:
             return f"{head}: all agree on the finite elements; " + "; ".join(self.located)
@@ -458,6 +470,7 @@ class _Context:
     weights: NDArray[np.float64]  # per parameter: its weight in a direction spanning several
     jitter: NDArray[np.float64] | None = None  # measured jitter of the analytic gradient
     initial: dict[Block, NDArray[np.float64]] = field(default_factory=dict)  # first directions
+    top_rungs: int = TOP_RUNGS  # Richardson rungs of a top-level probe (fewer when short of time)
 
     def leaves(self, block: Block) -> range:
         """The parameters ``block`` touches."""
@@ -511,6 +524,12 @@ class _Context:
         if not finite.all():  # non-finite elements are reported directly, not probed
             v = np.where(finite, v, 0.0)
         return v
+
+    def probe_cost(self, level: int) -> int:
+        """Loss evaluations of one probe at ``level``, in units of real evaluations."""
+        if self.use_complex:
+            return math.ceil(getattr(self.objective, "complex_cost", 1.0))
+        return 2 * (self.top_rungs if level == 0 else BISECTION_RUNGS)
 
     def probe(self, blocks: list[Block], level: int) -> list[Probe]:
         """One probe per block (a fresh Gaussian direction each), batched."""
@@ -578,7 +597,7 @@ class _Context:
             np.arange(len(blocks)),
             sigma=self.sigma() if callable(self.sigma) else self.sigma,
             base_steps=base,
-            n_steps=TOP_RUNGS if level == 0 else BISECTION_RUNGS,
+            n_steps=self.top_rungs if level == 0 else BISECTION_RUNGS,
         )
         spent = (self.objective.n_evaluations - before) // len(blocks)
         probes = []
@@ -618,7 +637,7 @@ def directional_check(
     locate: bool = True,
     samples: int = 1,
     initial: NDArray[np.float64] | None = None,
-    out_of_time: Callable[[], bool] | None = None,
+    out_of_time: OutOfTime | None = None,
 ) -> DirectionalOutcome:
     """Probe the gradient along random directions; locate the wrong elements if any disagree.
 
@@ -660,8 +679,12 @@ def directional_check(
         one for another purpose, such as the complex-step capability test: the
         directions only need to be independent of the gradient's error, which they are).
     out_of_time : callable, optional
-        Asked before each bisection level; when it returns True the search stops and the
-        failing blocks are sampled elementwise (the verdict of the top-level probes stands).
+        ``out_of_time(evaluations)``: whether that many more loss evaluations would take
+        the check past its budget.  Asked before each round of top-level probes (a round
+        that does not fit is cut, and the parameters not reached are listed in
+        ``unreached``), before each bisection level (the search stops and the failing
+        blocks are sampled elementwise; the verdict of the top-level probes stands), and
+        before the illustrating samples (skipped).
 
     Returns
     -------
@@ -702,8 +725,7 @@ def directional_check(
         context.initial = {b: initial[b.start : b.stop] for b in groups if b.size}
     if probes is None:
         probes = PROBES_PER_PARAMETER["complex" if use_complex else "richardson"]
-    top_blocks = [b for b in groups for _ in range(probes) if b.size]
-    top = context.probe(top_blocks, level=0)
+    top_blocks, top, stopped = _top_level(context, groups, probes, out_of_time)
     if context.jitter is None and measure_jitter is not None and not all(p.passed for p in top):
         context.jitter = measure_jitter()
         if context.jitter is not None:  # fresh probes, judged with the jitter's room
@@ -711,7 +733,7 @@ def directional_check(
     guarantee = _guarantee(space, top, analytic, finite, context.weights)
 
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]
-    located: list[str] = []
+    located: list[str] = [] if stopped is None else [stopped]
     bisection: list[Probe] = []
     failing = list(dict.fromkeys(b for b, p in zip(top_blocks, top, strict=True) if not p.passed))
     if locate and failing:
@@ -720,8 +742,12 @@ def directional_check(
         bisection += extra
         located += notes
     # Samples illustrate the parameters whose probes passed; a failing one has its own.
-    passing = [b for b in groups if b not in failing]
-    suspects += _samples(space, rng, samples, passing, grouped=len(groups) < len(space.leaves))
+    passing = [b for b in groups if b not in failing and b in top_blocks]
+    if out_of_time is None or not out_of_time(SAMPLE_COST * SPREAD_SAMPLE):
+        grouped = len(groups) < len(space.leaves)
+        suspects += _samples(space, rng, samples, passing, grouped=grouped)
+    reached = set(top_blocks)
+    unreached = tuple(n for b in groups if b.size and b not in reached for n in context.label(b)[3])
     if np.any(~finite):
         located.insert(0, f"{int(np.sum(~finite))} non-finite analytic element(s)")
     all_suspects = (
@@ -737,7 +763,54 @@ def directional_check(
         method="complex" if use_complex else "richardson",
         n_evaluations=objective.n_evaluations - before,
         non_finite=int(np.sum(~finite)),
+        unreached=unreached,
     )
+
+
+def _top_level(
+    context: _Context, groups: list[Block], probes: int, out_of_time: OutOfTime | None
+) -> tuple[list[Block], list[Probe], str | None]:
+    """The top-level probes, in rounds of one per group: the blocks, the probes, and why they
+    stopped early (None when all ran).
+
+    With ``out_of_time``, a round that would take the check past its budget is cut to the
+    probes that fit, and the probing stops there: the groups probed keep their (weaker)
+    guarantee, the groups not reached are reported as such.
+    """
+    blocks = [b for b in groups if b.size]
+    done_blocks: list[Block] = []
+    done: list[Probe] = []
+    for _ in range(probes):
+        fit = _fitting(context, len(blocks), out_of_time)
+        if fit < len(blocks) and not context.use_complex and context.top_rungs > BISECTION_RUNGS:
+            # A shorter ladder, if it reaches more groups: every parameter probed, less exactly.
+            rungs, context.top_rungs = context.top_rungs, BISECTION_RUNGS
+            shorter = _fitting(context, len(blocks), out_of_time)
+            if shorter > fit:
+                fit = shorter
+            else:
+                context.top_rungs = rungs
+        done_blocks += blocks[:fit]
+        done += context.probe(blocks[:fit], level=0)
+        if fit < len(blocks):
+            n = probes * len(blocks)
+            return (
+                done_blocks,
+                done,
+                (
+                    f"probing stopped after {len(done)} of {n} top-level probes: the next would "
+                    "take the check past twice its budget"
+                ),
+            )
+    return done_blocks, done, None
+
+
+def _fitting(context: _Context, n: int, out_of_time: OutOfTime | None) -> int:
+    """How many of ``n`` top-level probes fit in what is left of the budget."""
+    cost = context.probe_cost(0)
+    while n and out_of_time is not None and out_of_time(n * cost):
+        n -= 1
+    return n
 
 
 def _top_groups(space: ParameterSpace) -> list[Block]:
@@ -867,7 +940,7 @@ def _guarantee(
 
 
 def _bisect(
-    context: _Context, failing: list[Block], out_of_time: Callable[[], bool] | None = None
+    context: _Context, failing: list[Block], out_of_time: OutOfTime | None = None
 ) -> tuple[list[NDArray[np.intp]], list[Probe], list[str]]:
     """Halve failing blocks until they are small; stop when the error is dense."""
     suspects: list[NDArray[np.intp]] = []
@@ -886,7 +959,8 @@ def _bisect(
         if not large:
             break
         over = len(probes) + 2 * len(large) > MAX_BISECTION_PROBES
-        if over or (out_of_time is not None and out_of_time()):
+        upcoming = (2 * len(large) + SPOT_BLOCKS) * context.probe_cost(level)
+        if over or (out_of_time is not None and out_of_time(upcoming)):
             pick = _sample(context, large, SPREAD_SAMPLE * len({b.group for b in large}))
             suspects.append(pick)
             why = "" if over else " (the check's budget is spent)"

@@ -246,18 +246,33 @@ def _directional_plan(
         measure_jitter=run.jitter.measure,
         use_complex=complex_ok and run.options.method in ("auto", "complex"),
         initial=line,
-        out_of_time=(lambda: _past_budget(run)) if run.options.mode == "auto" else None,
+        out_of_time=(lambda more: _past_budget(run, more)) if run.options.mode == "auto" else None,
     )
+    if outcome.unreached:
+        names = ", ".join(repr(name) for name in outcome.unreached[:3])
+        more = len(outcome.unreached) - 3
+        run.hazards.append(
+            Hazard(
+                "budget",
+                f"no directional probe reached {names}{f' and {more} more' if more > 0 else ''}"
+                f" within twice the budget of {run.options.budget}: no verdict for "
+                f"{'them' if len(outcome.unreached) > 1 else 'it'} (raise budget=)",
+                blocking=True,
+            )
+        )
     return CheckPlan("directional", outcome.suspects, complex_ok, outcome)
 
 
-def _past_budget(run: CheckRun) -> bool:
-    """True once the check has spent ``BUDGET_OVERRUN`` times its budget."""
+def _past_budget(run: CheckRun, upcoming: int = 0) -> bool:
+    """Whether ``upcoming`` more loss evaluations, at the measured pace, would take the check
+    past ``BUDGET_OVERRUN`` times its budget."""
     budget = run.options.budget
     if budget.evaluations is not None:
-        return run.objective.n_evaluations > BUDGET_OVERRUN * budget.evaluations
+        return run.objective.n_evaluations + upcoming > BUDGET_OVERRUN * budget.evaluations
     assert budget.seconds is not None
-    return time.perf_counter() - run.started > BUDGET_OVERRUN * budget.seconds
+    pace = run.objective.seconds_per_evaluation / run.objective.parallelism
+    spent = time.perf_counter() - run.started
+    return spent + upcoming * pace > BUDGET_OVERRUN * budget.seconds
 
 
 def _choose_indices(
