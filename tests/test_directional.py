@@ -388,3 +388,41 @@ def test_an_evaluation_budget_caps_the_directional_probes():
     assert result.mode == "directional"
     assert result.n_evaluations <= 2 * 20 + 16, str(result)  # + the illustrating elements
     assert result.status in ("passed", "inconclusive"), str(result)
+
+
+def _k_wrong(k):
+    def change(flat):
+        flat = flat.copy()
+        for i in np.linspace(7, flat.size - 7, k).astype(int):
+            flat[i] += 1e-3 * np.abs(flat).max()
+        return flat
+
+    return change
+
+
+@pytest.mark.parametrize("method", ["auto", "central"])
+def test_a_dense_error_costs_at_most_about_ten_passing_checks(method):
+    # Once the probes show the error spread over a parameter, localising stops and a sample
+    # describes it (enough to name the factor): no bisection tree, no elementwise leaf blocks.
+    net, params, loss, grad = _network()
+    right = gradcheck.check(loss, grad, params, mode="directional", method=method, rng=3)
+    wrong = _planted(net, grad, lambda flat: flat * (1 + 1e-4))
+    dense = gradcheck.check(loss, wrong, params, mode="directional", method=method, rng=3)
+    assert right.passed and dense.status == "failed", str(dense)
+    assert dense.diagnosis is not None and dense.diagnosis.kind == "constant-factor"
+    assert dense.n_evaluations <= 10 * right.n_evaluations, (dense.n_evaluations, str(dense))
+    assert "stopped localising" in dense.directional["summary"]
+
+
+def test_k_wrong_elements_are_located_at_a_cost_linear_in_k():
+    net, params, loss, grad = _network()
+    right = gradcheck.check(loss, grad, params, mode="directional", rng=3)
+    extra = {}
+    for k in (1, 4):
+        found = gradcheck.check(loss, _planted(net, grad, _k_wrong(k)), params, mode="directional")
+        assert sum(int(p.failed.sum()) for p in found.parameters) == k, str(found)
+        extra[k] = found.n_evaluations - right.n_evaluations
+    # O(k log N): each wrong element costs a bisection path (~2 log2 N probes) and its own
+    # elementwise references; four cost about four times one, not a sweep of N = 2,410.
+    assert extra[4] <= 6 * extra[1], extra
+    assert extra[4] < net.n_params / 4, extra

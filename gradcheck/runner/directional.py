@@ -46,9 +46,12 @@ of :data:`LEAF_BLOCK` elements, which the elementwise pipeline then checks.
 of ``N`` evaluations.  An error spread over many elements (a wrong factor)
 makes every half fail: before bisecting a failing block of more than
 ``2 * LEAF_BLOCK`` elements, :data:`SPOT_BLOCKS` random blocks of
-:data:`LEAF_BLOCK` elements inside it are probed; if (nearly) all fail the error is
-dense, the search stops and :data:`DENSE_SAMPLE` elements are checked elementwise,
-so a dense bug costs a few dozen probes more than a pass, not a bisection tree.  A sparse
+:data:`LEAF_BLOCK` elements inside it are probed (a smaller failing parameter has its
+two halves probed); if (nearly) all fail the error is dense, the search stops and a
+sample is checked elementwise (:data:`DENSE_SAMPLE` elements of the first dense
+parameter, one of each later one: enough to name a factor), so a dense bug costs a few
+dozen probes and a few elements more than a pass, not a bisection tree (784-128-10:
+about 7 passing checks).  A sparse
 pattern (one wrong column of a weight matrix) keeps being bisected, within
 :data:`MAX_BISECTION_PROBES` probes.
 """
@@ -950,12 +953,27 @@ def _bisect(
     level = 0
     retried: set[Block] = set()
     spot_tested: set[int] = set()
+    dense = 0  # groups found dense so far: the first ones are sampled more
     while frontier:
         level += 1
-        for block in frontier:
-            if block.size <= LEAF_BLOCK:
-                suspects.append(np.arange(block.start, block.stop))
-        large = [b for b in frontier if b.size > LEAF_BLOCK]
+        small = [b for b in frontier if b.size <= (2 if level == 1 else 1) * LEAF_BLOCK]
+        for block in small:
+            if level == 1 and block.size > 2 * DENSE_SAMPLE:
+                # A whole small parameter that fails: both halves failing show a spread
+                # error, which a sample describes; else the failing halves are leaves.
+                halves = context.split(block)
+                tested = context.probe(list(halves), level)
+                probes += tested
+                dirty = [h for h, p in zip(halves, tested, strict=True) if not p.passed]
+                if len(dirty) == 2:
+                    dense += 1
+                    pick = _sample(context, [block], _dense_sample(dense))
+                    suspects.append(pick)
+                    notes.append(_spread_note(context, [block], "both of its halves", len(pick)))
+                    continue
+                block = Block(dirty[0].start, dirty[0].stop, block.group) if dirty else block
+            suspects.append(np.arange(block.start, block.stop))
+        large = [b for b in frontier if b not in small]
         if not large:
             break
         over = len(probes) + 2 * len(large) > MAX_BISECTION_PROBES
@@ -979,14 +997,15 @@ def _bisect(
             probes += tested
             if sum(not p.passed for p in tested) >= len(tested) - 1:
                 large = [b for b in large if b.group != k]
-                pick = _sample(context, mine, DENSE_SAMPLE)
+                dense += 1
+                pick = _sample(context, mine, _dense_sample(dense))
                 suspects.append(pick)
-                notes.append(
-                    f"{_group_name(context, mine)}: the error is spread over its elements ("
-                    f"{len(mine)} blocks disagree at bisection level {level}, and "
-                    f"{sum(not p.passed for p in tested)} of {len(tested)} random blocks of "
-                    f"{LEAF_BLOCK}); {len(pick)} elements checked elementwise"
+                failed = sum(not p.passed for p in tested)
+                seen = (
+                    f"{len(mine)} block(s) at bisection level {level} and {failed} of "
+                    f"{len(tested)} random blocks of {LEAF_BLOCK}"
                 )
+                notes.append(_spread_note(context, mine, seen, len(pick)))
         children = [half for b in large for half in context.split(b)]
         tested = context.probe(children, level)
         probes += tested
@@ -1015,6 +1034,20 @@ def _bisect(
             f"block(s) with {len(probes)} probe(s)"
         )
     return suspects, probes, notes
+
+
+def _dense_sample(nth: int) -> int:
+    """Elements checked of the ``nth`` group found dense: :data:`DENSE_SAMPLE` for the
+    first, one for each later one (the pattern is named from the first; each failing
+    element costs a second reference and a kink test, ~20 evaluations)."""
+    return DENSE_SAMPLE if nth == 1 else 1
+
+
+def _spread_note(context: _Context, blocks: list[Block], seen: str, checked: int) -> str:
+    return (
+        f"{_group_name(context, blocks)}: the error is spread over its elements ({seen} "
+        f"disagree); stopped localising, {checked} element(s) checked elementwise"
+    )
 
 
 def _sample(context: _Context, blocks: list[Block], size: int) -> NDArray[np.intp]:
