@@ -709,6 +709,7 @@ def directional_check(
     )
     max_g = float(np.max(scale, initial=0.0))
     groups = _top_groups(space)
+    norms = _leaf_norms(space, analytic)
     context = _Context(
         objective,
         space,
@@ -720,7 +721,7 @@ def directional_check(
         use_complex,
         rng,
         finite,
-        _weights(space, analytic, groups),
+        _weights(space, norms, groups),
         None if gradient_jitter is None else np.asarray(gradient_jitter, dtype=np.float64),
     )
     before = objective.n_evaluations
@@ -733,7 +734,7 @@ def directional_check(
         context.jitter = measure_jitter()
         if context.jitter is not None:  # fresh probes, judged with the jitter's room
             top = context.probe(top_blocks, level=0)
-    guarantee = _guarantee(space, top, analytic, finite, context.weights)
+    guarantee = _guarantee(context, top_blocks, top, norms)
 
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]
     located: list[str] = [] if stopped is None else [stopped]
@@ -841,7 +842,7 @@ def _top_groups(space: ParameterSpace) -> list[Block]:
 
 
 def _weights(
-    space: ParameterSpace, analytic: NDArray[np.float64], groups: list[Block]
+    space: ParameterSpace, norms: NDArray[np.float64], groups: list[Block]
 ) -> NDArray[np.float64]:
     """Per parameter, its weight in directions that span several: ``1 / |g_p|``.
 
@@ -854,7 +855,6 @@ def _weights(
     weights = np.ones(len(space.leaves))
     if len(groups) == len([leaf for leaf in space.leaves if leaf.size]):
         return weights
-    norms = np.array([float(np.linalg.norm(analytic[leaf.slice])) for leaf in space.leaves])
     typical = float(np.median(norms[norms > 0])) if np.any(norms > 0) else 1.0
     floor = ZERO_GRADIENT_WEIGHT * float(np.max(norms, initial=0.0))
     return typical / np.maximum(norms, floor or typical)
@@ -883,44 +883,54 @@ def _samples(
     return out
 
 
+def _leaf_norms(space: ParameterSpace, analytic: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``|g_p|`` of every parameter: one reduction over all of them when they are many."""
+    if len(space.leaves) <= MAX_TOP_GROUPS:
+        return np.array([float(np.linalg.norm(analytic[leaf.slice])) for leaf in space.leaves])
+    sizes = np.array([leaf.size for leaf in space.leaves])
+    starts = np.minimum([leaf.offset for leaf in space.leaves], space.size - 1)
+    sums = np.add.reduceat(np.square(analytic), starts)
+    sums[sizes == 0] = 0.0
+    return np.sqrt(sums)
+
+
 def _guarantee(
-    space: ParameterSpace,
-    top: list[Probe],
-    analytic: NDArray[np.float64],
-    finite: NDArray[np.bool_],
-    weights: NDArray[np.float64],
+    context: _Context, top_blocks: list[Block], top: list[Probe], norms: NDArray[np.float64]
 ) -> Guarantee:
     """What the top-level probes rule out, per parameter.
 
     A probe whose direction covers parameter ``p`` with weight ``w_p`` has
     ``e . v ~ N(0, s**2)`` with ``s >= w_p |e_p|``, so for ``|e_p| >= rho |g_p|`` it misses
-    with probability at most ``erf(slack / (rho w_p |g_p| sqrt 2))``.
+    with probability at most ``erf(slack / (rho w_p |g_p| sqrt 2))``.  The parameters of one
+    group share its probes, so the group's worst case is its parameter of smallest
+    ``w_p |g_p|``: the bound is computed per group, whatever the number of parameters.
     """
+    space = context.space
     scales: dict[str, float] = {}
-    slacks: dict[str, list[float]] = {}
-    effective: dict[str, float] = {}
-    for k, leaf in enumerate(space.leaves):
-        mine = [p for p in top if leaf.name in (p.covers or (p.parameter,))]
-        if not mine:
-            continue
-        g = np.where(finite[leaf.slice], analytic[leaf.slice], 0.0)
-        norm = float(np.linalg.norm(g))
-        alone = all(len(p.covers) <= 1 for p in mine)
+    per_group: dict[Block, list[Probe]] = {}
+    for block, probe in zip(top_blocks, top, strict=True):
+        per_group.setdefault(block, []).append(probe)
+    rows: list[list[float]] = []
+    smallest: list[float] = []
+    for block, mine in per_group.items():
+        leaves = [k for k in context.leaves(block) if space.leaves[k].size]
+        norm = norms[leaves]
+        alone = len(leaves) == 1
         if alone:  # probes of this parameter alone also measured its scale
-            norm = max(norm, math.sqrt(sum(p.reference**2 for p in mine) / len(mine)))
-        scales[leaf.name] = norm
-        effective[leaf.name] = norm * (1.0 if alone else float(weights[k]))
-        slacks[leaf.name] = [p.tolerance + p.error for p in mine]
+            norm = np.maximum(norm, math.sqrt(sum(p.reference**2 for p in mine) / len(mine)))
+        scales.update((space.leaves[k].name, float(n)) for k, n in zip(leaves, norm, strict=True))
+        effective = norm if alone else norm * context.weights[leaves]
+        smallest.append(float(np.min(effective)) if np.all(effective > 0) else 0.0)
+        rows.append([p.tolerance + p.error for p in mine])
 
-    names = list(scales)
-    width = max((len(slacks[name]) for name in names), default=0)
-    table = np.full((len(names), width), np.inf)
-    for row, name in enumerate(names):
-        table[row, : len(slacks[name])] = slacks[name]
-    norms = np.array([effective[name] for name in names])
+    width = max((len(row) for row in rows), default=0)
+    table = np.full((len(rows), width), np.inf)
+    for r, row in enumerate(rows):
+        table[r, : len(row)] = row
+    norms = np.array(smallest)
 
     def worst(rho: float) -> float:
-        if not names:
+        if not rows:
             return 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             z = table / (rho * norms[:, np.newaxis] * math.sqrt(2.0))
@@ -928,7 +938,7 @@ def _guarantee(
         return float(np.max(np.prod(_erf(z), axis=1)))
 
     at = {rho: worst(rho) for rho in REPORTED_RHOS}
-    if any(scales[name] == 0 for name in scales) or worst(1.0) > MISS_TARGET:
+    if any(scale == 0 for scale in scales.values()) or worst(1.0) > MISS_TARGET:
         rho = math.inf
     else:
         low, high = -40.0, 0.0  # log10 rho: bisection on the monotone miss probability

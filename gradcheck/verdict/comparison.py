@@ -297,7 +297,10 @@ class Comparison:
 
     def methods(self, part: slice) -> str:
         """The references that decided the checked elements of ``part``, most used first."""
-        counts = np.bincount(self.method[part][self.checked[part]], minlength=1)
+        checked = self.checked[part]
+        if not checked.any():  # (most parameters of a directional check: asked per parameter)
+            return "none"
+        counts = np.bincount(self.method[part][checked], minlength=1)
         used = [(int(n), method_name(code)) for code, n in enumerate(counts) if code and n]
         if not used:
             return "none"
