@@ -307,3 +307,19 @@ def test_nothing_in_the_report_package_points_at_shared() -> None:
     for path in package.rglob("*"):
         if path.is_file() and path.suffix in (".py", ".j2"):
             assert "../shared" not in path.read_text(encoding="utf-8"), path
+
+
+def test_new_pages_are_valid_html_with_unique_ids(kinds: dict[str, CheckResult]) -> None:
+    import html5lib
+
+    pages = [
+        render_index(_battery_entries(), seed_href="seed.html"),
+        render_check_report(big_weight_result()),
+    ]
+    pages += [render_check_report(result) for result in kinds.values()]
+    for page in pages:
+        html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(page)
+        ids = re.findall(r'\sid="([^"]+)"', page)
+        assert len(ids) == len(set(ids))
+        targets = set(re.findall(r'href="#([^"]+)"', page))
+        assert targets <= set(ids)
