@@ -323,3 +323,17 @@ def test_new_pages_are_valid_html_with_unique_ids(kinds: dict[str, CheckResult])
         assert len(ids) == len(set(ids))
         targets = set(re.findall(r'href="#([^"]+)"', page))
         assert targets <= set(ids)
+
+
+def test_a_dense_failure_is_red_without_hundreds_of_outlines() -> None:
+    result = big_weight_result()
+    p = result.parameters[0]
+    dense = CheckResult(parameters=(ParameterResult(**{**p.__dict__, "analytic": -p.analytic}),))
+    page = render_check_report(dense)
+    assert _failing_cells(page) == []
+    assert "; 3904 failing blocks</span>" in page
+    colours = re.findall(
+        r'<rect x="[0-9.]+" y="[0-9.]+" width="[0-9.]+" height="[0-9.]+" fill="#([0-9a-f]{6})"',
+        page,
+    )
+    assert colours and all(int(c[:2], 16) > int(c[2:4], 16) + 60 for c in colours)  # all red

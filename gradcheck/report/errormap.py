@@ -25,8 +25,8 @@ __all__ = ["TOP_FAILING", "heatmap_panels", "top_failing", "block_naming", "elem
 TOP_FAILING = 20
 #: Up to this many cells each cell gets a tooltip with its element's numbers.
 TOOLTIPS_MAX = 1024
-#: Failing cells outlined (and titled with their worst element) on an aggregated map; beyond
-#: this many the red of the cells shows them.
+#: Failing cells outlined (and titled with their worst element) on an aggregated map, when there
+#: are at most this many; beyond, the failure is dense and the red of the cells shows it.
 MARKS_MAX = 256
 #: Largest side of a map in CSS px: a 390 px phone's column is 362 px, so a map never has
 #: to shrink there, and its 9 px tick labels stay 9 px.
@@ -168,8 +168,8 @@ def _cells(
             )
             j += run
     marks = []
-    if not titled:
-        for i, j in np.argwhere(bm.failing)[:MARKS_MAX]:
+    if not titled and bm.failing.sum() <= MARKS_MAX:
+        for i, j in np.argwhere(bm.failing):
             marks.append(
                 {"x": j * cell, "y": i * cell, "title": _tooltip(result, p, int(bm.worst[i, j]))}
             )
