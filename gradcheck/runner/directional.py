@@ -704,9 +704,7 @@ def directional_check(
     if not finite.all():
         analytic = np.where(finite, analytic, 0.0)  # non-finite elements are reported, not probed
     eps = np.array([working_eps(leaf.dtype) for leaf in space.leaves])
-    scale = np.array(
-        [float(np.max(np.abs(analytic[leaf.slice]), initial=0.0)) for leaf in space.leaves]
-    )
+    scale = np.array([_largest_magnitude(analytic[leaf.slice]) for leaf in space.leaves])
     max_g = float(np.max(scale, initial=0.0))
     groups = _top_groups(space)
     norms = _leaf_norms(space, analytic)
