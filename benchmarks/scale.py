@@ -1,15 +1,24 @@
-"""The default check at scale: many parameter arrays, and one huge array.
+"""The default check at scale: many parameter arrays, one huge array, and networks.
 
-Runs ``gradcheck.check`` (default options, 5 s budget) on a correct gradient of
+**Shapes.**  Runs ``gradcheck.check`` (default options, 5 s budget) on a correct gradient of
 ``sum(scale_p * sin(w_p)**2)`` for each shape, with a loss that takes complex input
 (complex-step probes) and one that drops it (Richardson probes), each in its own
-process, and prints loss evaluations, seconds, and the peak memory traced by
-tracemalloc in a second, identical run (relative to the parameters' size, and per
-array: small arrays cost a fixed few kilobytes of bookkeeping each).  Writes
-``benchmarks/results/scale.json`` and ``scale.md``.
+process, and records loss evaluations, seconds, and the peak memory traced by
+tracemalloc in a second, identical run: relative to the parameters' bytes, per array,
+and split into the returned result (what the caller keeps: per parameter, its analytic,
+reference, error, tolerance, step and mask arrays) and the working state.  A one-element
+array holds 8 bytes of data, but numpy alone spends ~100 bytes on the array object: for
+tiny arrays the multiple of the parameters' bytes measures bookkeeping, not data.
 
-    python benchmarks/scale.py            # all shapes
-    python benchmarks/scale.py --quick    # the small shapes only
+**Networks.**  ``gradcheck.model.network`` with sigmoid layers (784-128-10, and
+784-1260-10: 1.0e6 parameters), 16 samples, checked in directional mode: the correct
+gradient, a dense bug (the whole gradient times ``1 + 1e-4``) and a one-element bug
+(one element of ``weight1`` off by ``1e-3`` of the largest), evaluations and seconds.
+
+Writes ``benchmarks/results/scale.json`` and ``scale.md``.
+
+    python benchmarks/scale.py            # everything (~10 minutes on a quiet machine)
+    python benchmarks/scale.py --quick    # the small shapes and 784-128-10 only
 """
 
 from __future__ import annotations
@@ -17,9 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +40,9 @@ SHAPES = {
     "20,000 arrays x 1": (20_000, 1),
     "1 array x 1e7": (1, 10_000_000),
 }
-QUICK = ("1000 arrays x 1", "200 arrays x 100")
+NETWORKS = {"784-128-10": (784, 128, 10), "784-1260-10 (1.0e6)": (784, 1260, 10)}
+QUICK = ("1000 arrays x 1", "200 arrays x 100", "784-128-10")
+BUGS = ("correct", "dense 1+1e-4", "one element")
 
 
 def _problem(n_arrays: int, size: int, complex_ok: bool):  # type: ignore[no-untyped-def]
@@ -51,7 +64,7 @@ def _problem(n_arrays: int, size: int, complex_ok: bool):  # type: ignore[no-unt
     return params, loss, grad
 
 
-def _run(name: str, complex_ok: bool, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _run_shape(name: str, complex_ok: bool, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     import gradcheck
 
     params, loss, grad = _problem(*SHAPES[name], complex_ok)
@@ -59,9 +72,11 @@ def _run(name: str, complex_ok: bool, queue: multiprocessing.Queue) -> None:  # 
     started = time.perf_counter()  # timed without tracemalloc, which slows every allocation
     result = gradcheck.check(loss, grad, params, progress=False)
     seconds = time.perf_counter() - started
+    del result
     tracemalloc.start()
-    gradcheck.check(loss, grad, params, progress=False)
-    peak = tracemalloc.get_traced_memory()[1]
+    before = tracemalloc.get_traced_memory()[0]
+    result = gradcheck.check(loss, grad, params, progress=False)
+    kept, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     queue.put(
         {
@@ -71,42 +86,117 @@ def _run(name: str, complex_ok: bool, queue: multiprocessing.Queue) -> None:  # 
             "mode": result.mode,
             "evaluations": result.n_evaluations,
             "seconds": round(seconds, 2),
-            "peak_memory_x_params": round(peak / size, 1),
-            "peak_bytes_per_array": round(peak / len(params)),
+            "peak_memory_x_params": round((peak - before) / size, 1),
+            "peak_bytes_per_array": round((peak - before) / len(params)),
+            "result_bytes_per_array": round((kept - before) / len(params)),
             "rho": result.directional["guarantee"]["rho"] if result.directional else None,
+            "note": next((h.kind for h in result.hazards if h.blocking), ""),
         }
     )
+
+
+def _network_problem(sizes: tuple[int, ...]) -> tuple[Any, ...]:
+    from gradcheck.model.network import Network, random_data
+
+    net = Network(sizes, ("sigmoid",) * (len(sizes) - 1))
+    x, y = random_data(net, 16, rng=1)
+    params = net.init_params(rng=0)
+    loss, grad = net.functions(x, y)
+    flat = net.flatten(grad(params))
+    one = flat.copy()
+    one[min(5000, flat.size - 1)] += 1e-3 * np.abs(flat).max()
+    gradients = {"correct": flat, "dense 1+1e-4": flat * (1 + 1e-4), "one element": one}
+    return net, params, loss, gradients
+
+
+def _run_network(name: str, bug: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import gradcheck
+
+    net, params, loss, gradients = _network_problem(NETWORKS[name])
+    vector = gradients[bug]
+    started = time.perf_counter()
+    result = gradcheck.check(
+        loss, lambda p: net.unflatten(vector), params, mode="directional", progress=False
+    )
+    queue.put(
+        {
+            "network": name,
+            "parameters": net.n_params,
+            "gradient": bug,
+            "status": result.status,
+            "evaluations": result.n_evaluations,
+            "probe_evaluations": result.directional["n_evaluations"],
+            "seconds": round(time.perf_counter() - started, 2),
+            "diagnosis": result.diagnosis.kind if result.diagnosis else "",
+        }
+    )
+
+
+def _in_child(target: Any, *args: Any) -> dict[str, Any]:
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    process = multiprocessing.Process(target=target, args=(*args, queue))
+    process.start()
+    row: dict[str, Any] = queue.get()
+    process.join()
+    print(row, flush=True)
+    return row
+
+
+def _tables(shapes: list[dict[str, Any]], networks: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (seconds scale with the load).",
+        "",
+        "| shape | loss | status | mode | loss evaluations | seconds | peak memory "
+        "| peak per array | result per array | rho |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in shapes:
+        rho = "" if r["rho"] is None else f"{float(r['rho']):.2g}"
+        status = r["status"] + (f" ({r['note']})" if r["note"] else "")
+        lines.append(
+            f"| {r['shape']} | {r['loss']} | {status} | {r['mode']} | {r['evaluations']:,} | "
+            f"{r['seconds']} | {r['peak_memory_x_params']}x | {r['peak_bytes_per_array']:,} B "
+            f"| {r['result_bytes_per_array']:,} B | {rho} |"
+        )
+    if networks:
+        lines += [
+            "",
+            "| network | parameters | gradient | status | loss evaluations (probes) | seconds "
+            "| diagnosis |",
+            "|---|---:|---|---|---:|---:|---|",
+        ]
+        for r in networks:
+            lines.append(
+                f"| {r['network']} | {r['parameters']:,} | {r['gradient']} | {r['status']} | "
+                f"{r['evaluations']:,} ({r['probe_evaluations']}) | {r['seconds']} | "
+                f"{r['diagnosis']} |"
+            )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the small shapes only")
     args = parser.parse_args()
-    rows = []
-    for name in QUICK if args.quick else SHAPES:
-        for complex_ok in (True, False):
-            queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-            process = multiprocessing.Process(target=_run, args=(name, complex_ok, queue))
-            process.start()
-            row = queue.get()
-            process.join()
-            rows.append(row)
-            print(row, flush=True)
+    shapes = [
+        _in_child(_run_shape, name, complex_ok)
+        for name in SHAPES
+        if not args.quick or name in QUICK
+        for complex_ok in (True, False)
+    ]
+    networks = [
+        _in_child(_run_network, name, bug)
+        for name in NETWORKS
+        if not args.quick or name in QUICK
+        for bug in BUGS
+    ]
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = [
-        "| shape | loss | status | mode | loss evaluations | seconds | peak memory | per array "
-        "| rho |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        rho = "" if r["rho"] is None else f"{r['rho']:.2g}"
-        lines.append(
-            f"| {r['shape']} | {r['loss']} | {r['status']} | {r['mode']} | "
-            f"{r['evaluations']:,} | {r['seconds']} | {r['peak_memory_x_params']}x | "
-            f"{r['peak_bytes_per_array']:,} B | {rho} |"
-        )
+    (out / "scale.json").write_text(
+        json.dumps({"shapes": shapes, "networks": networks}, indent=2) + "\n"
+    )
+    lines = _tables(shapes, networks)
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

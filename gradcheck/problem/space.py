@@ -23,6 +23,7 @@ copies is one numpy call whatever the number of arrays.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import operator
@@ -60,6 +61,7 @@ MAX_DEPTH = 100
 SHOWN_NAME = 80
 
 
+@functools.cache
 def working_eps(dtype: Any) -> float:
     """The precision the references resolve a parameter of ``dtype`` to: its own machine
     epsilon, but never finer than float64's.
@@ -205,24 +207,26 @@ def _as_float_array(name: str, value: Any, *, role: str) -> NDArray[Any]:
         raise ParameterTypeError(
             f"{role} {name!r}: cannot be converted to a numpy array ({exc})"
         ) from exc
-    if array.dtype == object:
+    # dtype kinds, not np.issubdtype: this runs once per array, and models have thousands.
+    kind = array.dtype.kind
+    if kind == "O":
         raise ParameterTypeError(f"{role} {name!r}: has dtype object; expected a float array")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if kind not in "biufc":  # numbers or bool
         raise ParameterTypeError(
             f"{role} {name!r}: has dtype {array.dtype}; expected numbers (a float array)"
         )
     if role == "parameter":
-        if np.issubdtype(array.dtype, np.complexfloating):
+        if kind == "c":
             raise ParameterTypeError(
                 f"parameter {name!r}: has complex dtype {array.dtype}; gradcheck checks "
                 "gradients of real parameters"
             )
-        if not np.issubdtype(array.dtype, np.floating):
+        if kind != "f":
             raise ParameterTypeError(
                 f"parameter {name!r}: has dtype {array.dtype}; a gradient needs a "
                 "floating-point parameter (convert it, e.g. with .astype(float))"
             )
-        if not np.all(np.isfinite(array)):
+        if not np.isfinite(array).all():
             bad = np.argwhere(~np.isfinite(array))[0]
             raise InvalidParameterError(
                 f"parameter {name!r}: contains a non-finite value at index "

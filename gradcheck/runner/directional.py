@@ -315,8 +315,8 @@ class DirectionalOutcome:
     non_finite : int
         Analytic elements that are NaN or infinite (left out of the probes; they fail).
     unreached : tuple of str
-        Parameters no probe reached before the check's budget ran out (their verdict is
-        withheld: the caller reports them).
+        Parameters no probe reached, or resolved (``rho = 1`` not ruled out), before the
+        check's budget ran out (their verdict is withheld: the caller reports them).
     """
 
     probes: tuple[Probe, ...]
@@ -732,7 +732,7 @@ def directional_check(
         context.jitter = measure_jitter()
         if context.jitter is not None:  # fresh probes, judged with the jitter's room
             top = context.probe(top_blocks, level=0)
-    guarantee = _guarantee(context, top_blocks, top, norms)
+    guarantee, unresolved = _guarantee(context, top_blocks, top, norms)
 
     suspects: list[NDArray[np.intp]] = [np.flatnonzero(~finite)[:SPREAD_SAMPLE]]
     located: list[str] = [] if stopped is None else [stopped]
@@ -748,7 +748,8 @@ def directional_check(
     if out_of_time is None or not out_of_time(SAMPLE_COST * SPREAD_SAMPLE):
         grouped = len(groups) < len(space.leaves)
         suspects += _samples(space, rng, samples, passing, grouped=grouped)
-    reached = set(top_blocks)
+    # Cut short by the budget, a group is reached only if its probes rule out rho = 1 at least.
+    reached = set(top_blocks) - (set(unresolved) if stopped else set())
     unreached = tuple(n for b in groups if b.size and b not in reached for n in context.label(b)[3])
     if np.any(~finite):
         located.insert(0, f"{int(np.sum(~finite))} non-finite analytic element(s)")
@@ -894,7 +895,7 @@ def _leaf_norms(space: ParameterSpace, analytic: NDArray[np.float64]) -> NDArray
 
 def _guarantee(
     context: _Context, top_blocks: list[Block], top: list[Probe], norms: NDArray[np.float64]
-) -> Guarantee:
+) -> tuple[Guarantee, list[Block]]:
     """What the top-level probes rule out, per parameter.
 
     A probe whose direction covers parameter ``p`` with weight ``w_p`` has
@@ -902,15 +903,16 @@ def _guarantee(
     with probability at most ``erf(slack / (rho w_p |g_p| sqrt 2))``.  The parameters of one
     group share its probes, so the group's worst case is its parameter of smallest
     ``w_p |g_p|``: the bound is computed per group, whatever the number of parameters.
+    Also returned: the groups whose probes do not even rule out ``rho = 1``.
     """
     space = context.space
     scales: dict[str, float] = {}
-    per_group: dict[Block, list[Probe]] = {}
+    per_group_probes: dict[Block, list[Probe]] = {}
     for block, probe in zip(top_blocks, top, strict=True):
-        per_group.setdefault(block, []).append(probe)
+        per_group_probes.setdefault(block, []).append(probe)
     rows: list[list[float]] = []
     smallest: list[float] = []
-    for block, mine in per_group.items():
+    for block, mine in per_group_probes.items():
         leaves = [k for k in context.leaves(block) if space.leaves[k].size]
         norm = norms[leaves]
         alone = len(leaves) == 1
@@ -927,13 +929,17 @@ def _guarantee(
         table[r, : len(row)] = row
     norms = np.array(smallest)
 
-    def worst(rho: float) -> float:
-        if not rows:
-            return 1.0
+    def per_group(rho: float) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = table / (rho * norms[:, np.newaxis] * math.sqrt(2.0))
         z[~(norms > 0)] = np.inf  # no scale, nothing resolved: probability 1 (miss_probability)
-        return float(np.max(np.prod(_erf(z), axis=1)))
+        return np.prod(_erf(z), axis=1)
+
+    def worst(rho: float) -> float:
+        return float(np.max(per_group(rho))) if rows else 1.0
+
+    at_one = per_group(1.0) if rows else np.ones(0)
+    unresolved = [b for b, p in zip(per_group_probes, at_one, strict=True) if p > MISS_TARGET]
 
     at = {rho: worst(rho) for rho in REPORTED_RHOS}
     if any(scale == 0 for scale in scales.values()) or worst(1.0) > MISS_TARGET:
@@ -947,7 +953,7 @@ def _guarantee(
             else:
                 low = middle
         rho = 10**high
-    return Guarantee(rho=rho, miss_probability=MISS_TARGET, at=at, scales=scales)
+    return Guarantee(rho=rho, miss_probability=MISS_TARGET, at=at, scales=scales), unresolved
 
 
 def _bisect(

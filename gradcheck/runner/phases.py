@@ -254,9 +254,10 @@ def _directional_plan(
         run.hazards.append(
             Hazard(
                 "budget",
-                f"no directional probe reached {names}{f' and {more} more' if more > 0 else ''}"
-                f" within twice the budget of {run.options.budget}: no verdict for "
-                f"{'them' if len(outcome.unreached) > 1 else 'it'} (raise budget=)",
+                f"the directional probes that fit in twice the budget of {run.options.budget} "
+                f"did not reach or resolve {names}{f' and {more} more' if more > 0 else ''}: "
+                f"no verdict for {'them' if len(outcome.unreached) > 1 else 'it'} "
+                "(raise budget=)",
                 blocking=True,
             )
         )
