@@ -105,8 +105,10 @@ def test_kink_acceptance_needs_stable_one_sided_slopes() -> None:
         space = ParameterSpace(x)
         objective = Objective(loss, space)
         state = Comparison(space, np.zeros(2), None)
-        accepted = accepted_kinks(objective, state, np.arange(2), sigma=1e-16)
+        accepted, reference, tolerance = accepted_kinks(objective, state, np.arange(2), sigma=1e-16)
         assert bool(accepted.all()) is expected, loss.__name__
+        if expected:  # |w| at 0: slopes -1 and 1, the band [-1, 1] around the analytic 0
+            assert np.allclose(reference, 0.0, atol=1e-6) and np.allclose(tolerance, 1.0, atol=1e-3)
 
 
 def late_writer(after: int):

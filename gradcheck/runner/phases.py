@@ -67,6 +67,7 @@ from gradcheck.verdict.hazards import (
     mutation_hazard,
     on_copies,
     precision_hazards,
+    unresolved_parameter_hazards,
     zero_loss_hazard,
 )
 from gradcheck.verdict.jitter import GradientJitter
@@ -406,18 +407,16 @@ def _measure_complex_rounding(
     imaginary part at the terms' size, not the derivative's.  So the elements that fail,
     and those whose tolerance is too coarse to resolve them (:meth:`Comparison.unresolved`)
     *because of that bound*, get their rounding measured at three more steps
-    (:func:`complex_step_rounding`).  float64 and wider only: below it Richardson, which
-    sees what the loss sees, decides failures (see :func:`second_reference`).
+    (:func:`complex_step_rounding`).  (Below float64, elements that still fail are then
+    decided by Richardson, which sees what the loss sees: see :func:`second_reference`.)
     """
     if run.options.user_tolerance:
         return
     indices = plan.indices
     error = state.error[indices]
     room = state.tolerance[indices] / ESTIMATE_SAFETY - error  # the tolerance's other terms
-    pick = (
-        (state.failing(indices) | (state.unresolved(indices) & (error > room)))
-        & (state.eps(indices) <= np.finfo(np.float64).eps)
-        & (state.scale(indices) > 0)
+    pick = (state.failing(indices) | (state.unresolved(indices) & (error > room))) & (
+        state.scale(indices) > 0
     )
     if not pick.any():
         return
@@ -496,11 +495,14 @@ def accept_kinks(run: CheckRun, plan: CheckPlan, state: Comparison) -> None:
     if not len(still) or options.method not in ("auto", "complex", "richardson"):
         return
     before = objective.n_evaluations
-    accepted = accepted_kinks(objective, state, still, run.noise.sigma)
+    accepted, reference, tolerance = accepted_kinks(objective, state, still, run.noise.sigma)
     run.cost.spend(still, objective.n_evaluations - before)
     if accepted.any():
         at = still[accepted]
         state.kink[at] = True
+        # What the analytic value was checked against there, and how closely (the result
+        # shows it; the precision hazard leaves these elements to the kink hazard).
+        state.reference[at], state.tolerance[at] = reference[accepted], tolerance[accepted]
         run.hazards += kink_hazards(run.space, at)
 
 
@@ -596,9 +598,12 @@ def assemble(run: CheckRun, plan: CheckPlan, state: Comparison) -> CheckResult:
     source = tolerance_source(run, plan.complex_ok)
     objective.release_complex()  # the diagnosis rebuilds it if it needs it
     results = parameter_results(run.space, state, run.cost.per_leaf, source)
+    hazards = run.hazards + precision_hazards(results)
+    if plan.mode != "directional" and not run.options.user_tolerance:
+        hazards += unresolved_parameter_hazards(results, decisive=run.options.method == "auto")
     result = CheckResult(
         parameters=results,
-        hazards=tuple(deduplicated(run.hazards + precision_hazards(results))),
+        hazards=tuple(deduplicated(hazards)),
         mode=plan.mode,
         method=run.options.method,
         n_evaluations=objective.n_evaluations,

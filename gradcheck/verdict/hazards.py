@@ -32,6 +32,7 @@ __all__ = [
     "mutation_hazard",
     "on_copies",
     "precision_hazards",
+    "unresolved_parameter_hazards",
     "zero_loss_hazard",
 ]
 
@@ -181,6 +182,8 @@ def precision_hazards(results: tuple[ParameterResult, ...]) -> list[Hazard]:
             continue
         narrow.append(result)
         mask = result.checked & np.isfinite(result.reference) & np.isfinite(result.tolerance)
+        if result.kink_mask is not None:
+            mask &= ~result.kink_mask  # the kink hazard states how far those are checked
         scale = float(np.max(np.abs(result.reference[mask]), initial=0.0))
         if scale > 0:
             achievable = max(achievable, float(np.max(result.tolerance[mask])) / scale)
@@ -197,6 +200,80 @@ def precision_hazards(results: tuple[ParameterResult, ...]) -> list[Hazard]:
             "smaller than that passes)",
         )
     ]
+
+
+def unresolved_parameter_hazards(
+    results: tuple[ParameterResult, ...], *, decisive: bool = True
+) -> list[Hazard]:
+    """The parameters whose whole gradient lies within the check's tolerance of zero.
+
+    For such a parameter every checked element has ``|analytic| <= tolerance`` and
+    ``|reference| <= tolerance``: the check cannot tell its gradient from zero or from
+    its negative, so a zeroed or sign-flipped gradient of it would pass as well.  Seen
+    in float32 (a parameter whose gradients are 1e-5 of the largest, below what float32
+    differences resolve) and with losses that take no complex input (gradients below
+    ``eps**(2/3)`` of the largest).  Saying ``passed`` there would be a guess, so the
+    hazard blocks the verdict (``inconclusive``) when nothing else failed and the check
+    was ``decisive`` (it chose its references itself, ``method="auto"``, and had the
+    complex step and Richardson to try); beside a failure, which is a verdict of its own,
+    or under a reference the user chose, it is a note of what that reference could not
+    resolve.  A parameter whose analytic and reference values are all exactly zero (an
+    unused parameter, a dead unit) is checked to be zero and is not listed, unless its
+    tolerance is too coarse for that to mean anything (see
+    :func:`_within_tolerance_of_zero`).  One hazard names them all.
+    """
+    scales = [np.abs(r.reference[r.checked & np.isfinite(r.reference)]) for r in results]
+    largest = max((float(np.max(v)) for v in scales if v.size), default=0.0)
+    unresolved = [result for result in results if _within_tolerance_of_zero(result, largest)]
+    if not unresolved:
+        return []
+    names = ", ".join(result.name for result in unresolved)
+    size = max(float(np.nanmax(np.abs(r.reference[r.checked]))) for r in unresolved)
+    size = max(size, *(float(np.max(np.abs(r.analytic[r.checked]))) for r in unresolved))
+    tolerance = max(float(np.nanmax(r.tolerance[r.checked])) for r in unresolved)
+    narrow = any(np.finfo(np.dtype(r.dtype)).eps > np.finfo(np.float64).eps for r in unresolved)
+    remedy = (
+        "checking in float64 (parameters and data cast) resolves it"
+        if narrow
+        else "a loss that accepts complex input (the complex step) may resolve it"
+    )
+    one = len(unresolved) == 1
+    return [
+        Hazard(
+            "unresolved",
+            f"{names}: {'its' if one else 'their'} analytic and reference gradients (up to "
+            f"{size:.3g}) lie within the check's tolerance (up to {tolerance:.3g}) of zero, so "
+            f"a zeroed or sign-flipped gradient would pass too: not verified; {remedy}",
+            parameter=unresolved[0].name if one else None,
+            blocking=decisive and all(result.passed for result in results),
+        )
+    ]
+
+
+def _within_tolerance_of_zero(result: ParameterResult, largest: float) -> bool:
+    """Whether every checked element has ``|analytic|`` and ``|reference|`` within tolerance.
+
+    All exactly zero counts only when the tolerance is too coarse to mean anything beside
+    the problem's ``largest`` gradient (above ``sqrt(eps)`` of it, as
+    :func:`~gradcheck.verdict.tolerance.resolution_target`): an unused parameter's
+    differences are exactly zero with a tolerance at the loss's rounding, while a float32
+    loss scaled by 1e6 that cannot see a parameter at all gives zero with a tolerance of
+    tens.
+    """
+    mask = result.checked & np.isfinite(result.reference) & np.isfinite(result.tolerance)
+    if result.kink_mask is not None:
+        mask &= ~result.kink_mask
+    if not mask.any():
+        return False
+    analytic = np.abs(result.analytic[mask].astype(np.float64))
+    reference = np.abs(result.reference[mask])
+    tolerance = result.tolerance[mask]
+    size = np.maximum(analytic, reference)
+    if not np.all(size <= tolerance):
+        return False
+    eps = float(np.finfo(np.dtype(result.dtype)).eps)
+    coarse = largest > 0 and float(np.max(tolerance)) > np.sqrt(eps) * largest
+    return bool(np.any(size > 0)) or coarse
 
 
 def deduplicated(hazards: list[Hazard]) -> list[Hazard]:

@@ -51,7 +51,7 @@ KINKS_LISTED = 5
 
 def accepted_kinks(
     objective: Objective, state: Comparison, indices: NDArray[np.intp], sigma: float
-) -> NDArray[np.bool_]:
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
     """Which of ``indices`` sit at a kink, with the analytic value told by the clean slopes.
 
     For a smooth loss the forward and backward slopes differ by ``h f''``,
@@ -63,6 +63,15 @@ def accepted_kinks(
     between the slopes.  A kink further out, within a step on one side only, leaves
     the other side's slopes clean (:func:`_one_side_clean`): the analytic value must
     then match that side's slope within its own error, which is a check, not a band.
+
+    Returns
+    -------
+    accepted : ndarray of bool
+        Per element of ``indices``.
+    reference, tolerance : ndarray
+        Per element, what the accepted analytic value was checked against: the band's
+        middle and half-width, or the clean side's slope and its error (NaN where not
+        accepted).  The check resolves a kinked element only to that tolerance.
     """
     steps = default_steps(objective, indices)
     forward, backward = one_sided_slopes(objective, indices, steps)
@@ -82,15 +91,20 @@ def accepted_kinks(
     high = np.maximum(forward2, backward2) + room
     analytic = state.analytic[indices]
     between = is_kink & (analytic >= low) & (analytic <= high)
-    forward_side = _one_side_clean(forward, forward2, backward, backward2, roundoff)
-    backward_side = _one_side_clean(backward, backward2, forward, forward2, roundoff)
-    matches_forward = np.abs(analytic - forward2) <= (
-        roundoff + np.abs(forward2 - forward) + analytic_room
+    forward_room = roundoff + np.abs(forward2 - forward) + analytic_room
+    backward_room = roundoff + np.abs(backward2 - backward) + analytic_room
+    forward_side = _one_side_clean(forward, forward2, backward, backward2, roundoff) & (
+        np.abs(analytic - forward2) <= forward_room
     )
-    matches_backward = np.abs(analytic - backward2) <= (
-        roundoff + np.abs(backward2 - backward) + analytic_room
+    backward_side = _one_side_clean(backward, backward2, forward, forward2, roundoff) & (
+        np.abs(analytic - backward2) <= backward_room
     )
-    return between | (forward_side & matches_forward) | (backward_side & matches_backward)
+    reference = np.where(between, (low + high) / 2, np.where(forward_side, forward2, backward2))
+    tolerance = np.where(
+        between, (high - low) / 2, np.where(forward_side, forward_room, backward_room)
+    )
+    accepted = between | forward_side | backward_side
+    return accepted, np.where(accepted, reference, np.nan), np.where(accepted, tolerance, np.nan)
 
 
 def _one_side_clean(
@@ -130,8 +144,10 @@ def kink_hazards(space: ParameterSpace, at: NDArray[np.intp]) -> list[Hazard]:
         hazards.append(
             Hazard(
                 "kink",
-                f"non-differentiable point (kink) {place}{leaf.name}: "
-                "the one-sided slopes differ and the analytic value lies between them (accepted)",
+                f"non-differentiable point (kink) {place}{leaf.name}: the one-sided slopes "
+                "differ and the analytic value lies between them, or matches the slope on the "
+                "side away from the kink (accepted; checked only to within the slopes' error "
+                "there, the tolerance shown for those elements)",
                 parameter=leaf.name,
                 indices=where,
             )
