@@ -956,37 +956,54 @@ def _guarantee(
     return Guarantee(rho=rho, miss_probability=MISS_TARGET, at=at, scales=scales), unresolved
 
 
+@dataclass
+class _Found:
+    """What a bisection found so far: suspect elements, its probes, notes in words."""
+
+    suspects: list[NDArray[np.intp]] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dense: int = 0  # groups found dense so far: the first one is sampled more
+
+    def spread(self, context: _Context, blocks: list[Block], seen: str) -> None:
+        """The error is spread over ``blocks``: stop localising, describe it by a sample."""
+        self.dense += 1
+        pick = _sample(context, blocks, _dense_sample(self.dense))
+        self.suspects.append(pick)
+        self.notes.append(_spread_note(context, blocks, seen, len(pick)))
+
+
+def _leaves(context: _Context, found: _Found, small: list[Block], level: int) -> None:
+    """Hand small failing blocks to the elementwise pipeline; a whole small parameter that
+    fails has its halves probed first: both failing show a spread error, which a sample
+    describes; else the failing half is the leaf."""
+    for block in small:
+        if level == 1 and block.size > 2 * DENSE_SAMPLE:
+            halves = context.split(block)
+            tested = context.probe(list(halves), level)
+            found.probes += tested
+            dirty = [h for h, p in zip(halves, tested, strict=True) if not p.passed]
+            if len(dirty) == 2:
+                found.spread(context, [block], "both of its halves")
+                continue
+            block = Block(dirty[0].start, dirty[0].stop, block.group) if dirty else block
+        found.suspects.append(np.arange(block.start, block.stop))
+
+
 def _bisect(
     context: _Context, failing: list[Block], out_of_time: OutOfTime | None = None
 ) -> tuple[list[NDArray[np.intp]], list[Probe], list[str]]:
     """Halve failing blocks until they are small; stop when the error is dense."""
-    suspects: list[NDArray[np.intp]] = []
-    probes: list[Probe] = []
-    notes: list[str] = []
+    found = _Found()
+    suspects, probes, notes = found.suspects, found.probes, found.notes
     frontier = list(failing)
     level = 0
     retried: set[Block] = set()
     spot_tested: set[int] = set()
-    dense = 0  # groups found dense so far: the first ones are sampled more
     while frontier:
         level += 1
         small = [b for b in frontier if b.size <= (2 if level == 1 else 1) * LEAF_BLOCK]
-        for block in small:
-            if level == 1 and block.size > 2 * DENSE_SAMPLE:
-                # A whole small parameter that fails: both halves failing show a spread
-                # error, which a sample describes; else the failing halves are leaves.
-                halves = context.split(block)
-                tested = context.probe(list(halves), level)
-                probes += tested
-                dirty = [h for h, p in zip(halves, tested, strict=True) if not p.passed]
-                if len(dirty) == 2:
-                    dense += 1
-                    pick = _sample(context, [block], _dense_sample(dense))
-                    suspects.append(pick)
-                    notes.append(_spread_note(context, [block], "both of its halves", len(pick)))
-                    continue
-                block = Block(dirty[0].start, dirty[0].stop, block.group) if dirty else block
-            suspects.append(np.arange(block.start, block.stop))
+        _leaves(context, found, small, level)
         large = [b for b in frontier if b not in small]
         if not large:
             break
@@ -1006,20 +1023,17 @@ def _bisect(
             if sum(b.size for b in mine) <= 2 * LEAF_BLOCK:
                 continue  # one halving from the elementwise pipeline: bisect outright
             spot_tested.add(k)
-            spots = _spots(context, mine)
-            tested = context.probe(spots, level)
+            tested = context.probe(_spots(context, mine), level)
             probes += tested
-            if sum(not p.passed for p in tested) >= len(tested) - 1:
+            failed = sum(not p.passed for p in tested)
+            if failed >= len(tested) - 1:
                 large = [b for b in large if b.group != k]
-                dense += 1
-                pick = _sample(context, mine, _dense_sample(dense))
-                suspects.append(pick)
-                failed = sum(not p.passed for p in tested)
-                seen = (
+                found.spread(
+                    context,
+                    mine,
                     f"{len(mine)} block(s) at bisection level {level} and {failed} of "
-                    f"{len(tested)} random blocks of {LEAF_BLOCK}"
+                    f"{len(tested)} random blocks of {LEAF_BLOCK}",
                 )
-                notes.append(_spread_note(context, mine, seen, len(pick)))
         children = [half for b in large for half in context.split(b)]
         tested = context.probe(children, level)
         probes += tested
