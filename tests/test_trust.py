@@ -227,3 +227,29 @@ def test_float32_cell_ends_round_alike_and_lie_most_of_an_ulp_apart(values, seed
         np.nextafter(center, np.float32(np.inf)) - center,
     ).astype(np.float64)
     assert np.all(high - low >= 0.8 * ulp)
+
+
+@pytest.mark.parametrize("size", [1e-6, 1e-8, 1e-10, 1e-12, 1e-14])
+def test_a_zeroed_tiny_gradient_never_gets_a_better_verdict_than_the_correct_one(size) -> None:
+    """A loss that takes no complex input, with ``b``'s gradient ``size`` beside ``w``'s of
+    order 1: whatever finite differences can show, the zeroed gradient's verdict is never
+    better than the correct one's (passed > inconclusive > failed), and a zeroed gradient
+    the differences do see is never passed."""
+    params = {"w": np.array([1.0, 2.0]), "b": np.array([0.5, -0.2])}
+
+    def loss(p: dict[str, np.ndarray]) -> float:  # float(): no complex step
+        return float(np.sum(p["w"] ** 2) + size * np.sum(np.sin(p["b"])))
+
+    def correct(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"w": 2 * p["w"], "b": size * np.cos(p["b"])}
+
+    def zeroed(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"w": 2 * p["w"], "b": np.zeros(2)}
+
+    rank = {"failed": 0, "inconclusive": 1, "passed": 2}
+    right = gradcheck.check(loss, correct, params, mode="full")
+    wrong = gradcheck.check(loss, zeroed, params, mode="full")
+    assert right.status != "failed", str(right)
+    assert rank[wrong.status] <= rank[right.status], f"{right}\n{wrong}"
+    if wrong.status == "passed":  # only when the differences saw nothing of b at all
+        assert np.all(wrong["b"].reference == 0) and np.all(wrong["b"].tolerance >= size)

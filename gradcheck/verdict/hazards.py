@@ -217,10 +217,11 @@ def unresolved_parameter_hazards(
     was ``decisive`` (it chose its references itself, ``method="auto"``, and had the
     complex step and Richardson to try); beside a failure, which is a verdict of its own,
     or under a reference the user chose, it is a note of what that reference could not
-    resolve.  A parameter whose analytic and reference values are all exactly zero (an
-    unused parameter, a dead unit) is checked to be zero and is not listed, unless its
-    tolerance is too coarse for that to mean anything (see
-    :func:`_within_tolerance_of_zero`).  One hazard names them all.
+    resolve.  A parameter whose reference is exactly zero everywhere (an unused
+    parameter, a dead unit, a gradient far below what finite differences show) is
+    checked to be that small and is not listed, unless its tolerance is too coarse for
+    that to mean anything (see :func:`_within_tolerance_of_zero`).  One hazard names
+    them all.
     """
     scales = [np.abs(r.reference[r.checked & np.isfinite(r.reference)]) for r in results]
     largest = max((float(np.max(v)) for v in scales if v.size), default=0.0)
@@ -251,14 +252,17 @@ def unresolved_parameter_hazards(
 
 
 def _within_tolerance_of_zero(result: ParameterResult, largest: float) -> bool:
-    """Whether every checked element has ``|analytic|`` and ``|reference|`` within tolerance.
+    """Whether every checked element has ``|analytic|`` and ``|reference|`` within tolerance,
+    and the reference saw something there or its tolerance means nothing.
 
-    All exactly zero counts only when the tolerance is too coarse to mean anything beside
-    the problem's ``largest`` gradient (above ``sqrt(eps)`` of it, as
-    :func:`~gradcheck.verdict.tolerance.resolution_target`): an unused parameter's
-    differences are exactly zero with a tolerance at the loss's rounding, while a float32
-    loss scaled by 1e6 that cannot see a parameter at all gives zero with a tolerance of
-    tens.
+    A reference that is exactly zero everywhere (the loss did not change at all) says
+    ``|g| <= tolerance``, whatever the analytic values: that is a check when the tolerance
+    is at the loss's rounding (an unused parameter; a gradient of 1e-12 beside others of
+    order 1 under finite differences), so a correct gradient and a zeroed one both pass,
+    checked to that absolute accuracy.  It is not when the tolerance is too coarse to mean
+    anything beside the problem's ``largest`` gradient (above ``sqrt(eps)`` of it, as
+    :func:`~gradcheck.verdict.tolerance.resolution_target`: a float32 loss scaled by 1e6
+    that cannot see a parameter at all gives zero with a tolerance of tens).
     """
     mask = result.checked & np.isfinite(result.reference) & np.isfinite(result.tolerance)
     if result.kink_mask is not None:
@@ -273,7 +277,7 @@ def _within_tolerance_of_zero(result: ParameterResult, largest: float) -> bool:
         return False
     eps = float(np.finfo(np.dtype(result.dtype)).eps)
     coarse = largest > 0 and float(np.max(tolerance)) > np.sqrt(eps) * largest
-    return bool(np.any(size > 0)) or coarse
+    return bool(np.any(reference > 0)) or coarse
 
 
 def deduplicated(hazards: list[Hazard]) -> list[Hazard]:
