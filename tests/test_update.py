@@ -222,5 +222,8 @@ def test_the_seed_question() -> None:
     assert where_it_runs["weight1"].passed
     text = where_it_runs.explanation
     assert "a_prev.T @ delta" in text and "number of samples (4)" in text and "sign" in text
+    # The nested check was given the layer inputs too: its diagnosis names the same bug.
+    assert where_it_runs.check is not None
+    assert "per-sample delta" in str(where_it_runs.check.diagnosis)
     without_inputs = check_update(seed.textbook_step_where_it_runs, seed.loss, weights, 1.0, rng=0)
     assert without_inputs.kind == "different" and "layer_inputs" in without_inputs.explanation

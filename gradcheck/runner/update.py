@@ -722,7 +722,7 @@ def check_update(
         params,
         **{
             **settings.keywords(),
-            "layer_inputs": None,  # the step's classification uses them, not check's
+            "layer_inputs": layer_inputs,  # the nested diagnosis names what the headline names
             "args": (),  # bound above, to the step too
             "mode": _elementwise_mode(settings.mode, settings.elements),
         },
