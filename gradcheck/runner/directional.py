@@ -315,8 +315,9 @@ class DirectionalOutcome:
     non_finite : int
         Analytic elements that are NaN or infinite (left out of the probes; they fail).
     unreached : tuple of str
-        Parameters no probe reached, or resolved (``rho = 1`` not ruled out), before the
-        check's budget ran out (their verdict is withheld: the caller reports them).
+        Parameters no probe reached, or resolved (``rho = 1`` not ruled out for the
+        group's typical parameter), before the check's budget ran out (their verdict is
+        withheld: the caller reports them).
     """
 
     probes: tuple[Probe, ...]
@@ -748,7 +749,9 @@ def directional_check(
     if out_of_time is None or not out_of_time(SAMPLE_COST * SPREAD_SAMPLE):
         grouped = len(groups) < len(space.leaves)
         suspects += _samples(space, rng, samples, passing, grouped=grouped)
-    # Cut short by the budget, a group is reached only if its probes rule out rho = 1 at least.
+    # Cut short by the budget, a group is reached only if its probes rule out rho = 1 at least
+    # (for its typical parameter: an array whose gradient is near zero beside the others'
+    # stays unresolved however many probes run, and makes the guarantee inf, as uncut).
     reached = set(top_blocks) - (set(unresolved) if stopped else set())
     unreached = tuple(n for b in groups if b.size and b not in reached for n in context.label(b)[3])
     if np.any(~finite):
@@ -903,7 +906,8 @@ def _guarantee(
     with probability at most ``erf(slack / (rho w_p |g_p| sqrt 2))``.  The parameters of one
     group share its probes, so the group's worst case is its parameter of smallest
     ``w_p |g_p|``: the bound is computed per group, whatever the number of parameters.
-    Also returned: the groups whose probes do not even rule out ``rho = 1``.
+    Also returned: the groups whose probes do not even rule out ``rho = 1`` for their
+    typical (median) parameter.
     """
     space = context.space
     scales: dict[str, float] = {}
@@ -912,6 +916,7 @@ def _guarantee(
         per_group_probes.setdefault(block, []).append(probe)
     rows: list[list[float]] = []
     smallest: list[float] = []
+    typical: list[float] = []
     for block, mine in per_group_probes.items():
         leaves = [k for k in context.leaves(block) if space.leaves[k].size]
         norm = norms[leaves]
@@ -921,6 +926,7 @@ def _guarantee(
         scales.update((space.leaves[k].name, float(n)) for k, n in zip(leaves, norm, strict=True))
         effective = norm if alone else norm * context.weights[leaves]
         smallest.append(float(np.min(effective)) if np.all(effective > 0) else 0.0)
+        typical.append(float(np.median(effective)))
         rows.append([p.tolerance + p.error for p in mine])
 
     width = max((len(row) for row in rows), default=0)
@@ -929,7 +935,7 @@ def _guarantee(
         table[r, : len(row)] = row
     norms = np.array(smallest)
 
-    def per_group(rho: float) -> NDArray[np.float64]:
+    def per_group(rho: float, norms: NDArray[np.float64] = norms) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = table / (rho * norms[:, np.newaxis] * math.sqrt(2.0))
         z[~(norms > 0)] = np.inf  # no scale, nothing resolved: probability 1 (miss_probability)
@@ -938,7 +944,8 @@ def _guarantee(
     def worst(rho: float) -> float:
         return float(np.max(per_group(rho))) if rows else 1.0
 
-    at_one = per_group(1.0) if rows else np.ones(0)
+    # Groups whose probes do not rule out rho = 1 even for their typical parameter.
+    at_one = per_group(1.0, np.array(typical)) if rows else np.ones(0)
     unresolved = [b for b, p in zip(per_group_probes, at_one, strict=True) if p > MISS_TARGET]
 
     at = {rho: worst(rho) for rho in REPORTED_RHOS}
