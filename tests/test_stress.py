@@ -465,12 +465,15 @@ def declined(result: gradcheck.CheckResult) -> bool:
     return bool(blocking) and all(h.kind == "unresolved" for h in blocking)
 
 
-def at_stated_kinks(result: gradcheck.CheckResult, correct: Params, buggy: Params) -> bool:
-    """Whether the bug is only at elements the result accepted as kinks, within the tolerance
-    it states for them (a kinked element is checked only to its one-sided slopes' error)."""
+def at_stated_kinks(
+    result: gradcheck.CheckResult, correct: Params, buggy: Params, scale: float
+) -> bool:
+    """Whether the bug (in gradients of the loss times ``scale``) is only at elements the
+    result accepted as kinks, within the tolerance it states for them (a kinked element is
+    checked only to its one-sided slopes' error)."""
     found = False
     for checked, name in zip(result.parameters, correct, strict=True):  # same order
-        diff = np.abs(buggy[name].astype(np.float64) - correct[name].astype(np.float64))
+        diff = scale * np.abs(buggy[name].astype(np.float64) - correct[name].astype(np.float64))
         wrong = diff > 0
         if not wrong.any():
             continue
@@ -525,7 +528,9 @@ def run(index: int, buggy: bool, **options: Any) -> Outcome:
     if plant is not None:
         correct = backprop(problem, problem.params)
         buggy = gradient(problem, problem.params, plant)
-        size = 0.0 if at_stated_kinks(result, correct, buggy) else bug_size(correct, buggy)
+        scale = problem.spec.loss_scale  # the checked functions are scaled; these are not
+        kinked = at_stated_kinks(result, correct, buggy, scale)
+        size = 0.0 if kinked else bug_size(correct, buggy)
     bug = plant.bug if plant else ""
     outcome = Outcome(index, bug, result.status, size, stated_resolution(result), declined(result))
     return replace(outcome, text=str(result)) if outcome.wrong else outcome

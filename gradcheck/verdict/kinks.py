@@ -69,9 +69,9 @@ def accepted_kinks(
     accepted : ndarray of bool
         Per element of ``indices``.
     reference, tolerance : ndarray
-        Per element, what the accepted analytic value was checked against: the band's
-        middle and half-width, or the clean side's slope and its error (NaN where not
-        accepted).  The check resolves a kinked element only to that tolerance.
+        Per element, what the accepted analytic value was checked against and how far it
+        is known: the band's middle and half-width, or the clean side's slope and the
+        room it was matched in plus that slope's own error (NaN where not accepted).
     """
     steps = default_steps(objective, indices)
     forward, backward = one_sided_slopes(objective, indices, steps)
@@ -91,8 +91,13 @@ def accepted_kinks(
     high = np.maximum(forward2, backward2) + room
     analytic = state.analytic[indices]
     between = is_kink & (analytic >= low) & (analytic <= high)
-    forward_room = roundoff + np.abs(forward2 - forward) + analytic_room
-    backward_room = roundoff + np.abs(backward2 - backward) + analytic_room
+    # A clean side's slope at h/2 is off by about its change from h (first-order
+    # truncation) plus roundoff: the analytic value must match it within that and its own
+    # rounding, and is then known to within that error twice (the slope's and the match).
+    forward_error = roundoff + np.abs(forward2 - forward)
+    backward_error = roundoff + np.abs(backward2 - backward)
+    forward_room = forward_error + analytic_room
+    backward_room = backward_error + analytic_room
     forward_side = _one_side_clean(forward, forward2, backward, backward2, roundoff) & (
         np.abs(analytic - forward2) <= forward_room
     )
@@ -101,7 +106,9 @@ def accepted_kinks(
     )
     reference = np.where(between, (low + high) / 2, np.where(forward_side, forward2, backward2))
     tolerance = np.where(
-        between, (high - low) / 2, np.where(forward_side, forward_room, backward_room)
+        between,
+        (high - low) / 2,
+        np.where(forward_side, forward_room + forward_error, backward_room + backward_error),
     )
     accepted = between | forward_side | backward_side
     return accepted, np.where(accepted, reference, np.nan), np.where(accepted, tolerance, np.nan)
