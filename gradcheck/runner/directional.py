@@ -38,6 +38,13 @@ so the guarantee is still stated per array, and a model with hundreds of arrays 
 few probes, not a few per array.  Bisection of a failing group first halves its list of
 arrays, so a wrong array among ``P`` is found with about ``2 log2 P`` probes.
 
+**Budget.**  Given ``out_of_time``, the probes watch the check's budget: the top-level
+probes run in rounds of one per group, and a round that would take the check past twice
+its budget (at the measured pace) is cut, a shorter Richardson ladder tried first if it
+reaches more groups.  Groups no probe reached, or whose probes do not rule out a relative
+error of 1 for their typical parameter, are returned as ``unreached`` (the check
+withholds their verdict); bisection and the illustrating samples stop the same way.
+
 **Locating.**  When a parameter's probe fails, the wrong elements are found by
 group testing: the parameter is halved, each half probed with a direction
 restricted to it, and the halves that fail are halved again, down to blocks

@@ -3,7 +3,9 @@
 Every reference asks :class:`~gradcheck.problem.objective.Objective` for batches of
 loss values: ``perturbed_many`` (one element moved per evaluation),
 ``complex_many`` (one element given an imaginary step) and ``values_at``
-(arbitrary flat points, used by directional probes).  The plain
+(arbitrary flat points: directional probes of a vectorized loss or through an
+executor; a plain loss's probes move the working copy in place instead,
+:meth:`~gradcheck.problem.objective.Objective.along_block`).  The plain
 :class:`~gradcheck.problem.objective.Objective` loops over them one evaluation at a
 time, moving one element of its private working copy in place and putting it
 back, so memory stays O(N) and no parameter vector is copied per evaluation.
