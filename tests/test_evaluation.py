@@ -293,3 +293,32 @@ def test_bad_workers_are_named(kwargs, message):
     _, grad = NET.functions(X, Y)
     with pytest.raises((InvalidParameterError, gradcheck.ParameterTypeError), match=message):
         gradcheck.check(loss, grad, _params(), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.longdouble])
+def test_a_probe_point_is_written_in_place_and_put_back_bitwise(dtype):
+    # The loss sees x0 + t v on the block (each element rounded to its dtype) and x0 elsewhere;
+    # the step reported is the one really taken along v's unit vector, and nothing is left
+    # moved afterwards, in the working copies or in the user's arrays.
+    rng = np.random.default_rng(0)
+    params = {"a": rng.standard_normal(7).astype(dtype), "b": rng.standard_normal(5).astype(dtype)}
+    kept = {k: v.copy() for k, v in params.items()}
+    objective = Objective(
+        lambda p: float(np.sum(p["a"]) + 2 * np.sum(p["b"])), ParameterSpace(params)
+    )
+    seen_tree = objective.space.tree
+    v = rng.standard_normal(8)
+    t = 1e-3
+    value, along, off = objective.along_block(4, v, t)
+    moved = np.concatenate([params["a"], params["b"]]).astype(np.longdouble)
+    moved[4:12] = (moved[4:12] + np.longdouble(t) * v).astype(dtype)
+    expected = float(np.sum(moved[:7]) + 2 * np.sum(moved[7:]))
+    assert value == pytest.approx(expected, rel=0, abs=1e-12 if dtype != np.float32 else 1e-5)
+    taken = (moved[4:12] - np.concatenate([params["a"], params["b"]])[4:12]).astype(np.float64)
+    unit = v / np.linalg.norm(v)
+    assert along == pytest.approx(float(taken @ unit), rel=1e-12)
+    assert off == pytest.approx(float(np.linalg.norm(taken - t * v)), rel=1e-6, abs=1e-300)
+    assert objective.space.tree is seen_tree  # the same tree, moved in place
+    assert not objective.space.restore()  # and put back bitwise
+    for key, value_ in params.items():
+        assert np.array_equal(value_, kept[key])
