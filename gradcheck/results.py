@@ -146,7 +146,7 @@ class Hazard:
     ----------
     kind : str
         ``"mutation"``, ``"nondeterministic"``, ``"kink"``, ``"precision"``,
-        ``"complex-step"`` or ``"unresolved"``.
+        ``"cancellation"``, ``"complex-step"``, ``"unresolved"`` or ``"budget"``.
     message : str
         Plain words, with the evidence.
     parameter : str or None

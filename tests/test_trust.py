@@ -253,3 +253,31 @@ def test_a_zeroed_tiny_gradient_never_gets_a_better_verdict_than_the_correct_one
     assert rank[wrong.status] <= rank[right.status], f"{right}\n{wrong}"
     if wrong.status == "passed":  # only when the differences saw nothing of b at all
         assert np.all(wrong["b"].reference == 0) and np.all(wrong["b"].tolerance >= size)
+
+
+def test_a_textbook_derivative_that_loses_digits_passes_and_says_how_many_it_keeps() -> None:
+    """A tanh unit at ``1 - |a|`` ~ 5e-10: ``1 - a**2`` keeps ~7 of float64's 16 digits.
+    The check passes it (the measured jitter is room), names the loss and the cure; the
+    same gradient computed from ``z`` keeps its digits and gets no such note."""
+    x = np.array([[-1.05, -0.36], [0.81, -1.25]])
+    y = np.array([[-1.28, 1.07], [1.18, 1.74]])
+    params = {"W": np.array([[-0.053, 0.284], [0.161, 0.071]]), "b": np.array([-10.94, 11.37])}
+
+    def loss(p: dict[str, np.ndarray]) -> Any:
+        return 0.5 * np.sum((np.tanh(x @ p["W"] + p["b"]) - y) ** 2)
+
+    def backward(derivative: Any) -> Any:
+        def grad(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            z = x @ p["W"] + p["b"]
+            delta = (np.tanh(z) - y) * derivative(z)
+            return {"W": x.T @ delta, "b": delta.sum(axis=0)}
+
+        return grad
+
+    textbook = gradcheck.check(loss, backward(lambda z: 1 - np.tanh(z) ** 2), params)
+    stable = gradcheck.check(loss, backward(lambda z: 1 / np.cosh(z) ** 2), params)
+    assert textbook.passed and stable.passed
+    notes = [h.message for h in textbook.hazards if h.kind == "cancellation"]
+    assert len(notes) == 2
+    assert all("keeps about" in n and "sigmoid(z) * sigmoid(-z)" in n for n in notes)
+    assert not [h for h in stable.hazards if h.kind == "cancellation"]

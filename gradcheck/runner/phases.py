@@ -61,6 +61,7 @@ from gradcheck.verdict.comparison import (
 )
 from gradcheck.verdict.hazards import (
     below_zero_loss_quantum,
+    cancellation_hazards,
     deduplicated,
     determinism_hazards,
     loss_drift_hazard,
@@ -599,6 +600,7 @@ def assemble(run: CheckRun, plan: CheckPlan, state: Comparison) -> CheckResult:
     objective.release_complex()  # the diagnosis rebuilds it if it needs it
     results = parameter_results(run.space, state, run.cost.per_leaf, source)
     hazards = run.hazards + precision_hazards(results)
+    hazards += cancellation_hazards(run.space, state.analytic, run.jitter.values)
     if plan.mode != "directional" and not run.options.user_tolerance:
         hazards += unresolved_parameter_hazards(results, decisive=run.options.method == "auto")
     result = CheckResult(

@@ -18,13 +18,15 @@ from numpy.typing import NDArray
 
 from gradcheck.problem.calls import call_gradient
 from gradcheck.problem.objective import Objective
-from gradcheck.problem.space import ParameterSpace
+from gradcheck.problem.space import ParameterSpace, working_eps
 from gradcheck.results import Hazard, ParameterResult, format_index
 from gradcheck.verdict.comparison import Comparison
 
 __all__ = [
+    "DIGITS_LOST_NOTED",
     "ZERO_LOSS_TERMS",
     "below_zero_loss_quantum",
+    "cancellation_hazards",
     "deduplicated",
     "determinism_hazards",
     "gradient_drift_hazard",
@@ -38,6 +40,9 @@ __all__ = [
 
 #: Size of the cancelled terms of an exactly-zero loss, in units of the largest parameter.
 ZERO_LOSS_TERMS = 16.0
+#: Digits a gradient formula may lose to cancellation before a passing check says so: a
+#: few are lost to ordinary rounding of sums and products (2 digits is a factor of 100).
+DIGITS_LOST_NOTED = 3
 
 
 def on_copies(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -171,6 +176,47 @@ def zero_loss_hazard(n_hidden: int) -> Hazard:
         f"{n_hidden} gradient element(s) too small to change it by one rounding quantum were "
         "not checked (e.g. a perfectly fit softmax, whose tiny gradients round away)",
     )
+
+
+def cancellation_hazards(
+    space: ParameterSpace, analytic: NDArray[np.float64], jitter: NDArray[np.float64] | None
+) -> list[Hazard]:
+    """One note per parameter whose gradient formula loses digits to cancellation.
+
+    ``jitter`` is the analytic gradient's measured rounding noise
+    (:func:`gradcheck.verdict.jitter.measure_gradient_jitter`), measured only when a
+    comparison needed its room.  Where its median relative size over a parameter is
+    ``r``, the formula keeps about ``-log10(r)`` digits of the dtype's ``-log10(eps)``;
+    beyond ``DIGITS_LOST_NOTED`` lost, the check passed only thanks to that room and says
+    so, with the usual cause (a saturated activation's derivative computed from its
+    output) and the cure (computing it from the pre-activation).
+    """
+    if jitter is None:
+        return []
+    hazards = []
+    for leaf in space.leaves:
+        noise, values = jitter[leaf.slice], np.abs(analytic[leaf.slice])
+        seen = (noise > 0) & (values > 0) & np.isfinite(values)
+        if not seen.any():
+            continue
+        relative = float(np.median(noise[seen] / values[seen]))
+        available = -np.log10(working_eps(leaf.dtype))
+        kept = -np.log10(relative)
+        if kept > available - DIGITS_LOST_NOTED:
+            continue
+        hazards.append(
+            Hazard(
+                "cancellation",
+                f"{leaf.name}: the gradient keeps about {max(kept, 0):.0f} of "
+                f"{leaf.dtype}'s {available:.0f} digits (its measured rounding noise is "
+                f"~{relative:.1g} of its values; the tolerance allows for it). A derivative "
+                "computed from a saturated activation's output, like a * (1 - a) or 1 - a**2, "
+                "loses digits as a nears 1; from the pre-activation z it keeps them: "
+                "sigmoid(z) * sigmoid(-z), 1 / cosh(z)**2",
+                parameter=leaf.name,
+            )
+        )
+    return hazards
 
 
 def precision_hazards(results: tuple[ParameterResult, ...]) -> list[Hazard]:
