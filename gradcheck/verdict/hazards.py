@@ -189,7 +189,9 @@ def cancellation_hazards(
     ``r``, the formula keeps about ``-log10(r)`` digits of the dtype's ``-log10(eps)``;
     beyond ``DIGITS_LOST_NOTED`` lost, the check passed only thanks to that room and says
     so, with the usual cause (a saturated activation's derivative computed from its
-    output) and the cure (computing it from the pre-activation).
+    output), the cure (computing it from the pre-activation), and the other cause that
+    looks the same (float32 arithmetic inside a float64 backward pass, which the jitter
+    cannot tell from it: see the known limits).
     """
     if jitter is None:
         return []
@@ -209,10 +211,11 @@ def cancellation_hazards(
                 "cancellation",
                 f"{leaf.name}: the gradient keeps about {max(kept, 0):.0f} of "
                 f"{leaf.dtype}'s {available:.0f} digits (its measured rounding noise is "
-                f"~{relative:.1g} of its values; the tolerance allows for it). A derivative "
-                "computed from a saturated activation's output, like a * (1 - a) or 1 - a**2, "
-                "loses digits as a nears 1; from the pre-activation z it keeps them: "
-                "sigmoid(z) * sigmoid(-z), 1 / cosh(z)**2",
+                f"~{relative:.1g} of its values; the tolerance allows for it). The usual "
+                "cause: a derivative computed from a saturated activation's output, like "
+                "a * (1 - a) or 1 - a**2, loses digits as a nears 1; from the pre-activation "
+                "z it keeps them: sigmoid(z) * sigmoid(-z), 1 / cosh(z)**2. (Arithmetic in a "
+                "narrower dtype inside the backward pass looks the same.)",
                 parameter=leaf.name,
             )
         )
