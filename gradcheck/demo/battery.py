@@ -191,6 +191,12 @@ class BugResult:
         }
 
 
+def _seed(rng: np.random.Generator) -> int:
+    """A seed for one check, drawn from the run's generator: the check records it, so its
+    page can say how to repeat it (a Generator handed on would leave no seed to record)."""
+    return int(rng.integers(2**31))
+
+
 def run_planted_bugs(case: BatteryCase, *, rng: np.random.Generator) -> tuple[BugResult, ...]:
     """Check every :data:`PLANTED_BUGS` gradient on ``case``; each must fail."""
     params, x, y = case.problem(rng)
@@ -205,7 +211,7 @@ def run_planted_bugs(case: BatteryCase, *, rng: np.random.Generator) -> tuple[Bu
         def buggy(p: Params, plant: Any = plant) -> Params:
             return plant(case.network, p, x, y)
 
-        result = check(loss_fn, buggy, params, rng=rng, layer_inputs=inputs)
+        result = check(loss_fn, buggy, params, rng=_seed(rng), layer_inputs=inputs)
         found.append(BugResult(case.name, name, result, loss_fn, params))
     return tuple(found)
 
@@ -431,7 +437,7 @@ def run_case(
     skipped: dict[str, str] = {}
     for method in methods:
         try:
-            checks[method] = check(loss_fn, grad_fn, params, method=method, rng=rng)
+            checks[method] = check(loss_fn, grad_fn, params, method=method, rng=_seed(rng))
         except InvalidParameterError as exc:  # e.g. complex step not usable for this loss
             skipped[method] = str(exc)
     training = _train(case, params, x, y) if (train and case.train) else None
