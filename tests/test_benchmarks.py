@@ -58,7 +58,10 @@ def test_quick_run_without_torch(tmp_path: Path) -> None:
         for entry in entries.values():
             assert entry["passed"] is True  # no false alarm on the correct backward pass
             assert entry["single"] is True and entry["factor"] is True  # both bugs caught
-            assert entry["forward_calls"] > entry["n_inputs"]  # a full check: every element
+        # The full check evaluates f at every element; the default (directional above 64
+        # input elements) a few dozen times, whatever the size.
+        assert entries["gradcheck full"]["forward_calls"] > entries["gradcheck full"]["n_inputs"]
+        assert entries["gradcheck default"]["forward_calls"] < 40
     written = (tmp_path / "derivatives.md").read_text()
     assert "| gradcheck full |" in written and "torch" not in written.split("##", 1)[1]
     (tmp_path / "derivatives.md").unlink()

@@ -51,7 +51,12 @@ from gradcheck.runner.derivatives.columns import (
     output_noise,
     richardson_columns,
 )
-from gradcheck.runner.derivatives.problem import DerivativeProblem, unwrapped
+from gradcheck.runner.derivatives.problem import (
+    AUTO_DIRECTIONAL_NOTE,
+    DerivativeProblem,
+    directional_by_default,
+    unwrapped,
+)
 from gradcheck.runner.derivatives.projection import Projection
 from gradcheck.runner.directional import (
     LEAF_BLOCK,
@@ -113,6 +118,8 @@ def jvp_mode(
     settings = problem.settings
     if settings.mode in ("full", "directional"):
         return settings.mode, f"mode {settings.mode} (requested)"
+    if directional_by_default(settings, problem.space.size):
+        return "directional", AUTO_DIRECTIONAL_NOTE.format(n=problem.space.size, kind="JVP")
     function = problem.function()
     started = time.perf_counter()
     with unwrapped():

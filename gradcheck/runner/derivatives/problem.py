@@ -28,7 +28,15 @@ from gradcheck.runner.derivatives.layout import Inputs, Outputs
 from gradcheck.runner.derivatives.projection import Capture, Projection
 from gradcheck.runner.phases import as_generator
 
-__all__ = ["DerivativeProblem", "derivative_options", "unwrapped", "SCALAR_GRADIENT"]
+__all__ = [
+    "AUTO_DIRECTIONAL_NOTE",
+    "DIRECTIONAL_ABOVE",
+    "DerivativeProblem",
+    "SCALAR_GRADIENT",
+    "derivative_options",
+    "directional_by_default",
+    "unwrapped",
+]
 
 #: What the scalar check's "gradient" is, per kind: its hazards speak of a loss and a
 #: gradient, which a reader of a VJP check must map to ``<u, f>`` and this.
@@ -79,6 +87,28 @@ def unwrapped() -> Iterator[None]:
         if isinstance(exc.original, GradcheckError):
             raise exc.original from None
         raise
+
+
+#: Above this many differentiated input elements, ``mode="auto"`` checks a VJP or a JVP
+#: with directional probes: about 20 evaluations of ``f`` whatever the size, with a stated
+#: guarantee, where the full check costs ``n`` (complex step) to ``2n`` (central).  Below
+#: it the full check costs at most a few times the probes and names every wrong element.
+DIRECTIONAL_ABOVE = 64
+#: The result's note when that rule chose the mode.
+AUTO_DIRECTIONAL_NOTE = (
+    "mode directional (auto): a {kind} check of {n:,} input elements by directional probes "
+    "(~20 evaluations of f; a full check needs ~{n:,}); mode='full' compares every element"
+)
+
+
+def directional_by_default(settings: CheckOptions, n_elements: int) -> bool:
+    """Whether ``mode="auto"`` means directional probes for this VJP or JVP check."""
+    return (
+        settings.mode == "auto"
+        and settings.elements is None
+        and not settings.user_tolerance
+        and n_elements > DIRECTIONAL_ABOVE
+    )
 
 
 @dataclass

@@ -24,7 +24,13 @@ from gradcheck.runner.derivatives.locate import (
     reference_columns,
     transposed_rows,
 )
-from gradcheck.runner.derivatives.problem import DerivativeProblem, derivative_options, unwrapped
+from gradcheck.runner.derivatives.problem import (
+    AUTO_DIRECTIONAL_NOTE,
+    DerivativeProblem,
+    derivative_options,
+    directional_by_default,
+    unwrapped,
+)
 from gradcheck.runner.derivatives.projection import ProjectedGradient
 
 __all__ = ["check_vjp", "assert_vjp"]
@@ -120,11 +126,15 @@ def check_vjp(
     gradient = ProjectedGradient(
         transpose, problem.inputs, problem.outputs, problem.space, problem.cotangent, "vjp"
     )
-    result = problem.run(gradient)
-    entries: tuple[JacobianEntry, ...] = ()
     notes = [problem.cotangent_note("vjp(u)")]
-    if result.status == "failed" and result.mode != "directional":
-        indices = failing_elements(problem, result)
+    if directional_by_default(settings, problem.space.size):
+        result = problem.run(gradient, mode="directional")
+        notes.append(AUTO_DIRECTIONAL_NOTE.format(n=problem.space.size, kind="VJP"))
+    else:
+        result = problem.run(gradient)
+    entries: tuple[JacobianEntry, ...] = ()
+    indices = failing_elements(problem, result) if result.status == "failed" else None
+    if indices is not None and len(indices):  # (a directional check: those it located)
         complex_ok = any("complex" in p.method for p in result.parameters)
         with unwrapped():
             columns = reference_columns(problem, indices, complex_ok=complex_ok)
