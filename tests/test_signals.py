@@ -46,6 +46,21 @@ def python_env(*extra: Path) -> dict[str, str]:
     return env
 
 
+def default_sigint() -> None:
+    """Ctrl-C's default disposition in a child: a shell that starts a job in the background
+    (``pytest &``, some CI runners) has it ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_raises_keyboard_interrupt():  # type: ignore[no-untyped-def]
+    """Python turns SIGINT into KeyboardInterrupt unless it started with SIGINT ignored
+    (a background job): these tests need the usual behaviour, whoever started them."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def wait_for(condition: object, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
@@ -81,6 +96,7 @@ def test_no_temporary_file_survives_a_signal_during_atomic_writes(
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(report)],
         env=python_env(),
+        preexec_fn=default_sigint,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -291,6 +307,7 @@ def interrupt_a_check_with_workers(tmp_path: Path, signum: int, *, json_output: 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=default_sigint,
     )
     try:
         # Interrupt once a worker is evaluating the loss (a pid other than the parent's).
