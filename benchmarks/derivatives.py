@@ -218,29 +218,45 @@ def run_gradcheck(layer: str, size: str, checker: str, limit: float) -> dict[str
     options = GRADCHECK_MODES[checker]
     tiny = layer_inputs(layer, "1e2")  # first-call costs (imports, caches) not timed
     gradcheck.check_vjp(layer_forward(layer), backward_pass(layer, "ok", 0), tiny, **options)
-    out: dict[str, Any] = {}
-    for bug in ("ok", *BUGS):
+
+    def check_of(bug: str) -> Callable[[], Any]:
         vjp = calls.wrap(backward_pass(layer, bug, index), "backward")
+        return lambda: gradcheck.check_vjp(f, vjp, inputs, progress=False, **options)
 
-        def run(vjp: Callable[..., Any] = vjp) -> Any:
-            return gradcheck.check_vjp(f, vjp, inputs, progress=False, **options)
+    out, correct = each_backward(check_of, lambda result: result.passed, calls, limit)
+    if correct is not None:
+        out["mode"] = correct.mode
+        if correct.directional:
+            out["guarantee"] = correct.directional["guarantee"]["statement"]
+    return out
 
+
+def each_backward(
+    check_of: Callable[[str], Callable[[], Any]],
+    passed: Callable[[Any], bool],
+    calls: Calls,
+    limit: float,
+) -> tuple[dict[str, Any], Any]:
+    """One checker on the correct backward pass (timed: median of repeats when fast) and on
+    each planted bug: the entry, and the correct run's own result (None past the limit)."""
+    out: dict[str, Any] = {}
+    correct = None
+    for bug in ("ok", *BUGS):
         try:
-            result, seconds = timed(run, calls, limit, repeat=bug == "ok")
+            result, seconds = timed(check_of(bug), calls, limit, repeat=bug == "ok")
         except OverLimit:
             if bug == "ok":
-                return over_limit(limit, calls)
+                return over_limit(limit, calls), None
             out[bug] = None
             continue
         if bug == "ok":
-            out.update(seconds=seconds, passed=result.passed, mode=result.mode)
+            correct = result
+            out.update(seconds=seconds, passed=passed(result))
             out.update(forward_calls=calls.forward, backward_calls=calls.backward)
-            if result.directional:
-                out["guarantee"] = result.directional["guarantee"]["statement"]
         else:
-            out[bug] = not result.passed
+            out[bug] = not passed(result)
             out[f"{bug}_seconds"] = seconds
-    return out
+    return out, correct
 
 
 def over_limit(limit: float, calls: Calls) -> dict[str, Any]:
@@ -288,34 +304,20 @@ def run_torch(layer: str, size: str, fast: bool, limit: float) -> dict[str, Any]
     tiny = [torch.tensor(a, requires_grad=True) for a in layer_inputs(layer, "1e2")]
     warm = torch_layer(layer, "ok", 0, Calls())
     torch.autograd.gradcheck(warm, tiny, fast_mode=fast)  # first-call costs not timed
-    out: dict[str, Any] = {}
-    for bug in ("ok", *BUGS):
+
+    def check_of(bug: str) -> Callable[[], bool]:
         apply = torch_layer(layer, bug, index, calls)
+        return lambda: bool(
+            torch.autograd.gradcheck(apply, tensors, fast_mode=fast, raise_exception=False)
+        )
 
-        def run(apply: Callable[..., Any] = apply) -> bool:
-            return bool(
-                torch.autograd.gradcheck(apply, tensors, fast_mode=fast, raise_exception=False)
-            )
-
-        try:
-            passed, seconds = timed(run, calls, limit, repeat=bug == "ok")
-        except OverLimit:
-            if bug == "ok":
-                return over_limit(limit, calls)
-            out[bug] = None
-            continue
-        if bug == "ok":
-            out.update(seconds=seconds, passed=passed)
-            out.update(forward_calls=calls.forward, backward_calls=calls.backward)
-            if not fast:  # how much of the measured time the extrapolation's model explains
-                model, text = slow_mode_model(layer, inputs)
-                out["estimate"] = (
-                    f"the model used to extrapolate at 1e5, {text} = {model:.3g} s, is "
-                    f"{model / seconds:.0%} of the time measured here"
-                )
-        else:
-            out[bug] = not passed
-            out[f"{bug}_seconds"] = seconds
+    out, _ = each_backward(check_of, bool, calls, limit)
+    if not fast and "seconds" in out:  # how much of the measured time the model explains
+        model, text = slow_mode_model(layer, inputs)
+        out["estimate"] = (
+            f"the model used to extrapolate at 1e5, {text} = {model:.3g} s, is "
+            f"{model / out['seconds']:.0%} of the time measured here"
+        )
     return out
 
 
