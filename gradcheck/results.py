@@ -16,9 +16,9 @@ it; this module only holds it, so the report needs nothing but these classes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +30,8 @@ __all__ = [
     "Hazard",
     "Diagnosis",
     "ParameterResult",
+    "ElementValues",
+    "Compared",
     "StepSweep",
     "ReferenceAgreement",
     "CheckEvidence",
@@ -239,25 +241,198 @@ class Diagnosis:
         }
 
 
+class Compared(NamedTuple):
+    """One parameter's elements that carry values, in row-major order.
+
+    What :meth:`ParameterResult.compared` returns: the per-element values at the
+    elements a check estimated or compared, without full-size arrays, so that a
+    directional check of a huge parameter (a handful of elements compared) is read
+    in O(compared).  ``indices`` holds flat (row-major) indices into the parameter;
+    every other field is aligned with it.
+    """
+
+    indices: NDArray[np.intp]
+    analytic: NDArray[np.float64]
+    reference: NDArray[np.float64]
+    error_estimate: NDArray[np.float64]
+    tolerance: NDArray[np.float64]
+    step: NDArray[np.float64]
+    checked: NDArray[np.bool_]
+    kink: NDArray[np.bool_]
+
+    @property
+    def abs_error(self) -> NDArray[np.float64]:
+        """``|analytic - reference|`` (NaN where no reference, inf where analytic is not finite)."""
+        with np.errstate(invalid="ignore"):
+            error = np.array(np.abs(self.analytic - self.reference), dtype=np.float64)
+        error[self.checked & ~np.isfinite(self.analytic)] = np.inf
+        return error
+
+    @property
+    def failed(self) -> NDArray[np.bool_]:
+        """Checked elements whose error exceeds their tolerance (accepted kinks excepted)."""
+        with np.errstate(invalid="ignore"):
+            bad = ~(self.abs_error <= self.tolerance)
+        return bad & self.checked & ~self.kink
+
+    @property
+    def ratio(self) -> NDArray[np.float64]:
+        """``error / tolerance`` (inf where undefined, 0 at accepted kinks, -inf unchecked)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.array(self.abs_error / self.tolerance, dtype=np.float64)
+        ratio[np.isnan(ratio) & self.checked] = np.inf
+        ratio[self.kink] = 0.0
+        ratio[~self.checked] = -np.inf
+        return ratio
+
+
+@dataclass(frozen=True, eq=False)
+class ElementValues:
+    """A check's per-element values, flat over every parameter (row-major, tree order).
+
+    Shared by the check's :class:`ParameterResult` objects, each of which reads its own
+    range ``starts[p]:starts[p + 1]``: one set of arrays for the whole check instead of
+    seven per parameter, so a model of 20,000 tiny arrays keeps ~20,000 small objects
+    rather than 140,000 arrays.  ``analytic`` holds every element (as float64); the
+    reference, error estimate, tolerance, step, checked and kink values are held at
+    ``keys`` only (the sorted flat indices that carry an estimate or were compared), or
+    at every element when ``keys`` is None (a full check).  A directional check of
+    1e7 elements compares a few dozen and so keeps a few dozen of each.
+    """
+
+    analytic: NDArray[np.float64]
+    starts: NDArray[np.intp]
+    keys: NDArray[np.intp] | None
+    reference: NDArray[np.float64]
+    error_estimate: NDArray[np.float64]
+    tolerance: NDArray[np.float64]
+    step: NDArray[np.float64]
+    checked: NDArray[np.bool_]
+    kink: NDArray[np.bool_]
+
+    def span(self, position: int) -> slice:
+        """Where parameter ``position``'s values lie in the stored (``keys``-aligned) arrays."""
+        start, stop = int(self.starts[position]), int(self.starts[position + 1])
+        if self.keys is None:
+            return slice(start, stop)
+        lo, hi = np.searchsorted(self.keys, (start, stop))
+        return slice(int(lo), int(hi))
+
+    def compared(self, position: int) -> Compared:
+        """Parameter ``position``'s stored values, indexed within the parameter."""
+        at, start = self.span(position), int(self.starts[position])
+        if self.keys is None:
+            index = np.arange(at.stop - at.start, dtype=np.intp)
+            analytic = self.analytic[at]
+        else:
+            index = self.keys[at] - start
+            analytic = self.analytic[self.keys[at]]
+        return Compared(
+            index,
+            analytic,
+            self.reference[at],
+            self.error_estimate[at],
+            self.tolerance[at],
+            self.step[at],
+            self.checked[at],
+            self.kink[at],
+        )
+
+    def dense(self, name: str, position: int) -> NDArray[Any]:
+        """One stored field of parameter ``position`` as a full flat array (NaN/False elsewhere)."""
+        stored = getattr(self, name)
+        at = self.span(position)
+        if self.keys is None:
+            return np.array(stored[at])
+        start, stop = int(self.starts[position]), int(self.starts[position + 1])
+        out = (
+            np.full(stop - start, np.nan)
+            if stored.dtype.kind == "f"
+            else np.zeros(stop - start, stored.dtype)
+        )
+        out[self.keys[at] - start] = stored[at]
+        return out
+
+    def widened(self, extra: NDArray[np.float64]) -> ElementValues:
+        """These values with ``extra`` (one value per element, flat) added to checked tolerances."""
+        at = slice(None) if self.keys is None else self.keys
+        tolerance = self.tolerance + np.where(self.checked, extra[at], 0.0)
+        return replace(self, tolerance=tolerance)
+
+    @cached_property
+    def failures(self) -> NDArray[np.intp]:
+        """Failing elements per parameter (computed once for the whole check)."""
+        if self.keys is None:
+            analytic = self.analytic
+        else:
+            analytic = self.analytic[self.keys]
+        values = Compared(
+            np.empty(0, np.intp),
+            analytic,
+            self.reference,
+            self.error_estimate,
+            self.tolerance,
+            self.step,
+            self.checked,
+            self.kink,
+        )
+        running = np.concatenate([[0], np.cumsum(values.failed, dtype=np.intp)])
+        bounds = self.starts if self.keys is None else np.searchsorted(self.keys, self.starts)
+        return np.diff(running[bounds])
+
+    @classmethod
+    def of_arrays(
+        cls,
+        analytic: NDArray[Any],
+        reference: NDArray[Any],
+        error_estimate: NDArray[Any],
+        tolerance: NDArray[Any],
+        checked: NDArray[Any],
+        step: NDArray[Any],
+        kink: NDArray[Any] | None = None,
+    ) -> ElementValues:
+        """The values of one parameter given as full arrays of its shape."""
+        n = np.size(analytic)
+
+        def flat(values: Any, dtype: Any) -> NDArray[Any]:
+            out = np.array(values, dtype=dtype).reshape(-1)
+            if out.size != n:
+                raise ValueError(f"per-element arrays must have {n} elements, got {out.size}")
+            return out
+
+        return cls(
+            analytic=flat(analytic, np.float64),
+            starts=np.array([0, n], dtype=np.intp),
+            keys=None,
+            reference=flat(reference, np.float64),
+            error_estimate=flat(error_estimate, np.float64),
+            tolerance=flat(tolerance, np.float64),
+            step=flat(step, np.float64),
+            checked=flat(checked, bool),
+            kink=np.zeros(n, dtype=bool) if kink is None else flat(kink, bool),
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class ParameterResult:
     """The check of one parameter array.
+
+    The per-element values live in the check's shared :class:`ElementValues`;
+    ``analytic``, ``reference``, ``error_estimate``, ``tolerance``, ``checked``,
+    ``step`` and ``kink_mask`` build full arrays of the parameter's shape when asked
+    (each call a new array), and :meth:`compared` gives the compared elements alone.
+    Build one from full arrays with :meth:`from_arrays`.
 
     Attributes
     ----------
     name : str
         The parameter's path in the tree (``weight1``, ``layers[1].weight``).
-    analytic, reference : ndarray
-        The user's gradient and the reference estimate, in the parameter's
-        shape; ``reference`` is NaN at elements not checked.
-    error_estimate : ndarray
-        The reference's own error estimate at each checked element.
-    tolerance : ndarray
-        The tolerance each element was judged against.
-    checked : ndarray of bool
-        Elements compared elementwise.
-    step : ndarray
-        Step used at each element (NaN where none).
+    values : ElementValues
+        The check's per-element values (shared by its parameters).
+    position : int
+        This parameter's place in ``values``.
+    shape : tuple of int
+        The parameter's shape.
     method : str
         The reference that decided (``complex``, ``central``, ``richardson``...).
     tolerance_source : str
@@ -267,112 +442,179 @@ class ParameterResult:
     kinks : tuple of tuple of int
         Elements at a non-differentiable point where the analytic value lay
         between the one-sided slopes (accepted).
-    kink_mask : ndarray of bool, optional
-        The same elements as a mask of the parameter's shape.
     dtype : str
         The parameter's dtype.
     """
 
     name: str
-    analytic: NDArray[Any]
-    reference: NDArray[np.float64]
-    error_estimate: NDArray[np.float64]
-    tolerance: NDArray[np.float64]
-    checked: NDArray[np.bool_]
-    step: NDArray[np.float64]
+    values: ElementValues
+    position: int
+    shape: tuple[int, ...]
     method: str
     tolerance_source: str
     n_evaluations: int
     kinks: tuple[tuple[int, ...], ...] = ()
-    kink_mask: NDArray[np.bool_] | None = None
     dtype: str = "float64"
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.analytic.shape)
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        name: str,
+        analytic: NDArray[Any],
+        reference: NDArray[Any],
+        error_estimate: NDArray[Any],
+        tolerance: NDArray[Any],
+        checked: NDArray[Any],
+        step: NDArray[Any],
+        method: str,
+        tolerance_source: str,
+        n_evaluations: int,
+        kinks: tuple[tuple[int, ...], ...] = (),
+        kink_mask: NDArray[Any] | None = None,
+        dtype: str | None = None,
+    ) -> ParameterResult:
+        """One parameter's result from full arrays of its shape (tests, other front ends)."""
+        analytic = np.asarray(analytic)
+        values = ElementValues.of_arrays(
+            analytic, reference, error_estimate, tolerance, checked, step, kink_mask
+        )
+        return cls(
+            name=name,
+            values=values,
+            position=0,
+            shape=tuple(analytic.shape),
+            method=method,
+            tolerance_source=tolerance_source,
+            n_evaluations=n_evaluations,
+            kinks=kinks,
+            dtype=str(analytic.dtype) if dtype is None else dtype,
+        )
 
-    # Computed once (read-only): the verdict, the report and the HTML pages all ask again.
-    @cached_property
+    @property
+    def size(self) -> int:
+        return int(self.values.starts[self.position + 1] - self.values.starts[self.position])
+
+    def compared(self) -> Compared:
+        """The elements with values (estimated or compared), without full-size arrays."""
+        return self.values.compared(self.position)
+
+    def _dense(self, name: str) -> NDArray[Any]:
+        return self.values.dense(name, self.position).reshape(self.shape)
+
+    @property
+    def analytic(self) -> NDArray[Any]:
+        """The user's gradient, in the parameter's dtype where its values are finite."""
+        start = int(self.values.starts[self.position])
+        flat = self.values.analytic[start : start + self.size].reshape(self.shape)
+        dtype = np.dtype(self.dtype)
+        if dtype == flat.dtype or dtype.kind != "f" or not np.isfinite(flat).all():
+            return flat
+        return flat.astype(dtype)
+
+    @property
+    def reference(self) -> NDArray[np.float64]:
+        """The reference estimate (NaN where none was made)."""
+        return self._dense("reference")
+
+    @property
+    def error_estimate(self) -> NDArray[np.float64]:
+        """The reference's own error estimate (NaN where none)."""
+        return self._dense("error_estimate")
+
+    @property
+    def tolerance(self) -> NDArray[np.float64]:
+        """The tolerance each element was judged against (NaN where unchecked)."""
+        return self._dense("tolerance")
+
+    @property
+    def checked(self) -> NDArray[np.bool_]:
+        """Elements compared elementwise."""
+        return self._dense("checked")
+
+    @property
+    def step(self) -> NDArray[np.float64]:
+        """Step used at each element (NaN where none)."""
+        return self._dense("step")
+
+    @property
+    def kink_mask(self) -> NDArray[np.bool_]:
+        """The accepted kinks (:attr:`kinks`) as a mask of the parameter's shape."""
+        return self._dense("kink")
+
+    @property
     def abs_error(self) -> NDArray[np.float64]:
         """``|analytic - reference|`` per element (NaN where unchecked, inf where non-finite)."""
-        analytic = self.analytic.astype(np.float64, copy=False)
-        with np.errstate(invalid="ignore"):
-            error = np.array(np.abs(analytic - self.reference), dtype=np.float64)
-        error[self.checked & ~np.isfinite(analytic)] = np.inf
-        error.setflags(write=False)
-        return error
+        found = self.compared()
+        error = np.full(self.size, np.nan)
+        error[found.indices] = found.abs_error
+        return error.reshape(self.shape)
 
-    @cached_property
+    @property
     def failed(self) -> NDArray[np.bool_]:
         """Elements whose error exceeds their tolerance (accepted kinks excepted)."""
-        # Over the checked elements only: a directional check of a large parameter checks
-        # a handful, and its verdict should not cost full-size temporaries.
-        checked = self.checked.reshape(-1)
-        at: Any = slice(None) if checked.all() else np.flatnonzero(checked)  # views when all
-        analytic = self.analytic.reshape(-1)[at].astype(np.float64, copy=False)
-        with np.errstate(invalid="ignore"):
-            error = np.abs(analytic - self.reference.reshape(-1)[at])
-        error[~np.isfinite(analytic)] = np.inf
-        with np.errstate(invalid="ignore"):
-            bad = ~(error <= self.tolerance.reshape(-1)[at])
-        if self.kink_mask is not None:
-            bad &= ~self.kink_mask.reshape(-1)[at]
-        failed = np.zeros(self.checked.shape, dtype=bool)
-        failed.reshape(-1)[at] = bad
-        failed.setflags(write=False)
-        return failed
+        found = self.compared()
+        failed = np.zeros(self.size, dtype=bool)
+        failed[found.indices] = found.failed
+        return failed.reshape(self.shape)
 
     @property
     def passed(self) -> bool:
-        return not bool(self.failed.any())
+        return self.n_failed == 0
 
     @property
     def n_checked(self) -> int:
-        return int(self.checked.sum())
+        return int(self.values.checked[self.values.span(self.position)].sum())
 
     @property
     def n_failed(self) -> int:
-        return int(self.failed.sum())
+        return int(self.values.failures[self.position])
 
-    def _ratio(self) -> NDArray[np.float64]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.array(self.abs_error / self.tolerance, dtype=np.float64)
-        ratio[np.isnan(ratio) & self.checked] = np.inf
-        if self.kink_mask is not None:
-            ratio[self.kink_mask] = 0.0
-        ratio[~self.checked] = -np.inf
-        return ratio
+    def _worst(self) -> tuple[Compared, int] | None:
+        """The compared values and the position (in them) of the worst checked element."""
+        found = self.compared()
+        if not found.checked.any():
+            return None
+        return found, int(np.argmax(found.ratio))
+
+    def _index(self, flat: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(flat, self.shape))
 
     @property
     def worst_index(self) -> tuple[int, ...]:
         """Index of the element with the largest error relative to its tolerance."""
-        if self.analytic.size == 0 or not self.checked.any():
+        worst = self._worst()
+        if worst is None:
             return ()
-        flat = int(np.argmax(self._ratio()))
-        return tuple(int(i) for i in np.unravel_index(flat, self.shape))
+        found, k = worst
+        return self._index(int(found.indices[k]))
 
     @property
     def worst_ratio(self) -> float:
         """``error / tolerance`` at the worst element (above 1 means failed)."""
-        if not self.checked.any():
+        worst = self._worst()
+        if worst is None:
             return 0.0
-        return float(np.max(self._ratio()))
+        found, k = worst
+        return float(found.ratio[k])
 
     @property
     def max_abs_error(self) -> float:
-        if not self.checked.any():
+        found = self.compared()
+        if not found.checked.any():
             return 0.0
-        return float(np.max(self.abs_error[self.checked]))
+        return float(np.max(found.abs_error[found.checked]))
 
     @property
     def max_rel_error(self) -> float:
         """``max |a - r| / max(|a|, |r|)`` over checked elements whose values are not both zero."""
-        if not self.checked.any():
+        found = self.compared()
+        if not found.checked.any():
             return 0.0
-        a = np.abs(self.analytic.astype(np.float64))[self.checked]
-        r = np.abs(self.reference[self.checked])
+        a = np.abs(found.analytic[found.checked])
+        r = np.abs(found.reference[found.checked])
         denominator = np.maximum(a, r)
-        error = self.abs_error[self.checked]
+        error = found.abs_error[found.checked]
         nonzero = denominator > 0
         if not nonzero.any():
             return 0.0
@@ -382,14 +624,14 @@ class ParameterResult:
 
     def summary_line(self) -> str:
         """One line: verdict, name, worst element, values there, error against tolerance."""
-        verdict = "ok  " if self.passed else "FAIL"
-        if not self.checked.any():  # "ok" would claim what no element comparison showed
+        worst = self._worst()
+        if worst is None:  # "ok" would claim what no element comparison showed
             return f"--   {self.name} {self.shape}: no element compared"
-        index = self.worst_index
-        a = float(self.analytic[index])
-        r = float(self.reference[index])
-        error = float(self.abs_error[index])
-        tol = float(self.tolerance[index])
+        found, k = worst
+        verdict = "ok  " if self.passed else "FAIL"
+        index = self._index(int(found.indices[k]))
+        a, r = float(found.analytic[k]), float(found.reference[k])
+        error, tol = float(found.abs_error[k]), float(found.tolerance[k])
         text = (
             f"{verdict} {self.name}{format_index(index)}: analytic {a:.6g}, {self.method} "
             f"{r:.6g}, |error| {error:.3g} {'<=' if error <= tol else '>'} tolerance {tol:.3g}"
@@ -400,25 +642,26 @@ class ParameterResult:
 
     def failing_elements(self, limit: int | None = None) -> tuple[FailingElement, ...]:
         """The failing elements in index order (row-major), at most ``limit`` of them."""
-        flat = np.flatnonzero(self.failed)[:limit]
-        analytic = self.analytic.reshape(-1)
-        reference, tolerance = self.reference.reshape(-1), self.tolerance.reshape(-1)
-        error = self.abs_error.reshape(-1)
+        found = self.compared()
+        error = found.abs_error
         return tuple(
             FailingElement(
                 self.name,
-                tuple(int(i) for i in np.unravel_index(k, self.shape)),
-                float(analytic[k]),
-                float(reference[k]),
+                self._index(int(found.indices[k])),
+                float(found.analytic[k]),
+                float(found.reference[k]),
                 float(error[k]),
-                float(tolerance[k]),
+                float(found.tolerance[k]),
                 self.method,
             )
-            for k in flat
+            for k in np.flatnonzero(found.failed)[:limit]
         )
 
     def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
-        index = self.worst_index
+        worst = self._worst()
+        found = self.compared()
+        k = None if worst is None else worst[1]
+        steps = found.step[np.isfinite(found.step)]
         data: dict[str, Any] = {
             "name": self.name,
             "shape": list(self.shape),
@@ -431,12 +674,12 @@ class ParameterResult:
             "n_failed": self.n_failed,
             "max_abs_error": json_float(self.max_abs_error),
             "max_rel_error": json_float(self.max_rel_error),
-            "worst_index": list(index),
-            "worst_analytic": json_float(self.analytic[index]) if self.checked.any() else None,
-            "worst_reference": json_float(self.reference[index]) if self.checked.any() else None,
-            "worst_tolerance": json_float(self.tolerance[index]) if self.checked.any() else None,
+            "worst_index": list(self.worst_index),
+            "worst_analytic": None if k is None else json_float(found.analytic[k]),
+            "worst_reference": None if k is None else json_float(found.reference[k]),
+            "worst_tolerance": None if k is None else json_float(found.tolerance[k]),
             "worst_ratio": json_float(self.worst_ratio),
-            "step": json_float(np.nanmedian(self.step)) if np.isfinite(self.step).any() else None,
+            "step": json_float(np.median(steps)) if steps.size else None,
             "kinks": [list(i) for i in self.kinks],
         }
         if arrays:
@@ -839,7 +1082,7 @@ class CheckResult:
             "inconclusive": "gradcheck: INCONCLUSIVE",
             "hazard": "gradcheck: FAILED (hazard)",
         }[self.status]
-        n = sum(p.analytic.size for p in self.parameters)
+        n = sum(p.size for p in self.parameters)
         lines = [
             f"{head} ({len(self.parameters)} parameter(s), {n} element(s), mode {self.mode}, "
             f"{self.n_evaluations} loss evaluations)"

@@ -20,6 +20,7 @@ Each phase reads and updates one :class:`CheckRun` (what the check knows) and on
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -558,35 +559,32 @@ def tolerance_source(run: CheckRun, complex_ok: bool) -> str:
 def parameter_results(
     space: ParameterSpace, state: Comparison, cost: NDArray[np.int64], source: str
 ) -> tuple[ParameterResult, ...]:
-    """One :class:`~gradcheck.results.ParameterResult` per parameter, from the comparison."""
+    """One :class:`~gradcheck.results.ParameterResult` per parameter, from the comparison.
+
+    Every parameter's result reads one shared :class:`~gradcheck.results.ElementValues`,
+    so the results cost a small object per parameter plus the compared elements' values.
+    """
+    values = state.element_values()
+    kinked = np.flatnonzero(state.kink)
     results = []
-    n = space.size
-    reference, error = dense_vector(state.reference, n), dense_vector(state.error, n)
-    tolerance, step = dense_vector(state.tolerance, n), dense_vector(state.step, n)
     for k, leaf in enumerate(space.leaves):
-        s = leaf.slice
-        analytic = state.analytic[s].reshape(leaf.shape)
-        kinks = tuple(
-            tuple(int(i) for i in np.unravel_index(j, leaf.shape))
-            for j in np.flatnonzero(state.kink[s])
-        )
+        kinks: tuple[tuple[int, ...], ...] = ()
+        if len(kinked):
+            at = kinked[(kinked >= leaf.offset) & (kinked < leaf.offset + leaf.size)]
+            kinks = tuple(
+                tuple(int(i) for i in np.unravel_index(j - leaf.offset, leaf.shape)) for j in at
+            )
         results.append(
             ParameterResult(
                 name=leaf.name,
-                analytic=analytic.astype(leaf.dtype, copy=False)
-                if np.all(np.isfinite(analytic))
-                else analytic,
-                reference=reference[s].reshape(leaf.shape),
-                error_estimate=error[s].reshape(leaf.shape),
-                tolerance=tolerance[s].reshape(leaf.shape),
-                checked=state.checked[s].reshape(leaf.shape),
-                step=step[s].reshape(leaf.shape),
-                method=state.methods(s),
+                values=values,
+                position=k,
+                shape=tuple(leaf.shape),
+                method=sys.intern(state.methods(leaf.slice)),  # one string, not one per array
                 tolerance_source=source,
                 n_evaluations=int(cost[k]),
                 kinks=kinks,
-                kink_mask=state.kink[s].reshape(leaf.shape),
-                dtype=str(leaf.dtype),
+                dtype=sys.intern(str(leaf.dtype)),
             )
         )
     return tuple(results)

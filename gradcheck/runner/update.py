@@ -46,7 +46,7 @@ from gradcheck.errors import (
 from gradcheck.options import CheckOptions
 from gradcheck.problem.calls import require_callable
 from gradcheck.problem.space import ParameterSpace
-from gradcheck.results import CheckResult, Diagnosis, ParameterResult
+from gradcheck.results import CheckResult, Diagnosis, ElementValues, ParameterResult
 from gradcheck.runner.check import check
 from gradcheck.runner.derivatives.binding import WithArguments, require_accepts
 from gradcheck.verdict.tolerance import ESTIMATE_SAFETY
@@ -278,18 +278,18 @@ def _rounding(step: _Step, space: ParameterSpace) -> NDArray[np.float64]:
     return ESTIMATE_SAFETY * space.eps() * magnitude / step.lr
 
 
-def _widen(
-    result: CheckResult, rounding: NDArray[np.float64], space: ParameterSpace
-) -> CheckResult:
+def _widen(result: CheckResult, rounding: NDArray[np.float64]) -> CheckResult:
     """``result`` with every tolerance widened by the update's own rounding."""
+    widened_values: dict[int, ElementValues] = {}  # (the parameters share one, usually)
     parameters: list[ParameterResult] = []
-    for parameter, leaf in zip(result.parameters, space.leaves, strict=True):
-        extra = rounding[leaf.slice].reshape(leaf.shape)
-        tolerance = np.where(parameter.checked, parameter.tolerance + extra, parameter.tolerance)
+    for parameter in result.parameters:
+        values = parameter.values
+        if id(values) not in widened_values:
+            widened_values[id(values)] = values.widened(rounding)
         parameters.append(
             replace(
                 parameter,
-                tolerance=tolerance,
+                values=widened_values[id(values)],
                 tolerance_source=parameter.tolerance_source
                 + f"; plus {ESTIMATE_SAFETY:g} eps (|params| + |new|) / lr for the update's own "
                 "rounding",
@@ -727,7 +727,7 @@ def check_update(
             "mode": _elementwise_mode(settings.mode, settings.elements),
         },
     )
-    result = _widen(result, rounding, space)
+    result = _widen(result, rounding)
     if result.status in ("inconclusive", "hazard"):
         hazards = "; ".join(str(h) for h in result.hazards if h.blocking or h.fails_check)
         return UpdateResult(

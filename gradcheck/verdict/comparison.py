@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from gradcheck.problem.space import ParameterSpace, working_eps
 from gradcheck.references.base import Estimate
+from gradcheck.results import ElementValues
 from gradcheck.verdict.tolerance import (
     derived_tolerance,
     passes,
@@ -294,6 +295,49 @@ class Comparison:
     def unresolved(self, indices: NDArray[np.intp]) -> NDArray[np.bool_]:
         target = resolution_target(self.eps(indices), self.scale(indices))
         return self.tolerance[indices] > target
+
+    def element_values(self) -> ElementValues:
+        """The per-element values for the results, shared by every parameter's result.
+
+        A full check hands over its arrays as they are; a check that recorded few
+        elements (directional, sampled, or a full check whose first pass was not one
+        record) keeps the recorded, compared and kinked elements only.
+        """
+        n = self.space.size
+        starts = np.array([leaf.offset for leaf in self.space.leaves] + [n], dtype=np.intp)
+        stored = (self.reference, self.error, self.tolerance, self.step)
+        if all(isinstance(v, np.ndarray) and len(v) == n for v in stored):
+            reference, error, tolerance, step = (np.asarray(v) for v in stored)
+            return ElementValues(
+                self.analytic,
+                starts,
+                None,
+                reference,
+                error,
+                tolerance,
+                step,
+                self.checked.copy(),
+                self.kink.copy(),
+            )
+        keys = np.union1d(self.recorded, np.flatnonzero(self.checked | self.kink)).astype(np.intp)
+
+        def at(vector: NDArray[np.float64] | SparseVector) -> NDArray[np.float64]:
+            if isinstance(vector, SparseVector) or len(vector) == n:
+                return np.asarray(vector[keys], dtype=np.float64)
+            return np.full(len(keys), np.nan)  # nothing recorded in this array
+
+        reference, error, tolerance, step = (at(v) for v in stored)
+        return ElementValues(
+            self.analytic,
+            starts,
+            keys,
+            reference,
+            error,
+            tolerance,
+            step,
+            self.checked[keys],
+            self.kink[keys],
+        )
 
     def methods(self, part: slice) -> str:
         """The references that decided the checked elements of ``part``, most used first."""

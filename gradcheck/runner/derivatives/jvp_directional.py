@@ -43,7 +43,14 @@ from gradcheck.problem.objective import Objective
 from gradcheck.problem.space import Leaf
 from gradcheck.references.complex_step import COMPLEX_ROUNDING, complex_step_capability
 from gradcheck.references.noise import NoiseOnDemand
-from gradcheck.results import CheckResult, Hazard, JacobianEntry, ParameterResult, json_float
+from gradcheck.results import (
+    CheckResult,
+    ElementValues,
+    Hazard,
+    JacobianEntry,
+    ParameterResult,
+    json_float,
+)
 from gradcheck.runner.derivatives.columns import (
     Columns,
     VectorFunction,
@@ -412,25 +419,33 @@ def _entries(
 
 def _unchecked(problem: DerivativeProblem, method: str, source: str) -> tuple[ParameterResult, ...]:
     """Per input: no element compared on its own (the probes compared products)."""
-    results = []
-    for leaf in problem.space.leaves:
-        nan = np.full(leaf.shape, np.nan)
-        results.append(
-            ParameterResult(
-                name=leaf.name,
-                analytic=nan,
-                reference=nan,
-                error_estimate=nan,
-                tolerance=nan,
-                checked=np.zeros(leaf.shape, dtype=bool),
-                step=nan,
-                method=method,
-                tolerance_source=source,
-                n_evaluations=0,
-                dtype=str(leaf.dtype),
-            )
+    space = problem.space
+    starts = np.array([leaf.offset for leaf in space.leaves] + [space.size], dtype=np.intp)
+    none = np.empty(0)
+    values = ElementValues(
+        np.full(space.size, np.nan),  # no analytic element was asked for either
+        starts,
+        np.empty(0, dtype=np.intp),
+        none,
+        none,
+        none,
+        none,
+        np.empty(0, dtype=bool),
+        np.empty(0, dtype=bool),
+    )
+    return tuple(
+        ParameterResult(
+            name=leaf.name,
+            values=values,
+            position=k,
+            shape=tuple(leaf.shape),
+            method=method,
+            tolerance_source=source,
+            n_evaluations=0,
+            dtype=str(leaf.dtype),
         )
-    return tuple(results)
+        for k, leaf in enumerate(space.leaves)
+    )
 
 
 def check_jvp_directional(
