@@ -413,7 +413,7 @@ class ElementValues:
         )
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)  # one small object per parameter array
 class ParameterResult:
     """The check of one parameter array.
 
