@@ -426,3 +426,30 @@ def test_k_wrong_elements_are_located_at_a_cost_linear_in_k():
     # elementwise references; four cost about four times one, not a sweep of N = 2,410.
     assert extra[4] <= 6 * extra[1], extra
     assert extra[4] < net.n_params / 4, extra
+
+
+# -- grouping: arrays probed alone, arrays pooled ----------------------------------------------
+def test_an_array_probed_alone_has_a_guarantee_independent_of_the_other_arrays_scales():
+    # Six arrays: the large one is a group of its own, the five small ones share probes.  A
+    # lone array's direction is unweighted (weight 1), and its group's bound uses its own
+    # |g_p|: it used to be weighted typical / |g_p| (the median over every array) while the
+    # bound ignored the weight, so its stated guarantee moved with the other arrays' scales
+    # (here 7.2e-10 against 5.6e-10; the right one is 1.9e-9).
+    def stated(small):
+        rng = np.random.default_rng(3)
+        sizes, scales = (100_000, 10, 12, 9, 11, 8), (0.03, small, small, 2.0, small, small)
+        params = {f"p{k}": rng.standard_normal(n) for k, n in enumerate(sizes)}
+
+        def loss(p):
+            return sum(s * np.sum(np.sin(p[f"p{k}"])) for k, s in enumerate(scales))
+
+        def grad(p):
+            return {f"p{k}": s * np.cos(p[f"p{k}"]) for k, s in enumerate(scales)}
+
+        result = gradcheck.check(loss, grad, params, mode="directional", progress=False)
+        assert result.passed
+        covers = {tuple(p["covers"]) for p in result.directional["probes"]}
+        assert covers == {("p0",), ("p1", "p2", "p3", "p4", "p5")}
+        return result.directional["guarantee"]["rho"]
+
+    assert stated(1.0) == stated(0.25)  # the lone, least resolved array sets it: unchanged

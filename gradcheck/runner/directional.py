@@ -859,14 +859,21 @@ def _weights(
     ``p`` of the direction, so a relative bug in a parameter with small gradients is seen
     as well as in one with large gradients.  A parameter whose analytic gradient is (near)
     zero is weighted as one at ``ZERO_GRADIENT_WEIGHT`` of the largest, so that it still
-    moves without taking the whole direction.  Inside one parameter every weight is 1.
+    moves without taking the whole direction.  Inside one parameter every weight is 1, and
+    so is the weight of a parameter probed alone (its group's guarantee is computed
+    from its unweighted gradient norm, :func:`_guarantee`).
     """
     weights = np.ones(len(space.leaves))
     if len(groups) == len([leaf for leaf in space.leaves if leaf.size]):
         return weights
     typical = float(np.median(norms[norms > 0])) if np.any(norms > 0) else 1.0
     floor = ZERO_GRADIENT_WEIGHT * float(np.max(norms, initial=0.0))
-    return typical / np.maximum(norms, floor or typical)
+    weights = typical / np.maximum(norms, floor or typical)
+    for block in groups:
+        first = int(space.leaf_of(block.start))
+        if first == int(space.leaf_of(block.stop - 1)):
+            weights[first] = 1.0
+    return weights
 
 
 def _samples(
