@@ -171,3 +171,80 @@ def test_logistic_regression_derivatives_are_verified_and_drive_trust_ncg(capsys
     assert out.count(" verified\n") == 3
     assert "hessp without the penalty: WRONG" in out and "lacks 0.1 x I" in out
     assert "trust-ncg with the verified hessp: Optimization terminated successfully" in out
+
+
+def test_a_default_vjp_check_of_a_three_input_layer_costs_five_complex_forwards() -> None:
+    # A training-mode batch norm of 1,050 input elements (x 40 x 25, gamma, beta): the default
+    # check is directional.  gamma and beta (root mean square gradient elements within 4x of
+    # each other) share their probes; x, with gradients some 10x smaller per element, has its
+    # own; and a passing directional VJP check spends nothing on illustrating samples.  So f
+    # runs on complex input 5 times (the complex step's capability test, 2 probes for each of
+    # the 2 groups; it was 10: 3 groups and 3 samples), and 9 times on real input (at the
+    # point to learn the outputs, as the loss, again to see that it is deterministic, 4 times
+    # along the capability test's line, twice to watch it).  Both planted bugs of
+    # benchmarks/derivatives.py are still caught.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 25)) * 2 + 1
+    gamma, beta = 1 + 0.5 * rng.standard_normal(25), rng.standard_normal(25)
+    bn_param = {"mode": "train", "eps": 1e-5}
+    calls = {"complex": 0, "real": 0}
+
+    def forward(x, gamma, beta):
+        calls["complex" if np.iscomplexobj(x) or np.iscomplexobj(gamma) else "real"] += 1
+        return layers.batchnorm_forward(x, gamma, beta, bn_param)[0]
+
+    def backward(dout, x, gamma, beta, bug=None):
+        grads = layers.batchnorm_backward(
+            dout, layers.batchnorm_forward(x, gamma, beta, bn_param)[1]
+        )
+        grads = tuple(np.array(g) for g in grads)
+        if bug == "single":
+            grads[0][19, 11] *= 1 + 1e-2
+        elif bug == "factor":
+            grads = tuple(g * (1 + 1e-4) for g in grads)
+        return grads
+
+    right = gradcheck.check_vjp(forward, backward, (x, gamma, beta), progress=False)
+    assert right.passed and right.mode == "directional", str(right)
+    assert calls == {"complex": 5, "real": 9}, calls
+    probes = right.directional["probes"]
+    assert [tuple(p["covers"]) for p in probes] == [
+        ("inputs[0]",),
+        ("inputs[1]", "inputs[2]"),
+    ] * 2
+    # No element was compared, and the result says so rather than showing one.
+    assert all(int(p.checked.sum()) == 0 for p in right.parameters)
+    assert str(right).count("no element compared") == 3
+    assert "missed with probability <= 1e-06" in right.directional["summary"]
+    for bug in ("single", "factor"):
+        wrong = gradcheck.check_vjp(
+            forward, lambda *a, bug=bug: backward(*a, bug=bug), (x, gamma, beta), progress=False
+        )
+        assert wrong.status == "failed", (bug, str(wrong))
+    single = gradcheck.check_vjp(
+        forward, lambda *a: backward(*a, bug="single"), (x, gamma, beta), progress=False
+    )
+    assert [p.name for p in single.failed_parameters] == ["inputs[0]"]
+    assert single["inputs[0]"].worst_index == (19, 11)
+
+
+def test_an_input_with_a_zero_gradient_keeps_its_own_probes_and_hides_no_bug() -> None:
+    # f ignores b: b's gradient is zero.  Pooled with x and w, its weight (1 / |g_b|, floored)
+    # would swamp their part of every shared direction; alone, it leaves x's probes as exact
+    # as they are without it, and a 1e-6 relative bug in dx is still caught.
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((50, 20)), rng.standard_normal(20), rng.standard_normal(20)
+
+    def f(x, w, b):
+        return np.tanh(x * w)
+
+    def vjp(dout, x, w, b, factor=1.0):
+        dz = dout * (1 - np.tanh(x * w) ** 2)
+        return factor * dz * w, (dz * x).sum(axis=0), np.zeros_like(b)
+
+    right = gradcheck.check_vjp(f, vjp, (x, w, b), progress=False)
+    assert right.passed and right.mode == "directional", str(right)
+    assert ("inputs[2]",) in {tuple(p["covers"]) for p in right.directional["probes"]}
+    wrong = gradcheck.check_vjp(f, lambda *a: vjp(*a, factor=1 + 1e-6), (x, w, b), progress=False)
+    assert wrong.status == "failed", str(wrong)
+    assert "inputs[0]" in [p.name for p in wrong.failed_parameters]

@@ -22,6 +22,8 @@ from gradcheck.problem.space import ParameterSpace
 from gradcheck.references.noise import estimate_noise
 from gradcheck.runner.directional import (
     MISS_TARGET,
+    POOL_COARSENING,
+    _pooled_groups,
     directional_check,
     miss_probability,
 )
@@ -453,3 +455,44 @@ def test_an_array_probed_alone_has_a_guarantee_independent_of_the_other_arrays_s
         return result.directional["guarantee"]["rho"]
 
     assert stated(1.0) == stated(0.25)  # the lone, least resolved array sets it: unchanged
+
+
+def _groups_of(sizes_and_rms, dtypes=None):
+    dtypes = dtypes or [np.float64] * len(sizes_and_rms)
+    params = {
+        f"a{k}": np.ones(n, dtype=dtype)
+        for k, ((n, _), dtype) in enumerate(zip(sizes_and_rms, dtypes, strict=True))
+    }
+    space = ParameterSpace(params)
+    norms = np.array([r * math.sqrt(n) for n, r in sizes_and_rms])
+    groups = _pooled_groups(space, norms, POOL_COARSENING)
+    return [
+        tuple(
+            space.leaves[k].name
+            for k in range(len(space.leaves))
+            if b.start <= space.leaves[k].offset < b.stop
+        )
+        for b in groups
+    ]
+
+
+def test_pooled_groups_share_probes_only_where_no_array_loses_more_than_the_bound():
+    # A batch norm's x (rms gradient element 0.56) beside gamma and beta (22.7, 20.6): gamma
+    # and beta share probes (each resolved 1.5x more coarsely), x keeps its own (beside them
+    # gamma would be resolved 40x more coarsely).
+    assert _groups_of([(100_000, 0.56), (200, 22.7), (200, 20.6)]) == [("a0",), ("a1", "a2")]
+    # Equal arrays pool up to 16 (sqrt(16) = 4, the bound); a 4x gap in rms stops it.
+    assert _groups_of([(10, 1.0)] * 3) == [("a0", "a1", "a2")]
+    assert _groups_of([(10, 1.0), (10, 4.0)]) == [("a0",), ("a1",)]
+    # An array with a zero gradient is never pooled (its weight would swamp the others').
+    assert _groups_of([(10, 1.0), (10, 0.0), (10, 1.0), (10, 1.0)]) == [
+        ("a0",),
+        ("a1",),
+        ("a2", "a3"),
+    ]
+    # Nor are arrays of different dtypes.
+    mixed = _groups_of([(10, 1.0), (10, 1.0)], dtypes=[np.float64, np.float32])
+    assert mixed == [("a0",), ("a1",)]
+    # Beyond MAX_TOP_GROUPS groups, the many-array rule (about equal numbers of elements).
+    spread = [(10, 4.0**k) for k in range(6)]
+    assert len(_groups_of(spread)) <= 4

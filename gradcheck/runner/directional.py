@@ -36,7 +36,11 @@ contiguous blocks, and one direction spans each block, every array's part weight
 ``1 / |g_p|``: ``e . v`` has standard deviation at least ``|e_p| / |g_p|`` for each array,
 so the guarantee is still stated per array, and a model with hundreds of arrays pays for a
 few probes, not a few per array.  Bisection of a failing group first halves its list of
-arrays, so a wrong array among ``P`` is found with about ``2 log2 P`` probes.
+arrays, so a wrong array among ``P`` is found with about ``2 log2 P`` probes.  A loss may
+ask (:class:`Probing`; a derivative check's ``<u, f>`` does) for arrays to share probes
+even when they are few: consecutive arrays of one dtype share them as long as none is
+resolved more than :data:`POOL_COARSENING` times more coarsely than alone (a layer's
+``gamma`` and ``beta``, not its ``x`` beside them), and for no illustrating samples.
 
 **Budget.**  Given ``out_of_time``, the probes watch the check's budget: the top-level
 probes run in rounds of one per group, and a round that would take the check past twice
@@ -94,6 +98,9 @@ __all__ = [
     "MAX_FRONTIER",
     "MAX_TOP_GROUPS",
     "OutOfTime",
+    "Probing",
+    "PROBING",
+    "POOL_COARSENING",
 ]
 
 
@@ -139,6 +146,10 @@ MAX_TOP_GROUPS = 4
 #: gradient is this share of the largest: ``sqrt(eps)``, below which no finite difference
 #: of the whole loss resolves it anyway.
 ZERO_GRADIENT_WEIGHT = 2.0**-26
+#: How many times more coarsely an array may be resolved in a group it shares than by probes
+#: of its own, where a loss asks for pooling (:class:`Probing`; a derivative check's does):
+#: a factor 4 in the smallest relative bug resolved, for half or less of the probes.
+POOL_COARSENING = 4.0
 #: Rungs of the Richardson ladder along a probe: top-level probes, bisection probes.
 TOP_RUNGS = 7
 BISECTION_RUNGS = 4
@@ -148,6 +159,38 @@ SAMPLE_COST = 3
 #: ``out_of_time(evaluations)``: would that many more loss evaluations take the check past
 #: its budget?
 OutOfTime = Callable[[int], bool]
+
+
+@dataclass(frozen=True)
+class Probing:
+    """What a directional check spends beyond its verdict, and how it groups its arrays.
+
+    Attributes
+    ----------
+    samples : int
+        Illustrating samples per passing group, checked elementwise (one loss
+        evaluation each with the complex step): they show real numbers beside the
+        probes' verdict; they do not make it.  With 0 those parameters read "no element
+        compared" and the probes' guarantee is the whole evidence.
+    pool : float or None
+        None: up to :data:`MAX_TOP_GROUPS` arrays get probes of their own (the scalar
+        check's rule, :func:`_top_groups`).  A number: consecutive arrays of one dtype
+        share probes as long as none of them is resolved more than ``pool`` times more
+        coarsely than by probes of its own (:func:`_pooled_groups`): fewer groups, fewer
+        probes, and the guarantee, computed from the probes that ran, stays per array.
+
+    A loss may carry its own as the attribute ``probing`` (the scalar loss of a
+    derivative check does: :class:`gradcheck.runner.derivatives.projection.Projection`);
+    the scalar check reads it where it plans a directional check.
+    """
+
+    samples: int = 1
+    pool: float | None = None
+
+
+#: The scalar check's: one illustrating sample per group, an array per group up to
+#: :data:`MAX_TOP_GROUPS` arrays.
+PROBING = Probing()
 
 
 @dataclass(frozen=True)
@@ -646,7 +689,7 @@ def directional_check(
     measure_jitter: Callable[[], NDArray[np.float64] | None] | None = None,
     probes: int | None = None,
     locate: bool = True,
-    samples: int = 1,
+    probing: Probing | None = None,
     initial: NDArray[np.float64] | None = None,
     out_of_time: OutOfTime | None = None,
 ) -> DirectionalOutcome:
@@ -681,9 +724,11 @@ def directional_check(
         Top-level probes per parameter; :data:`PROBES_PER_PARAMETER` by default.
     locate : bool
         Bisect failing parameters down to suspect elements.
-    samples : int
-        Random elements per parameter added to the suspects, so that the
-        elementwise pipeline also shows real numbers for every parameter.
+    probing : Probing, optional
+        The illustrating samples (random elements per passing group added to the
+        suspects, so that the elementwise pipeline also shows real numbers) and the
+        most top-level groups; :data:`PROBING` (one sample, :data:`MAX_TOP_GROUPS`)
+        by default.
     initial : ndarray, optional
         A standard Gaussian draw over all elements whose restriction to each parameter
         is that parameter's first probe direction (saving a draw when the caller drew
@@ -714,8 +759,11 @@ def directional_check(
     eps = np.array([working_eps(leaf.dtype) for leaf in space.leaves])
     scale = np.array([_largest_magnitude(analytic[leaf.slice]) for leaf in space.leaves])
     max_g = float(np.max(scale, initial=0.0))
-    groups = _top_groups(space)
+    probing = PROBING if probing is None else probing
     norms = _leaf_norms(space, analytic)
+    groups = (
+        _top_groups(space) if probing.pool is None else _pooled_groups(space, norms, probing.pool)
+    )
     context = _Context(
         objective,
         space,
@@ -755,7 +803,7 @@ def directional_check(
     passing = [b for b in groups if b not in failing and b in top_blocks]
     if out_of_time is None or not out_of_time(SAMPLE_COST * SPREAD_SAMPLE):
         grouped = len(groups) < len(space.leaves)
-        suspects += _samples(space, rng, samples, passing, grouped=grouped)
+        suspects += _samples(space, rng, probing.samples, passing, grouped=grouped)
     # Cut short by the budget, a group is reached only if its probes rule out rho = 1 at least
     # (for its typical parameter: an array whose gradient is near zero beside the others'
     # stays unresolved however many probes run, and makes the guarantee inf, as uncut).
@@ -848,6 +896,50 @@ def _top_groups(space: ParameterSpace) -> list[Block]:
                 blocks.append(Block(start, end, len(blocks)))
                 start, filled = end, 0
     return blocks
+
+
+def _pooled_groups(space: ParameterSpace, norms: NDArray[np.float64], pool: float) -> list[Block]:
+    """Runs of consecutive arrays of one dtype that share probes, none resolved more than
+    ``pool`` times more coarsely than by probes of its own.
+
+    A probe's reference error (the complex step's rounding, Richardson's estimate) and its
+    room for rounding grow with ``|v|``.  Alone, array ``p`` is probed along ``v ~ N(0, I)``
+    with ``|v| ~ sqrt(n_p)`` against ``e . v`` of scale ``|e_p|``: it resolves
+    ``|e_p| / |g_p|`` down to about ``c / r_p``, with ``r_p = |g_p| / sqrt(n_p)`` its root
+    mean square gradient element.  In a shared direction, each array weighted by
+    ``1 / |g_p|`` (:func:`_weights`), ``|v|`` grows to ``sqrt(sum_q 1 / r_q**2)`` per unit of
+    ``|e_p| / |g_p|``: array ``p`` is resolved ``r_p sqrt(sum_q 1 / r_q**2)`` times more
+    coarsely, which is what ``pool`` bounds.  An array whose gradient is zero is never
+    pooled (it would swamp the others).  Beyond :data:`MAX_TOP_GROUPS` groups the
+    many-array rule of :func:`_top_groups` applies.
+    """
+    blocks: list[Block] = []
+    run: list[Any] = []  # the arrays of the group being filled
+    inverse = 0.0  # sum of 1 / r_q**2 over them
+    largest = 0.0  # their largest r_q (0: the group is an array with a zero gradient)
+
+    def close() -> None:
+        if run:
+            blocks.append(Block(run[0].offset, run[-1].offset + run[-1].size, len(blocks)))
+
+    for leaf, norm in zip(space.leaves, norms, strict=True):
+        if not leaf.size:
+            continue
+        r = float(norm) / math.sqrt(leaf.size)
+        if (
+            run
+            and r > 0
+            and largest > 0
+            and run[-1].dtype == leaf.dtype
+            and max(largest, r) ** 2 * (inverse + r**-2) <= pool**2
+        ):
+            run.append(leaf)
+            inverse, largest = inverse + r**-2, max(largest, r)
+            continue
+        close()
+        run, inverse, largest = [leaf], (r**-2 if r > 0 else 0.0), r
+    close()
+    return blocks if len(blocks) <= MAX_TOP_GROUPS else _top_groups(space)
 
 
 def _weights(

@@ -250,6 +250,8 @@ def _directional_plan(
         use_complex=complex_ok and run.options.method in ("auto", "complex"),
         initial=line,
         out_of_time=(lambda more: _past_budget(run, more)) if run.options.mode == "auto" else None,
+        # A loss may say how its probes are grouped and illustrated (a derivative check's does).
+        probing=getattr(run.objective.loss, "probing", None),
     )
     if outcome.unreached:
         names = ", ".join(repr(name) for name in outcome.unreached[:3])

@@ -90,14 +90,15 @@ def unwrapped() -> Iterator[None]:
 
 
 #: Above this many differentiated input elements, ``mode="auto"`` checks a VJP or a JVP
-#: with directional probes: about 20 evaluations of ``f`` whatever the size, with a stated
-#: guarantee, where the full check costs ``n`` (complex step) to ``2n`` (central).  Below
-#: it the full check costs at most a few times the probes and names every wrong element.
+#: with directional probes: 10 to 20 evaluations of ``f`` whatever the size (a VJP's: 10,
+#: and 2 per group of inputs probed together), with a stated guarantee, where the full
+#: check costs ``n`` (complex step) to ``2n`` (central).  Below it the full check costs at
+#: most a few times the probes and names every wrong element.
 DIRECTIONAL_ABOVE = 64
 #: The result's note when that rule chose the mode.
 AUTO_DIRECTIONAL_NOTE = (
     "mode directional (auto): a {kind} check of {n:,} input elements by directional probes "
-    "(~20 evaluations of f; a full check needs ~{n:,}); mode='full' compares every element"
+    "(10 to 20 evaluations of f; a full check needs ~{n:,}); mode='full' compares every element"
 )
 
 

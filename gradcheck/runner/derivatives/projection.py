@@ -27,6 +27,7 @@ from gradcheck.errors import GradientStructureError
 from gradcheck.problem.space import ParameterSpace, walk_leaves
 from gradcheck.runner.derivatives.columns import Columns
 from gradcheck.runner.derivatives.layout import Inputs, Outputs
+from gradcheck.runner.directional import POOL_COARSENING, Probing
 
 __all__ = ["Projection", "Capture", "ProjectedGradient", "check_shapes"]
 
@@ -110,6 +111,10 @@ class Projection:
     Picklable when ``f`` and the inputs are (``workers=N``); a worker's copy
     captures nothing.
     """
+
+    #: Its directional probes (:class:`~gradcheck.runner.directional.Probing`): no
+    #: illustrating samples, and inputs whose gradients are resolved alike probed together.
+    probing = Probing(samples=0, pool=POOL_COARSENING)
 
     def __init__(
         self,
