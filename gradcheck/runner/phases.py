@@ -567,6 +567,8 @@ def parameter_results(
     so the results cost a small object per parameter plus the compared elements' values.
     """
     values = state.element_values()
+    methods = state.methods()
+    dtype_names = {dtype: sys.intern(str(dtype)) for dtype in {leaf.dtype for leaf in space.leaves}}
     kinked = np.flatnonzero(state.kink)
     results = []
     for k, leaf in enumerate(space.leaves):
@@ -582,11 +584,11 @@ def parameter_results(
                 values=values,
                 position=k,
                 shape=tuple(leaf.shape),
-                method=sys.intern(state.methods(leaf.slice)),  # one string, not one per array
+                method=sys.intern(methods[k]),  # one string, not one per array
                 tolerance_source=source,
                 n_evaluations=int(cost[k]),
                 kinks=kinks,
-                dtype=sys.intern(str(leaf.dtype)),
+                dtype=dtype_names[leaf.dtype],
             )
         )
     return tuple(results)
