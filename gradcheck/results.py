@@ -310,6 +310,20 @@ class ElementValues:
     checked: NDArray[np.bool_]
     kink: NDArray[np.bool_]
 
+    def __post_init__(self) -> None:
+        # Read-only views: a result is a record of what was compared, and every parameter
+        # reads these arrays (a caller writing into one ``analytic`` would change them all).
+        stored = ("analytic", "starts", "keys", "reference", "error_estimate", "tolerance")
+        for name in (*stored, "step", "checked", "kink"):
+            self._freeze(name)
+
+    def _freeze(self, name: str) -> None:
+        array = getattr(self, name)
+        if array is not None:
+            view = np.asarray(array).view()
+            view.setflags(write=False)
+            object.__setattr__(self, name, view)
+
     def span(self, position: int) -> slice:
         """Where parameter ``position``'s values lie in the stored (``keys``-aligned) arrays."""
         start, stop = int(self.starts[position]), int(self.starts[position + 1])

@@ -152,3 +152,14 @@ def test_from_arrays_refuses_arrays_of_another_size() -> None:
             tolerance_source="test",
             n_evaluations=0,
         )
+
+
+def test_a_result_cannot_be_changed_through_its_arrays() -> None:
+    params, loss, grad = _sin_problem([(3,), (2, 2)])
+    result = gradcheck.check(loss, grad, params, rng=0)
+    p = result["p0"]
+    with pytest.raises(ValueError, match="read-only"):
+        p.analytic[0] = 1e9  # the shared values: would change every parameter's record
+    copy = p.reference
+    copy[0] = 1e9  # a property's full array is the caller's own
+    assert p.reference[0] != 1e9 and result.passed
