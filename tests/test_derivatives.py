@@ -471,6 +471,33 @@ def test_the_callers_arrays_are_never_modified() -> None:
     assert np.array_equal(x3, X3) and np.array_equal(xv, XV)
 
 
+def test_f_that_writes_into_its_inputs_is_still_called_and_reported_as_the_check_starts() -> None:
+    # The value f gave when the outputs were learned is reused as the loss's first value only
+    # when f left its inputs alone: one that writes into them is called again by the scalar
+    # check, which reports the mutation (and the check fails as a hazard).
+    calls = []
+
+    def writes(x, w, b):
+        calls.append(1)
+        x += 1.0
+        return np.tanh(x @ w + b)
+
+    result = gradcheck.check_vjp(writes, layer_vjp, (X, W, B))
+    assert "mutation" in {h.kind for h in result.hazards}, str(result)
+    assert not result.passed
+    calls.clear()
+
+    def clean(x, w, b):
+        calls.append(1)
+        return layer(x, w, b)
+
+    assert gradcheck.check_vjp(clean, layer_vjp, (X, W, B)).mode == "full"
+    # The full check of n = 12 + 15 + 5 = 32 elements calls f n + 9 times: n complex steps,
+    # the point once (its value learns the outputs and is the loss's first value; it was
+    # called twice), again for determinism, the capability test's 5, two watches.
+    assert len(calls) == X.size + W.size + B.size + 9, len(calls)
+
+
 # -- the documentation's examples (moved there from the README) -----------------------------
 
 

@@ -297,7 +297,9 @@ def _use_complex(
     method = problem.settings.method
     if method not in ("auto", "complex"):
         return False, f"method {method}: Richardson extrapolation along each tangent"
-    loss = Projection(problem.f, problem.inputs, problem.outputs, problem.cotangent)
+    loss = Projection(
+        problem.f, problem.inputs, problem.outputs, problem.cotangent, first=problem.at_point()
+    )
     objective = Objective(loss, problem.space)
     noise = NoiseOnDemand(objective, rng)
     with unwrapped():

@@ -136,6 +136,10 @@ class DerivativeProblem:
         The seed, to reproduce the check.
     role : str
         ``f``'s name in messages (``f``; ``grad`` for second-order checks).
+    first : ndarray or None
+        ``f``'s flat value at the inputs, from the call that learned the outputs; the
+        scalar check's first evaluation of ``<u, f>`` there reuses it (None when ``f``
+        wrote into its inputs: the scalar check then calls it, and reports that).
     """
 
     f: Callable[..., Any]
@@ -147,6 +151,7 @@ class DerivativeProblem:
     rng: Any
     seed: int | None
     role: str = "f"
+    first: NDArray[np.float64] | None = None
 
     @classmethod
     def build(
@@ -167,12 +172,26 @@ class DerivativeProblem:
         space = ParameterSpace(layout.tree)
         with unwrapped():
             value = layout.call(f, role, f"evaluating {role} at the given inputs", space.tree)
-        space.restore()  # a function that writes into its inputs is the scalar check's hazard
+        # A function that writes into its inputs is the scalar check's hazard: it is called
+        # again there (not reused) to be seen doing it.
+        wrote = space.restore()
         outputs = Outputs(value, role=role, prefix=prefix)
         generator, seed = as_generator(settings.rng)
         cotangent = generator.spawn(1)[0].standard_normal(outputs.size)
         rng = generator if seed is None else seed
-        return cls(f, layout, space, outputs, cotangent, settings, rng, seed, role)
+        first = None if wrote else outputs.value0
+        return cls(f, layout, space, outputs, cotangent, settings, rng, seed, role, first)
+
+    def at_point(self) -> tuple[tuple[NDArray[Any], ...], NDArray[Any]] | None:
+        """``(point, value)`` for :class:`Projection`: ``f``'s value at the inputs, known."""
+        if self.first is None:
+            return None
+        x0 = self.space.x0
+        point = tuple(
+            x0[leaf.slice].reshape(leaf.shape).astype(leaf.dtype, copy=False)
+            for leaf in self.space.leaves
+        )
+        return point, self.first
 
     # -- the scalar check -------------------------------------------------------------
     def run(
@@ -180,7 +199,13 @@ class DerivativeProblem:
     ) -> CheckResult:
         """:func:`gradcheck.check` of ``<u, f>`` against ``gradient`` (``J^T u``)."""
         loss = Projection(
-            self.f, self.inputs, self.outputs, self.cotangent, role=self.role, capture=capture
+            self.f,
+            self.inputs,
+            self.outputs,
+            self.cotangent,
+            role=self.role,
+            capture=capture,
+            first=self.at_point(),
         )
         keywords = {**self.settings.keywords(), "rng": self.rng, "args": (), **overrides}
         with unwrapped():
