@@ -496,3 +496,20 @@ def test_pooled_groups_share_probes_only_where_no_array_loses_more_than_the_boun
     # Beyond MAX_TOP_GROUPS groups, the many-array rule (about equal numbers of elements).
     spread = [(10, 4.0**k) for k in range(6)]
     assert len(_groups_of(spread)) <= 4
+
+
+def test_a_loss_with_an_unrelated_probing_attribute_gets_the_scalar_checks_probes():
+    # The scalar check reads a loss's .probing (a derivative check's <u, f> carries one); a
+    # user's loss object with an attribute of that name for its own purposes is not one.
+    net, params, loss, grad = _network()
+
+    class Loss:
+        probing = "the user's own"
+
+        def __call__(self, p):
+            return loss(p)
+
+    plain = gradcheck.check(loss, grad, params, mode="directional", rng=1)
+    odd = gradcheck.check(Loss(), grad, params, mode="directional", rng=1)
+    assert odd.passed and odd.n_evaluations == plain.n_evaluations
+    assert all(int(p.checked.sum()) >= 1 for p in odd.parameters)  # illustrated, as usual

@@ -726,9 +726,10 @@ def directional_check(
         Bisect failing parameters down to suspect elements.
     probing : Probing, optional
         The illustrating samples (random elements per passing group added to the
-        suspects, so that the elementwise pipeline also shows real numbers) and the
-        most top-level groups; :data:`PROBING` (one sample, :data:`MAX_TOP_GROUPS`)
-        by default.
+        suspects, so that the elementwise pipeline also shows real numbers) and how the
+        arrays are grouped; :data:`PROBING` (one sample, an array per group up to
+        :data:`MAX_TOP_GROUPS` arrays) when None or not a :class:`Probing` (a user's
+        loss may carry an unrelated ``probing`` attribute).
     initial : ndarray, optional
         A standard Gaussian draw over all elements whose restriction to each parameter
         is that parameter's first probe direction (saving a draw when the caller drew
@@ -759,7 +760,7 @@ def directional_check(
     eps = np.array([working_eps(leaf.dtype) for leaf in space.leaves])
     scale = np.array([_largest_magnitude(analytic[leaf.slice]) for leaf in space.leaves])
     max_g = float(np.max(scale, initial=0.0))
-    probing = PROBING if probing is None else probing
+    probing = probing if isinstance(probing, Probing) else PROBING  # (a loss's other .probing)
     norms = _leaf_norms(space, analytic)
     groups = (
         _top_groups(space) if probing.pool is None else _pooled_groups(space, norms, probing.pool)
