@@ -20,15 +20,20 @@ probability ``<= P``", and the smallest ``rho`` with ``P <= 1e-6``.
 (``tol`` depends on ``v`` only through norms like ``|v|`` that concentrate
 sharply, which the bound treats as fixed.)
 
-**Tolerance.**  ``tol = ESTIMATE_SAFETY * (err + PROBE_SIGMAS * |r o v|)``: ``err`` is
-the reference's own error (Richardson's truncation and roundoff estimate
+**Tolerance.**  ``tol = ESTIMATE_SAFETY * (err + PROBE_SIGMAS * |r o v| + 2 eps |D|)``:
+``err`` is the reference's own error (Richardson's truncation and roundoff estimate
 along ``v``; for the complex step ``PROBE_SIGMAS * |c o v|`` with ``c`` the
 elementwise complex-step rounding ``8 eps max|g|``), ``r`` the elementwise room
 for the analytic gradient's rounding and measured jitter (as in
 :mod:`gradcheck.verdict.tolerance`).  Per-element errors that are independent of
 ``v`` add up in ``e . v`` like a Gaussian of variance ``sum r_i**2 v_i**2``;
 ``PROBE_SIGMAS = 5`` standard deviations make a false alarm a one in a
-million event.  Nothing is a fixed tolerance.
+million event.  The last term is the rounding of the two sums of ``n`` products compared
+(:data:`SUMMATION_ROUNDING`, ``|D|`` the larger of the two), which is not independent of
+``v``: it is the whole gap when ``v`` lies along the gradient.  A complex probe that fails
+by less than ``sqrt(n)`` tolerances (what a loss summing ``n`` terms less accurately can
+round to) has its rounding measured, as elementwise, at :data:`ROUNDING_STEPS` more steps.
+Nothing is a fixed tolerance.
 
 **Many parameter arrays.**  Up to :data:`MAX_TOP_GROUPS` arrays each get their own
 probes.  Beyond, consecutive arrays of one dtype are grouped into at most that many
@@ -71,7 +76,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -79,7 +84,12 @@ from numpy.typing import NDArray
 
 from gradcheck.problem.objective import Objective
 from gradcheck.problem.space import ParameterSpace, step_taken, working_eps
-from gradcheck.references.complex_step import COMPLEX_ROUNDING, complex_step_size
+from gradcheck.references.complex_step import (
+    COMPLEX_ROUNDING,
+    ROUNDING_STEPS,
+    SPREAD_SAFETY,
+    complex_step_size,
+)
 from gradcheck.references.finite_difference import richardson
 from gradcheck.results import json_float
 from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR, passes
@@ -119,6 +129,15 @@ def _erf(x: NDArray[np.float64]) -> NDArray[np.float64]:
 PROBES_PER_PARAMETER = {"complex": 2, "richardson": 3}
 #: Standard deviations of the Gaussian sum of independent per-element errors allowed for.
 PROBE_SIGMAS = 5.0
+#: Rounding of the two sums a probe compares (the analytic ``a . v``, summed pairwise, and the
+#: loss's own sum of the terms ``g_i v_i``), in eps of the larger of them: summing n terms of
+#: one sign pairwise rounds to about 1.4 eps of the sum (terms of both signs round like the
+#: per-element Gaussian room already allows); ESTIMATE_SAFETY on top.  A loss that sums less
+#: accurately (a BLAS dot: up to ``sqrt(n)`` eps) shows it in a marginal complex probe, whose
+#: rounding is then measured.
+SUMMATION_ROUNDING = 2.0
+#: Elements per chunk of the pairwise analytic dot product (:func:`_pairwise_dot`).
+DOT_CHUNK = 1 << 16
 #: The miss probability at which the resolvable relative bug size is reported.
 MISS_TARGET = 1e-6
 #: Relative bug sizes whose miss probability the result also states.
@@ -502,6 +521,21 @@ class _Lines:
         return values, taken
 
 
+def _pairwise_dot(a: NDArray[np.float64], v: NDArray[np.float64]) -> float:
+    """``a . v`` summed pairwise in chunks (numpy's ``sum``), to about an eps of ``|a| |v|``.
+
+    A BLAS dot accumulates each of a few partial sums over ``n / k`` terms in turn, so when
+    the terms share one sign its rounding grows like ``sqrt(n)`` eps of the sum; pairwise
+    summation keeps it near one eps (:data:`SUMMATION_ROUNDING`).  Chunked so the products
+    never take more than :data:`DOT_CHUNK` elements of memory.
+    """
+    partial = [
+        float(np.sum(a[start : start + DOT_CHUNK] * v[start : start + DOT_CHUNK]))
+        for start in range(0, len(a), DOT_CHUNK)
+    ]
+    return float(np.sum(partial)) if partial else 0.0
+
+
 def _largest_magnitude(values: NDArray[Any]) -> float:
     """``max |values|`` (0 for none) without a full-size temporary."""
     if values.size == 0:
@@ -595,16 +629,25 @@ class _Context:
             return [self._complex(block, v, level) for block, v in pairs]
         return self._richardson(blocks, directions, level)
 
-    def _tolerance(self, block: Block, v: NDArray[np.float64], error: float) -> float:
+    def _tolerance(
+        self, block: Block, v: NDArray[np.float64], error: float, compared: float
+    ) -> float:
+        """The probe's tolerance; ``compared`` is the larger of ``|a . v|`` and the reference."""
         room_v = self.room(block)
         if isinstance(room_v, float):  # the same room for every element: no temporary
             room = PROBE_SIGMAS * room_v * float(np.linalg.norm(v))
         else:
             room = PROBE_SIGMAS * float(np.linalg.norm(room_v * v))
-        return ESTIMATE_SAFETY * (error + room)
+        # Both sides are sums of n products (a . v here, the loss's own sum of g_i v_i in
+        # the reference): beyond the per-element rounding above (which adds up like a
+        # Gaussian, fine for a random v), terms of one sign round to an eps or two of
+        # their sum, the whole gap when v happens to lie along the gradient.
+        eps = working_eps(self.space.leaves[self.leaves(block)[0]].dtype)
+        summation = SUMMATION_ROUNDING * eps * compared
+        return ESTIMATE_SAFETY * (error + room + summation)
 
     def _analytic(self, block: Block, v: NDArray[np.float64]) -> float:
-        return float(self.analytic[block.start : block.stop] @ v)
+        return _pairwise_dot(self.analytic[block.start : block.stop], v)
 
     def _complex(self, block: Block, v: NDArray[np.float64], level: int) -> Probe:
         before = self.objective.n_evaluations
@@ -618,18 +661,41 @@ class _Context:
         reference = float(value.imag / h)
         error = PROBE_SIGMAS * float(self.complex_rounding[first] * np.linalg.norm(v))
         name, start, stop, covers = self.label(block)
-        return Probe(
+        analytic = self._analytic(block, v)
+        compared = max(abs(analytic), abs(reference))
+        probe = Probe(
             name,
             start,
             stop,
-            self._analytic(block, v),
+            analytic,
             reference,
             error,
-            self._tolerance(block, v, error),
+            self._tolerance(block, v, error, compared),
             "complex",
             self.objective.n_evaluations - before,
             level,
             covers,
+        )
+        if (
+            probe.passed
+            or abs(probe.analytic - reference) > math.sqrt(block.size) * probe.tolerance
+        ):
+            return probe
+        # Marginal: the loss sums n terms g_i v_i h in its imaginary part, and when v lies
+        # along the gradient they share one sign and round to more than the per-element
+        # bound says (up to sqrt(n) times).  Measured as elementwise
+        # (complex_step_rounding): the same probe at ROUNDING_STEPS times the step, where
+        # every term rounds afresh; the spread bounds the first's rounding.
+        derivatives = [reference]
+        for ratio in ROUNDING_STEPS:
+            again = self.objective.complex_value(None, h * ratio, v, start=block.start)
+            derivatives.append(float(again.imag / (h * ratio)))
+        error += SPREAD_SAFETY * (max(derivatives) - min(derivatives))
+        return replace(
+            probe,
+            error=error,
+            tolerance=self._tolerance(block, v, error, compared),
+            n_evaluations=self.objective.n_evaluations - before,
         )
 
     def _richardson(
@@ -660,15 +726,17 @@ class _Context:
             off_line = 2.0 * PROBE_SIGMAS * self.max_g * lines.residual[k]
             error = norm * (float(estimate.error[k]) + off_line)
             name, start, stop, covers = self.label(block)
+            analytic, reference = self._analytic(block, v), norm * float(estimate.derivative[k])
+            compared = max(abs(analytic), abs(reference))
             probes.append(
                 Probe(
                     name,
                     start,
                     stop,
-                    self._analytic(block, v),
-                    norm * float(estimate.derivative[k]),
+                    analytic,
+                    reference,
                     error,
-                    self._tolerance(block, v, error),
+                    self._tolerance(block, v, error, compared),
                     "richardson",
                     spent,
                     level,
@@ -1124,7 +1192,10 @@ def _bisect(
         over = len(probes) + 2 * len(large) > MAX_BISECTION_PROBES
         upcoming = (2 * len(large) + SPOT_BLOCKS) * context.probe_cost(level)
         if over or (out_of_time is not None and out_of_time(upcoming)):
-            pick = _sample(context, large, SPREAD_SAMPLE * len({b.group for b in large}))
+            # Past the budget, each failing element's second reference and kink test
+            # (~20 evaluations) would run it on: DENSE_SAMPLE show the error.
+            per_group = SPREAD_SAMPLE if over else DENSE_SAMPLE
+            pick = _sample(context, large, per_group * len({b.group for b in large}))
             suspects.append(pick)
             why = "" if over else " (the check's budget is spent)"
             notes.append(
