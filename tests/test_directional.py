@@ -193,7 +193,8 @@ def test_directional_check_directly_and_the_user_params_untouched():
 # -- the automatic mode choice ----------------------------------------------------------------
 def test_auto_mode_runs_full_on_small_problems_and_directional_over_budget():
     net, params, loss, grad = _network()
-    small = gradcheck.check(loss, grad, params, rng=0)
+    # A budget in evaluations, not seconds: a loaded machine must not make it directional.
+    small = gradcheck.check(loss, grad, params, rng=0, budget=1_000_000)
     assert small.mode == "full"
     assert any("mode full (auto)" in note for note in small.notes)
     tight = gradcheck.check(loss, grad, params, rng=0, budget=100)  # 100 loss evaluations
@@ -513,3 +514,22 @@ def test_a_loss_with_an_unrelated_probing_attribute_gets_the_scalar_checks_probe
     odd = gradcheck.check(Loss(), grad, params, mode="directional", rng=1)
     assert odd.passed and odd.n_evaluations == plain.n_evaluations
     assert all(int(p.checked.sum()) >= 1 for p in odd.parameters)  # illustrated, as usual
+
+
+def test_past_the_budget_a_dense_error_hands_two_elements_to_the_elementwise_pipeline() -> None:
+    # Each failing element costs a second reference and a kink test (~20 evaluations): a
+    # bisection stopped by the budget used to hand 16 of them on (~320 evaluations).
+    w = np.random.default_rng(5).standard_normal(50_000)
+
+    def loss(p):  # type: ignore[no-untyped-def]
+        return np.sum(np.sin(p["w"]) ** 2)
+
+    def factor(p):  # type: ignore[no-untyped-def]
+        return {"w": 2 * np.sin(p["w"]) * np.cos(p["w"]) * (1 + 1e-4)}
+
+    result = gradcheck.check(loss, factor, {"w": w}, rng=1, budget=10)  # 10 evaluations
+    assert result.status == "failed" and result.mode == "directional"
+    assert "budget is spent" in result.directional["summary"]
+    assert sum(p.n_checked for p in result.parameters) == 2
+    assert result.diagnosis is not None and result.diagnosis.kind == "constant-factor"
+    assert result.n_evaluations <= 60
