@@ -63,6 +63,8 @@ NOISE_STEP = 1e-3
 #: Step of the second line, walked when the loss did not move along the first, in units of
 #: ``eps**(1/3)`` of the parameters' scale (the central difference's step).
 RESAMPLING_STEP = 1.0
+#: Columns of a difference table worked on at once (:func:`difference_table_noise`).
+NOISE_COLUMNS = 1 << 15
 #: Consecutive difference orders that must agree for a noise estimate to be accepted.
 AGREEING_ORDERS = 3
 #: Most those orders' estimates may differ by (a factor): noise gives the same level at
@@ -110,6 +112,22 @@ def difference_table_noise(
         Per column, whether the estimate was accepted.
     """
     values = np.asarray(values, dtype=np.float64)
+    n = values.shape[1]
+    if n <= NOISE_COLUMNS:
+        return _difference_table_noise(values, nodes)
+    # Columns are independent: in chunks, the tables' temporaries stay small (at 1e7
+    # quantities they took ~30 copies of them).
+    noise, accepted = np.empty(n), np.empty(n, dtype=bool)
+    for start in range(0, n, NOISE_COLUMNS):
+        part = slice(start, start + NOISE_COLUMNS)
+        noise[part], accepted[part] = _difference_table_noise(values[:, part], nodes)
+    return noise, accepted
+
+
+def _difference_table_noise(
+    values: NDArray[np.float64], nodes: NDArray[np.float64] | None
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """:func:`difference_table_noise` of one chunk of columns."""
     m, n = values.shape
     nodes = np.arange(m, dtype=np.float64) if nodes is None else np.asarray(nodes, np.float64)
     orders = range(1, m - 1)

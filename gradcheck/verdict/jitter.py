@@ -138,6 +138,7 @@ def _line_noise(
     nodes[0] = 0.0
     values = np.empty((JITTER_LINE_POINTS, space.size))
     values[0] = reference
+    finite = np.isfinite(reference)
     for k in range(1, JITTER_LINE_POINTS):
         for leaf, array, direction in zip(space.leaves, space.arrays, directions, strict=True):
             t = JITTER_STEP * np.cbrt(np.finfo(leaf.dtype).eps)
@@ -147,9 +148,11 @@ def _line_noise(
             moved = call_gradient(grad, space, "evaluating the gradient along a short line")
         finally:
             space.restore()
-        values[k] = moved.astype(np.float64)
-    finite = np.all(np.isfinite(values), axis=0)
-    noise, accepted = difference_table_noise(np.where(finite, values, 0.0), nodes)
+        values[k] = moved
+        finite &= np.isfinite(values[k])
+    if not finite.all():  # (in place: a copy of the table would be JITTER_LINE_POINTS arrays)
+        values[:, ~finite] = 0.0
+    noise, accepted = difference_table_noise(values, nodes)
     with np.errstate(invalid="ignore"):
         jump = noise > JITTER_CAP * np.abs(reference)
     return np.where(accepted & finite & ~jump, noise, 0.0)
