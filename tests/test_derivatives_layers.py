@@ -82,10 +82,15 @@ def test_the_overlapping_max_pool_bug_is_an_overwrite_not_a_wrong_entry() -> Non
     assert wrong.diagnosis.kind == "nonlinear-vjp"
     assert "+=" in wrong.diagnosis.summary
     # The default (directional probes above 64 input elements) fails it too, and names
-    # nothing it has not tested: the one element it located is not enough for that test.
-    default = check_layer("max pool (overlapping)", bug=True)
-    assert default.mode == "directional" and default.status == "failed"
-    assert default.entries == () and default.diagnosis.kind in ("nonlinear-vjp", "unknown")
+    # nothing it has not tested.  The error is spread thinly (overwritten windows beside
+    # zero gradients), so a random sample can miss every wrong element: a failing spot
+    # block is halved down to one, which is located at every seed, and named when its
+    # restricted cotangent shows the overwrite (7 seeds in 12), else "unknown".
+    for seed in (0, 1, 2, 3):
+        default = _original("max pool (overlapping)", bug=True, rng=seed, progress=False)
+        assert default.mode == "directional" and default.status == "failed"
+        assert [p.name for p in default.failed_parameters] == ["inputs[0]"]
+        assert default.entries == () and default.diagnosis.kind in ("nonlinear-vjp", "unknown")
 
 
 def test_the_batch_norm_bug_fails_on_the_input_only() -> None:
@@ -173,13 +178,14 @@ def test_logistic_regression_derivatives_are_verified_and_drive_trust_ncg(capsys
     assert "trust-ncg with the verified hessp: Optimization terminated successfully" in out
 
 
-def test_a_default_vjp_check_of_a_three_input_layer_costs_five_complex_forwards() -> None:
+def test_a_default_vjp_check_of_a_three_input_layer_costs_three_complex_forwards() -> None:
     # A training-mode batch norm of 1,050 input elements (x 40 x 25, gamma, beta): the default
     # check is directional.  gamma and beta (root mean square gradient elements within 4x of
     # each other) share their probes; x, with gradients some 10x smaller per element, has its
-    # own; and a passing directional VJP check spends nothing on illustrating samples.  So f
-    # runs on complex input 5 times (the complex step's capability test, 2 probes for each of
-    # the 2 groups; it was 10: 3 groups and 3 samples), and 7 times on real input (at the
+    # own; a derivative check probes each group once with the complex step; and a passing
+    # directional VJP check spends nothing on illustrating samples.  So f runs on complex
+    # input 3 times (the complex step's capability test, one probe for each of the 2 groups;
+    # it was 10: 3 groups, 2 probes each and 3 samples), and 7 times on real input (at the
     # point, to learn the outputs and as the loss's first value; again to see that it is
     # deterministic; 4 times along the capability test's line; once to watch it at the end,
     # the watch after a first pass that compared nothing being the same watch; it was 9:
@@ -208,12 +214,9 @@ def test_a_default_vjp_check_of_a_three_input_layer_costs_five_complex_forwards(
 
     right = gradcheck.check_vjp(forward, backward, (x, gamma, beta), progress=False)
     assert right.passed and right.mode == "directional", str(right)
-    assert calls == {"complex": 5, "real": 7}, calls
+    assert calls == {"complex": 3, "real": 7}, calls
     probes = right.directional["probes"]
-    assert [tuple(p["covers"]) for p in probes] == [
-        ("inputs[0]",),
-        ("inputs[1]", "inputs[2]"),
-    ] * 2
+    assert [tuple(p["covers"]) for p in probes] == [("inputs[0]",), ("inputs[1]", "inputs[2]")]
     # No element was compared, and the result says so rather than showing one.
     assert all(int(p.checked.sum()) == 0 for p in right.parameters)
     assert str(right).count("no element compared") == 3

@@ -198,6 +198,12 @@ class Probing:
         coarsely than by probes of its own (:func:`_pooled_groups`): fewer groups, fewer
         probes, and the guarantee, computed from the probes that ran, stays per array.
 
+    complex_probes : int or None
+        Top-level complex-step probes per group; None: :data:`PROBES_PER_PARAMETER`
+        (two).  One still catches every bug of practical size (a derivative check's:
+        a relative error of 1e-4 is missed with probability ~1e-8), at half the complex
+        evaluations; the guarantee states what the probes that ran rule out.
+
     A loss may carry its own as the attribute ``probing`` (the scalar loss of a
     derivative check does: :class:`gradcheck.runner.derivatives.projection.Projection`);
     the scalar check reads it where it plans a directional check.
@@ -205,6 +211,7 @@ class Probing:
 
     samples: int = 1
     pool: float | None = None
+    complex_probes: int | None = None
 
 
 #: The scalar check's: one illustrating sample per group, an array per group up to
@@ -789,7 +796,8 @@ def directional_check(
         probes are drawn again with it.  The room only widens tolerances, so probes
         that pass without it pass with it.
     probes : int, optional
-        Top-level probes per parameter; :data:`PROBES_PER_PARAMETER` by default.
+        Top-level probes per parameter; ``probing.complex_probes`` (complex step) or
+        :data:`PROBES_PER_PARAMETER` by default.
     locate : bool
         Bisect failing parameters down to suspect elements.
     probing : Probing, optional
@@ -850,6 +858,8 @@ def directional_check(
     before = objective.n_evaluations
     if initial is not None:
         context.initial = {b: initial[b.start : b.stop] for b in groups if b.size}
+    if probes is None and use_complex and probing.complex_probes is not None:
+        probes = probing.complex_probes
     if probes is None:
         probes = PROBES_PER_PARAMETER["complex" if use_complex else "richardson"]
     top_blocks, top, stopped = _top_level(context, groups, probes, out_of_time)
@@ -1147,12 +1157,48 @@ class _Found:
     notes: list[str] = field(default_factory=list)
     dense: int = 0  # groups found dense so far: the first one is sampled more
 
-    def spread(self, context: _Context, blocks: list[Block], seen: str) -> None:
-        """The error is spread over ``blocks``: stop localising, describe it by a sample."""
+    def spread(
+        self,
+        context: _Context,
+        blocks: list[Block],
+        seen: str,
+        failing: Block | None = None,
+        level: int = 1,
+    ) -> None:
+        """The error is spread over ``blocks``: stop localising, describe it by a sample.
+
+        A random sample shows a dense error (a factor: every element wrong), but can miss
+        the wrong elements of one spread thinly (an overlapping max pool's overwritten
+        windows, beside gradients that are zero): a small block known to fail
+        (``failing``) is halved down to one wrong element as well, which the sample then
+        shows beside the others.
+        """
         self.dense += 1
         pick = _sample(context, blocks, _dense_sample(self.dense))
+        if failing is not None and self.dense == 1:
+            pinned, probes = _pin(context, failing, level)
+            self.probes += probes
+            pick = np.union1d(pick, pinned).astype(np.intp)
         self.suspects.append(pick)
         self.notes.append(_spread_note(context, blocks, seen, len(pick)))
+
+
+def _pin(context: _Context, block: Block, level: int) -> tuple[NDArray[np.intp], list[Probe]]:
+    """Halve ``block`` (a failing one) down to one failing element: its half that fails,
+    probing the second only when the first passes; stops at a block whose halves both
+    pass (a marginal error), which is then handed on whole."""
+    probes: list[Probe] = []
+    while block.size > 1:
+        first, second = context.split(block)
+        tested = context.probe([first], level)
+        if tested[0].passed:
+            tested += context.probe([second], level)
+        probes += tested
+        dirty = [h for h, p in zip((first, second), tested, strict=False) if not p.passed]
+        if not dirty:
+            break
+        block = dirty[0]
+    return np.arange(block.start, block.stop, dtype=np.intp), probes
 
 
 def _leaves(context: _Context, found: _Found, small: list[Block], level: int) -> None:
@@ -1166,7 +1212,7 @@ def _leaves(context: _Context, found: _Found, small: list[Block], level: int) ->
             found.probes += tested
             dirty = [h for h, p in zip(halves, tested, strict=True) if not p.passed]
             if len(dirty) == 2:
-                found.spread(context, [block], "both of its halves")
+                found.spread(context, [block], "both of its halves", dirty[0], level)
                 continue
             block = Block(dirty[0].start, dirty[0].stop, block.group) if dirty else block
         found.suspects.append(np.arange(block.start, block.stop))
@@ -1208,16 +1254,20 @@ def _bisect(
             if sum(b.size for b in mine) <= 2 * LEAF_BLOCK:
                 continue  # one halving from the elementwise pipeline: bisect outright
             spot_tested.add(k)
-            tested = context.probe(_spots(context, mine), level)
+            spots = _spots(context, mine)
+            tested = context.probe(spots, level)
             probes += tested
             failed = sum(not p.passed for p in tested)
             if failed >= len(tested) - 1:
                 large = [b for b in large if b.group != k]
+                spot = next(s for s, p in zip(spots, tested, strict=True) if not p.passed)
                 found.spread(
                     context,
                     mine,
                     f"{len(mine)} block(s) at bisection level {level} and {failed} of "
                     f"{len(tested)} random blocks of {LEAF_BLOCK}",
+                    spot,
+                    level,
                 )
         children = [half for b in large for half in context.split(b)]
         tested = context.probe(children, level)
