@@ -72,7 +72,7 @@ from gradcheck.verdict.hazards import (
     unresolved_parameter_hazards,
     zero_loss_hazard,
 )
-from gradcheck.verdict.jitter import GradientJitter
+from gradcheck.verdict.jitter import JITTER_CAP, JITTER_GRADIENT_CALLS, GradientJitter
 from gradcheck.verdict.kinks import accepted_kinks, kink_hazards
 from gradcheck.verdict.tolerance import ANALYTIC_ROUNDING, ESTIMATE_SAFETY, JITTER_FACTOR
 
@@ -178,7 +178,9 @@ def prepare(
     if space.restore():
         hazards.append(mutation_hazard("loss", change=space.last_change))
         objective = objective_of(on_copies(loss))
+    began = time.perf_counter()
     analytic = call_gradient(grad, space, "evaluating the gradient at the given parameters")
+    grad_seconds = time.perf_counter() - began
     if space.restore():
         hazards.append(mutation_hazard("gradient", change=space.last_change))
         grad = on_copies(grad)
@@ -187,12 +189,16 @@ def prepare(
     jitter = GradientJitter(
         grad, space, analytic, generator.spawn(1)[0], enabled=not options.user_tolerance
     )
+    jitter.seconds_per_call = grad_seconds
     # Measured only if a finite difference needs it (a complex-step check never does).
     noise = NoiseOnDemand(objective, generator.spawn(1)[0])
-    return CheckRun(
+    run = CheckRun(
         options, space, objective, grad, analytic, generator, seed, layer_inputs,
         jitter, noise, EvaluationCost(space), started, hazards,
     )  # fmt: skip
+    if options.mode == "auto":  # (the budget plans auto mode; a mode asked for runs whole)
+        jitter.affordable = lambda seconds: not _past_budget_seconds(run, seconds)
+    return run
 
 
 def plan(run: CheckRun) -> CheckPlan:
@@ -279,6 +285,20 @@ def _past_budget(run: CheckRun, upcoming: int = 0) -> bool:
     pace = run.objective.seconds_per_evaluation / run.objective.parallelism
     spent = time.perf_counter() - run.started
     return spent + upcoming * pace > BUDGET_OVERRUN * budget.seconds
+
+
+def _past_budget_seconds(run: CheckRun, seconds: float) -> bool:
+    """Whether ``seconds`` more work would take the check past ``BUDGET_OVERRUN`` times its
+    budget (a budget in evaluations counts them at the loss's measured pace)."""
+    budget = run.options.budget
+    if budget.seconds is not None:
+        spent = time.perf_counter() - run.started
+        return spent + seconds > BUDGET_OVERRUN * budget.seconds
+    assert budget.evaluations is not None
+    pace = run.objective.seconds_per_evaluation / run.objective.parallelism
+    if pace <= 0:
+        return False
+    return run.objective.n_evaluations + seconds / pace > BUDGET_OVERRUN * budget.evaluations
 
 
 def _choose_indices(
@@ -544,17 +564,37 @@ def tolerance_source(run: CheckRun, complex_ok: bool) -> str:
         if complex_ok
         else f"central difference roundoff ({ROUNDOFF_SIGMAS:g} sigma/h)"
     )
-    room = (
-        f"{JITTER_FACTOR:g} x measured gradient jitter"
-        if run.jitter.values is not None
-        else "no jitter room (every comparison passed without it, so it was not measured)"
-    )
+    if run.jitter.measured:
+        room = f"{JITTER_FACTOR:g} x measured gradient jitter"
+    elif run.jitter.values is not None:
+        room = (
+            f"{JITTER_FACTOR:g} x the most the gradient's jitter could be ({JITTER_CAP:g} of "
+            "the parameter's largest gradient; not measured: past the budget)"
+        )
+    else:
+        room = "no jitter room (every comparison passed without it, so it was not measured)"
     noise = run.noise.estimate.source if run.noise.measured_yet else None
     return (
         f"{ESTIMATE_SAFETY:g} x ({first} or Richardson error estimate "
         f"+ {ANALYTIC_ROUNDING:g} eps x gradient scale "
         f"+ {room} + eps^(2/3) x largest gradient); "
         + (f"sigma from {noise}" if noise else "no finite difference, so no sigma")
+    )
+
+
+def unmeasured_jitter_hazard(run: CheckRun) -> Hazard:
+    """Blocking: the gradient disagreed with the reference by more than its rounding allows,
+    and agreed only within the most its jitter could be, which was not measured because that
+    would have passed the budget (a disagreement beyond that bound is a failure anyway)."""
+    seconds = run.jitter.skipped_seconds or 0.0
+    return Hazard(
+        "budget",
+        f"the gradient disagrees with the reference by more than its rounding allows but "
+        f"within the most its own rounding jitter could be ({JITTER_CAP:g} of each parameter's "
+        f"largest gradient); measuring that jitter takes {JITTER_GRADIENT_CALLS} more gradient "
+        f"calls (~{seconds:.3g} s), past twice the budget of {run.options.budget}: no verdict "
+        "(raise budget=)",
+        blocking=True,
     )
 
 
@@ -602,9 +642,15 @@ def assemble(run: CheckRun, plan: CheckPlan, state: Comparison) -> CheckResult:
     objective.release_complex()  # the diagnosis rebuilds it if it needs it
     results = parameter_results(run.space, state, run.cost.per_leaf, source)
     hazards = run.hazards + precision_hazards(results)
-    hazards += cancellation_hazards(run.space, state.analytic, run.jitter.values)
+    measured = run.jitter.values if run.jitter.measured else None
+    hazards += cancellation_hazards(run.space, state.analytic, measured)
     if plan.mode != "directional" and not run.options.user_tolerance:
         hazards += unresolved_parameter_hazards(results, decisive=run.options.method == "auto")
+    disagree = plan.directional is not None and not plan.directional.passed
+    if run.jitter.skipped_seconds is not None and not (
+        disagree or any(not p.passed for p in results)
+    ):
+        hazards.append(unmeasured_jitter_hazard(run))  # passed only within the jitter's bound
     result = CheckResult(
         parameters=results,
         hazards=tuple(deduplicated(hazards)),
