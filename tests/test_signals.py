@@ -380,3 +380,84 @@ def test_workers_above_the_cpu_count_are_capped_with_a_warning_and_a_note(
     assert result.notes[-1] == (
         f"workers: {cpus + 98} requested, {cpus} used (the CPUs this process may run on)"
     )
+
+
+POOL_FEEDER_BLOCKED = """
+import time
+
+import numpy as np
+
+from gradcheck.runner.evaluation import worker_pool
+
+
+def slow(x):
+    time.sleep(5)
+    return float(x.sum())
+
+
+if __name__ == "__main__":
+    try:
+        with worker_pool(2) as pool:
+            big = np.zeros(2_000_000)  # 16 MB a task: the feeder blocks on the full pipe
+            futures = [pool.submit(slow, big) for _ in range(12)]
+            time.sleep(1.0)
+            for future in futures:  # as Executor.map does when its caller stops
+                future.cancel()
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print("interrupted")
+"""
+
+
+def test_an_interrupted_pool_with_a_blocked_feeder_and_cancelled_tasks_exits_quietly(
+    tmp_path: Path,
+) -> None:
+    # The scene of a rare hang: the pool's feeder thread writing a 16 MB task to workers that
+    # are then terminated, cancelled tasks pending.  Under SIGTERM at random moments 1 run in
+    # 31 hung at exit (Python joined the blocked feeder) and 5 in 100 printed a traceback of
+    # the pool's own thread (Python 3.11: InvalidStateError on a cancelled task, before it
+    # unblocks the feeder); after the fix none in 100.  The timing is not reproducible in one
+    # run, so the two causes are also tested directly below.
+    (tmp_path / "feeder.py").write_text(POOL_FEEDER_BLOCKED)
+    done = subprocess.run(
+        [sys.executable, "feeder.py"],
+        cwd=tmp_path,
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == "interrupted\n", done.stderr
+    assert done.stderr == ""
+
+
+def test_a_terminated_pool_never_joins_its_feeder_thread() -> None:
+    from gradcheck.runner.evaluation import _terminate, worker_pool
+
+    with worker_pool(1) as pool:
+        pool.submit(int).result()
+        call_queue = pool._call_queue  # type: ignore[attr-defined]
+        _terminate(pool)
+        assert call_queue._joincancelled
+
+
+def test_only_the_pool_threads_invalid_state_error_is_silenced() -> None:
+    import threading
+    from concurrent.futures import InvalidStateError
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    from gradcheck.runner.evaluation import _silencing
+
+    seen: list[type] = []
+    hook = _silencing(lambda args: seen.append(args.exc_type))
+    manager = object.__new__(_ExecutorManagerThread)  # (never started)
+    other = threading.Thread()
+
+    def args(exc: BaseException, thread: threading.Thread) -> object:
+        return threading.ExceptHookArgs([type(exc), exc, None, thread])  # type: ignore[call-arg]
+
+    hook(args(InvalidStateError("CANCELLED"), manager))
+    assert seen == []
+    hook(args(ValueError("a real error"), manager))
+    hook(args(InvalidStateError("elsewhere"), other))
+    assert seen == [ValueError, InvalidStateError]
