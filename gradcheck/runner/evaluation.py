@@ -219,6 +219,7 @@ def _terminate(pool: Executor) -> None:
     load), so it is never joined.
     """
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     call_queue = getattr(pool, "_call_queue", None)
     if call_queue is not None:
         call_queue.cancel_join_thread()
@@ -232,6 +233,10 @@ def _terminate(pool: Executor) -> None:
         if process.is_alive():  # pragma: no cover - a worker stuck in uninterruptible code
             process.kill()
             process.join()
+    # Let the pool's thread finish its cleanup now: at exit Python wakes it through a pipe
+    # that this cleanup closes, and the two racing printed "Bad file descriptor".
+    if manager is not None:
+        manager.join(timeout=10)
 
 
 def choose_mode(
