@@ -241,6 +241,14 @@ class Diagnosis:
         }
 
 
+def _scattered(size: int, indices: NDArray[np.intp], values: NDArray[Any]) -> NDArray[Any]:
+    """A full flat array of ``size`` holding ``values`` at ``indices``: NaN elsewhere for
+    floats, False (zero) for the rest."""
+    out = np.full(size, np.nan) if values.dtype.kind == "f" else np.zeros(size, values.dtype)
+    out[indices] = values
+    return out
+
+
 class Compared(NamedTuple):
     """One parameter's elements that carry values, in row-major order.
 
@@ -359,13 +367,7 @@ class ElementValues:
         if self.keys is None:
             return np.array(stored[at])
         start, stop = int(self.starts[position]), int(self.starts[position + 1])
-        out = (
-            np.full(stop - start, np.nan)
-            if stored.dtype.kind == "f"
-            else np.zeros(stop - start, stored.dtype)
-        )
-        out[self.keys[at] - start] = stored[at]
-        return out
+        return _scattered(stop - start, self.keys[at] - start, stored[at])
 
     def widened(self, extra: NDArray[np.float64]) -> ElementValues:
         """These values with ``extra`` (one value per element, flat) added to checked tolerances."""
@@ -425,6 +427,16 @@ class ElementValues:
             checked=flat(checked, bool),
             kink=np.zeros(n, dtype=bool) if kink is None else flat(kink, bool),
         )
+
+
+def _dense_field(name: str, doc: str) -> Any:
+    """A :class:`ParameterResult` property: stored field ``name`` of its
+    :class:`ElementValues` as a new full array of the parameter's shape."""
+
+    def full(self: ParameterResult) -> NDArray[Any]:
+        return self.values.dense(name, self.position).reshape(self.shape)
+
+    return property(full, doc=doc)
 
 
 @dataclass(frozen=True, eq=False, slots=True)  # one small object per parameter array
@@ -513,9 +525,6 @@ class ParameterResult:
         """The elements with values (estimated or compared), without full-size arrays."""
         return self.values.compared(self.position)
 
-    def _dense(self, name: str) -> NDArray[Any]:
-        return self.values.dense(name, self.position).reshape(self.shape)
-
     @property
     def analytic(self) -> NDArray[Any]:
         """The user's gradient, in the parameter's dtype where its values are finite."""
@@ -526,51 +535,30 @@ class ParameterResult:
             return flat
         return flat.astype(dtype)
 
-    @property
-    def reference(self) -> NDArray[np.float64]:
-        """The reference estimate (NaN where none was made)."""
-        return self._dense("reference")
-
-    @property
-    def error_estimate(self) -> NDArray[np.float64]:
-        """The reference's own error estimate (NaN where none)."""
-        return self._dense("error_estimate")
-
-    @property
-    def tolerance(self) -> NDArray[np.float64]:
-        """The tolerance each element was judged against (NaN where unchecked)."""
-        return self._dense("tolerance")
-
-    @property
-    def checked(self) -> NDArray[np.bool_]:
-        """Elements compared elementwise."""
-        return self._dense("checked")
-
-    @property
-    def step(self) -> NDArray[np.float64]:
-        """Step used at each element (NaN where none)."""
-        return self._dense("step")
-
-    @property
-    def kink_mask(self) -> NDArray[np.bool_]:
-        """The accepted kinks (:attr:`kinks`) as a mask of the parameter's shape."""
-        return self._dense("kink")
+    reference = _dense_field("reference", "The reference estimate (NaN where none was made).")
+    error_estimate = _dense_field(
+        "error_estimate", "The reference's own error estimate (NaN where none)."
+    )
+    tolerance = _dense_field(
+        "tolerance", "The tolerance each element was judged against (NaN where unchecked)."
+    )
+    checked = _dense_field("checked", "Elements compared elementwise.")
+    step = _dense_field("step", "Step used at each element (NaN where none).")
+    kink_mask = _dense_field(
+        "kink", "The accepted kinks (:attr:`kinks`) as a mask of the parameter's shape."
+    )
 
     @property
     def abs_error(self) -> NDArray[np.float64]:
         """``|analytic - reference|`` per element (NaN where unchecked, inf where non-finite)."""
         found = self.compared()
-        error = np.full(self.size, np.nan)
-        error[found.indices] = found.abs_error
-        return error.reshape(self.shape)
+        return _scattered(self.size, found.indices, found.abs_error).reshape(self.shape)
 
     @property
     def failed(self) -> NDArray[np.bool_]:
         """Elements whose error exceeds their tolerance (accepted kinks excepted)."""
         found = self.compared()
-        failed = np.zeros(self.size, dtype=bool)
-        failed[found.indices] = found.failed
-        return failed.reshape(self.shape)
+        return _scattered(self.size, found.indices, found.failed).reshape(self.shape)
 
     @property
     def passed(self) -> bool:

@@ -1260,7 +1260,7 @@ def _bisect(
             failed = sum(not p.passed for p in tested)
             if failed >= len(tested) - 1:
                 large = [b for b in large if b.group != k]
-                spot = next(s for s, p in zip(spots, tested, strict=True) if not p.passed)
+                spot = next((s for s, p in zip(spots, tested, strict=True) if not p.passed), None)
                 found.spread(
                     context,
                     mine,

@@ -197,7 +197,7 @@ def prepare(
         jitter, noise, EvaluationCost(space), started, hazards,
     )  # fmt: skip
     if options.mode == "auto":  # (the budget plans auto mode; a mode asked for runs whole)
-        jitter.affordable = lambda seconds: not _past_budget_seconds(run, seconds)
+        jitter.affordable = lambda seconds: not _past_budget(run, seconds=seconds)
     return run
 
 
@@ -275,30 +275,18 @@ def _directional_plan(
     return CheckPlan("directional", outcome.suspects, complex_ok, outcome)
 
 
-def _past_budget(run: CheckRun, upcoming: int = 0) -> bool:
-    """Whether ``upcoming`` more loss evaluations, at the measured pace, would take the check
-    past ``BUDGET_OVERRUN`` times its budget."""
+def _past_budget(run: CheckRun, upcoming: int = 0, *, seconds: float = 0.0) -> bool:
+    """Whether ``upcoming`` more loss evaluations, at the measured pace, and ``seconds`` of
+    other work would take the check past ``BUDGET_OVERRUN`` times its budget (a budget in
+    evaluations counts those seconds at the loss's pace)."""
     budget = run.options.budget
+    pace = run.objective.seconds_per_evaluation / run.objective.parallelism
     if budget.evaluations is not None:
-        return run.objective.n_evaluations + upcoming > BUDGET_OVERRUN * budget.evaluations
+        extra = seconds / pace if pace > 0 else 0.0
+        return run.objective.n_evaluations + upcoming + extra > BUDGET_OVERRUN * budget.evaluations
     assert budget.seconds is not None
-    pace = run.objective.seconds_per_evaluation / run.objective.parallelism
     spent = time.perf_counter() - run.started
-    return spent + upcoming * pace > BUDGET_OVERRUN * budget.seconds
-
-
-def _past_budget_seconds(run: CheckRun, seconds: float) -> bool:
-    """Whether ``seconds`` more work would take the check past ``BUDGET_OVERRUN`` times its
-    budget (a budget in evaluations counts them at the loss's measured pace)."""
-    budget = run.options.budget
-    if budget.seconds is not None:
-        spent = time.perf_counter() - run.started
-        return spent + seconds > BUDGET_OVERRUN * budget.seconds
-    assert budget.evaluations is not None
-    pace = run.objective.seconds_per_evaluation / run.objective.parallelism
-    if pace <= 0:
-        return False
-    return run.objective.n_evaluations + seconds / pace > BUDGET_OVERRUN * budget.evaluations
+    return spent + upcoming * pace + seconds > BUDGET_OVERRUN * budget.seconds
 
 
 def _choose_indices(
